@@ -1,0 +1,1 @@
+//! The `KafkaConnector` resource (placeholder until the API lands).

@@ -1,0 +1,73 @@
+//! The runtime contract between the operator and a runner task pod.
+//!
+//! The operator builds pods from these names; the runner reads them. Both sides use only the
+//! constants and types in this module, so the contract cannot drift between the two.
+
+use serde::{Deserialize, Serialize};
+
+/// Directory in the task pod where the task ConfigMap is mounted.
+pub const CONFIG_DIR: &str = "/etc/ferry/task";
+/// File (in [`CONFIG_DIR`]) holding the `KafkaConnector` YAML the task runs: the connector's
+/// metadata (name, namespace) and its spec, with `tasks`, `autoscaling` and `state` removed
+/// (those change without replacing pods). Secrets appear only as references.
+pub const CONFIG_FILE: &str = "connector.yaml";
+/// File (in [`CONFIG_DIR`]) holding the desired run state, `Running` or `Paused`.
+/// The runner re-reads it every second: pausing never restarts a pod.
+pub const STATE_FILE: &str = "state";
+
+/// Env var: this task's index, `0..count`.
+pub const ENV_TASK_INDEX: &str = "FERRY_TASK_INDEX";
+/// Env var: the connector's task count when the pod was created.
+pub const ENV_TASK_COUNT: &str = "FERRY_TASK_COUNT";
+/// Env var: full path of the connector YAML (defaults to `CONFIG_DIR/CONFIG_FILE`).
+pub const ENV_CONFIG_FILE: &str = "FERRY_CONFIG_FILE";
+/// Env var: full path of the state file (defaults to `CONFIG_DIR/STATE_FILE`).
+pub const ENV_STATE_FILE: &str = "FERRY_STATE_FILE";
+/// Env var: `host:port` the admin HTTP server binds (`/metrics`, `/healthz`, `/readyz`,
+/// `/progress`). The operator sets it to `$(POD_IP):8080`.
+pub const ENV_ADMIN_ADDR: &str = "FERRY_ADMIN_ADDR";
+/// Env var set by the operator from the downward API (`status.podIP`).
+pub const ENV_POD_IP: &str = "POD_IP";
+/// Env var: the pod's name (downward API `metadata.name`).
+pub const ENV_POD_NAME: &str = "POD_NAME";
+/// Env var: where the runner writes its last fatal error.
+pub const ENV_TERMINATION_LOG: &str = "FERRY_TERMINATION_LOG";
+/// Default termination-message path, as in Kubernetes.
+pub const DEFAULT_TERMINATION_LOG: &str = "/dev/termination-log";
+/// Admin HTTP port of a task pod.
+pub const ADMIN_PORT: u16 = 8080;
+/// Admin HTTP path returning a [`TaskProgress`] as JSON.
+pub const PROGRESS_PATH: &str = "/progress";
+
+/// Exit code of a task that stopped cleanly (SIGTERM, or a bounded source reached its end).
+pub const EXIT_OK: i32 = 0;
+/// Exit code of a retriable failure (broker or external system unreachable, ...):
+/// the operator restarts the task with backoff.
+pub const EXIT_RETRIABLE: i32 = 1;
+/// Exit code of a record the task could not process with `errors.tolerance: None`:
+/// the termination message names topic/partition/offset. Restarted with backoff
+/// (the record may be fixed by an offsets reset or by changing tolerance).
+pub const EXIT_RECORD_FAILED: i32 = 65;
+/// Exit code of a configuration error (EX_CONFIG): reported once, never restarted until
+/// the connector's spec changes.
+pub const EXIT_CONFIG_ERROR: i32 = 78;
+
+/// What a task reports about itself on [`PROGRESS_PATH`]; the operator reads it to fill
+/// `status.lag` and the `Stalled` condition.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskProgress {
+    /// `Running`, `Paused` or `Starting`.
+    pub state: String,
+    /// Records read from the input since the task started.
+    pub records_in: u64,
+    /// Records durably written to the output since the task started.
+    pub records_out: u64,
+    /// Records waiting in the input (sinks: consumer lag of this task's partitions;
+    /// sources: the plugin's backlog, when it knows it).
+    pub lag: Option<u64>,
+    /// RFC 3339 time of the last successful commit of offsets, if any.
+    pub last_commit_at: Option<String>,
+    /// True when work is waiting and nothing was committed for the stall window.
+    pub stalled: bool,
+}

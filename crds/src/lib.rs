@@ -1,0 +1,7 @@
+//! Ferry's API: the `KafkaConnector` custom resource (group `ferry.rs`, version `v1alpha1`)
+//! and the contract between the operator and the runner.
+
+pub mod connector;
+pub mod contract;
+pub mod pipeline;
+pub mod plugins;
