@@ -3,5 +3,6 @@
 
 pub mod connector;
 pub mod contract;
+pub mod errors;
 pub mod pipeline;
 pub mod plugins;

@@ -14,8 +14,3 @@ pub struct TransformSpec {
     /// Name of the transform, unique within the connector.
     pub name: String,
 }
-
-/// Error handling.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ErrorHandling {}
