@@ -32,6 +32,31 @@ pub const ENV_POD_IP: &str = "POD_IP";
 pub const ENV_POD_NAME: &str = "POD_NAME";
 /// Env var: where the runner writes its last fatal error.
 pub const ENV_TERMINATION_LOG: &str = "FERRY_TERMINATION_LOG";
+/// Env var: the SASL username (`spec.kafka.sasl.username`); the operator sets it from the
+/// connector's `secretKeyRef`. Standalone runs read the same variable.
+pub const ENV_KAFKA_SASL_USERNAME: &str = "FERRY_KAFKA_SASL_USERNAME";
+/// Env var: the SASL password (`spec.kafka.sasl.password`), set like
+/// [`ENV_KAFKA_SASL_USERNAME`].
+pub const ENV_KAFKA_SASL_PASSWORD: &str = "FERRY_KAFKA_SASL_PASSWORD";
+/// Directory where the Kafka TLS Secret keys (`spec.kafka.tls`) are mounted: the CA as
+/// [`KAFKA_TLS_CA_FILE`], the client certificate as [`KAFKA_TLS_CERT_FILE`] and its key as
+/// [`KAFKA_TLS_KEY_FILE`]. Env var [`ENV_KAFKA_TLS_DIR`] overrides it (standalone runs).
+pub const KAFKA_TLS_DIR: &str = "/etc/ferry/kafka-tls";
+/// Env var overriding [`KAFKA_TLS_DIR`].
+pub const ENV_KAFKA_TLS_DIR: &str = "FERRY_KAFKA_TLS_DIR";
+/// File name (in [`KAFKA_TLS_DIR`]) of the CA certificate (`spec.kafka.tls.ca`), PEM.
+pub const KAFKA_TLS_CA_FILE: &str = "ca.crt";
+/// File name (in [`KAFKA_TLS_DIR`]) of the client certificate (`spec.kafka.tls.cert`), PEM.
+pub const KAFKA_TLS_CERT_FILE: &str = "tls.crt";
+/// File name (in [`KAFKA_TLS_DIR`]) of the client key (`spec.kafka.tls.key`), PEM.
+pub const KAFKA_TLS_KEY_FILE: &str = "tls.key";
+/// Compacted topic holding source offsets when the source system cannot keep them itself.
+/// Records are keyed `<namespace>/<connector>/<source partition as JSON>`.
+pub const DEFAULT_OFFSETS_TOPIC: &str = "ferry-offsets";
+/// Consumer group of a sink connector's tasks: `ferry.<namespace>.<connector>`.
+pub fn consumer_group(namespace: &str, connector: &str) -> String {
+    format!("ferry.{namespace}.{connector}")
+}
 /// Default termination-message path, as in Kubernetes.
 pub const DEFAULT_TERMINATION_LOG: &str = "/dev/termination-log";
 /// Admin HTTP port of a task pod.

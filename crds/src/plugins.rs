@@ -1,19 +1,166 @@
-//! Source and sink plugin blocks (placeholder until the plugins land).
+//! Source and sink plugin blocks: the external system a connector reads or writes.
+//!
+//! A source (or sink) block holds exactly one plugin block, named after the plugin, e.g.
+//! `source: {file: {path: /data/in.txt, topic: lines}}`.
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+/// Names of the source plugin blocks, as they appear under `spec.source`.
+pub const SOURCE_PLUGINS: &[&str] = &["file", "datagen"];
+/// Names of the sink plugin blocks, as they appear under `spec.sink`.
+pub const SINK_PLUGINS: &[&str] = &["file", "null"];
 
 /// The external system a source connector reads (exactly one).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum SourcePlugin {
-    /// Lines of a file.
-    File {},
+    /// Lines of a local file, one record per line (like Kafka Connect's FileStreamSource),
+    /// resumed from the byte position after the last line Kafka acknowledged.
+    File(FileSource),
+    /// Generated records, deterministic for a given seed, for demos and benchmarks.
+    Datagen(DatagenSource),
+}
+
+impl SourcePlugin {
+    /// The plugin's name, as in [`SOURCE_PLUGINS`].
+    pub fn name(&self) -> &'static str {
+        match self {
+            SourcePlugin::File(_) => "file",
+            SourcePlugin::Datagen(_) => "datagen",
+        }
+    }
+
+    /// The most tasks this plugin can use; the operator runs no more than this many.
+    /// `None`: no limit.
+    pub fn max_tasks(&self) -> Option<i32> {
+        match self {
+            SourcePlugin::File(_) => Some(1),
+            SourcePlugin::Datagen(_) => None,
+        }
+    }
 }
 
 /// The external system a sink connector writes (exactly one).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum SinkPlugin {
-    /// Lines of a file.
-    File {},
+    /// Appends one line per record to a local file (like Kafka Connect's FileStreamSink),
+    /// flushed to disk before offsets are committed.
+    File(FileSink),
+    /// Discards records (benchmarks and tests).
+    Null(NullSink),
+}
+
+impl SinkPlugin {
+    /// The plugin's name, as in [`SINK_PLUGINS`].
+    pub fn name(&self) -> &'static str {
+        match self {
+            SinkPlugin::File(_) => "file",
+            SinkPlugin::Null(_) => "null",
+        }
+    }
+
+    /// The most tasks this plugin can use. `None`: no limit (sinks scale with partitions).
+    pub fn max_tasks(&self) -> Option<i32> {
+        match self {
+            SinkPlugin::File(_) => Some(1),
+            SinkPlugin::Null(_) => None,
+        }
+    }
+}
+
+/// The `file` source: reads a file line by line. At most one task.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FileSource {
+    /// Absolute path of the file to read. Lines appended later are picked up; the source
+    /// offset is the byte position after the last acknowledged line.
+    pub path: String,
+    /// Topic the lines are written to.
+    pub topic: String,
+    /// Most lines read per batch. Default 2000 (Kafka Connect's `batch.size`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<u32>,
+    /// Kafka partition every line is written to. Default: chosen by the producer's
+    /// partitioner (lines have no key). Set it to keep the file's order in Kafka when the
+    /// topic has several partitions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<i32>,
+    /// How often the end of the file is checked for new lines, in milliseconds. Default 1000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poll_interval_ms: Option<u64>,
+}
+
+/// The `datagen` source: deterministic records `{"seq": n, "key": "key-<k>", "payload": "..."}`
+/// keyed by `key-<k>`. With several tasks, task `i` of `n` generates the sequence numbers
+/// `s` with `s % n == i`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DatagenSource {
+    /// Topic the records are written to.
+    pub topic: String,
+    /// Total records to generate across all tasks; the task stops (exit code 0) when its
+    /// share is written and acknowledged. Default: unbounded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub records: Option<u64>,
+    /// Records per second per task. Default: as fast as Kafka accepts them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_per_second: Option<u32>,
+    /// Seed of the pseudo-random payload and key choice; the same seed gives the same records.
+    /// Default 0.
+    #[serde(default)]
+    pub seed: u64,
+    /// Number of distinct keys. Default 1000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys: Option<u64>,
+    /// Length of the `payload` string, in bytes. Default 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_bytes: Option<u32>,
+}
+
+/// The `file` sink: appends each record's value as one line (strings as they are, other
+/// values as JSON, null values as an empty line). At most one task.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FileSink {
+    /// Absolute path of the file to append to; created when missing.
+    pub path: String,
+}
+
+/// The `null` sink: accepts and discards every record. Takes no settings.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NullSink {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plugin_blocks_parse_by_name() {
+        let s: SourcePlugin = serde_yaml::from_str("file: {path: /tmp/in, topic: t}").unwrap();
+        assert_eq!(s.name(), "file");
+        assert_eq!(s.max_tasks(), Some(1));
+        let s: SourcePlugin =
+            serde_yaml::from_str("datagen: {topic: t, records: 10, seed: 3}").unwrap();
+        assert_eq!(s.name(), "datagen");
+        assert_eq!(s.max_tasks(), None);
+        let k: SinkPlugin = serde_yaml::from_str("null: {}").unwrap();
+        assert_eq!(k, SinkPlugin::Null(NullSink {}));
+        assert!(serde_yaml::from_str::<SinkPlugin>("file: {path: /x, pth: /y}").is_err());
+    }
+
+    #[test]
+    fn names_match_the_serde_tags() {
+        for name in SOURCE_PLUGINS {
+            assert!(serde_yaml::from_str::<SourcePlugin>(&format!("{name}: {{}}"))
+                .err()
+                .is_none_or(|e| !e.to_string().contains("unknown variant")));
+        }
+        for name in SINK_PLUGINS {
+            assert!(serde_yaml::from_str::<SinkPlugin>(&format!("{name}: {{}}"))
+                .err()
+                .is_none_or(|e| !e.to_string().contains("unknown variant")));
+        }
+    }
 }
