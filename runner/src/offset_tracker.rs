@@ -1,0 +1,162 @@
+//! End-to-end acknowledgement of consumed records: which Kafka offsets may be committed.
+//!
+//! Records of a partition are registered in the order they are consumed and acknowledged in
+//! any order (a dead letter queue write may finish after later records were written). The
+//! committable position of a partition is one past the last record of the longest
+//! acknowledged prefix, so a commit never covers a record that is not durable downstream.
+
+use std::collections::{BTreeMap, VecDeque};
+
+/// A topic partition.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TopicPartition {
+    /// Topic name.
+    pub topic: String,
+    /// Partition number.
+    pub partition: i32,
+}
+
+#[derive(Debug, Default)]
+struct PartitionState {
+    /// Consumed, not yet committable offsets in consumption order, with their ack flag.
+    pending: VecDeque<(i64, bool)>,
+    /// Next offset to commit (one past the last acknowledged prefix), if it moved since the
+    /// last [`OffsetTracker::take_committable`].
+    committable: Option<i64>,
+}
+
+/// Tracks consumed and acknowledged offsets per partition.
+#[derive(Debug, Default)]
+pub struct OffsetTracker {
+    partitions: BTreeMap<TopicPartition, PartitionState>,
+}
+
+impl OffsetTracker {
+    /// An empty tracker.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a consumed record. Offsets of a partition must increase; a lower offset
+    /// (the partition was re-read after a seek) drops what was pending for it.
+    pub fn consumed(&mut self, tp: &TopicPartition, offset: i64) {
+        let state = match self.partitions.get_mut(tp) {
+            Some(s) => s,
+            None => self.partitions.entry(tp.clone()).or_default(),
+        };
+        if state.pending.back().is_some_and(|(last, _)| *last >= offset) {
+            state.pending.clear();
+        }
+        state.pending.push_back((offset, false));
+    }
+
+    /// Marks a record as durable downstream (written, filtered out, or in the dead letter
+    /// queue). Unknown offsets (a revoked partition) are ignored.
+    pub fn acknowledged(&mut self, tp: &TopicPartition, offset: i64) {
+        let Some(state) = self.partitions.get_mut(tp) else {
+            return;
+        };
+        if let Ok(i) = state.pending.binary_search_by_key(&offset, |(o, _)| *o) {
+            state.pending[i].1 = true;
+        }
+        while let Some(&(o, true)) = state.pending.front() {
+            state.pending.pop_front();
+            state.committable = Some(o + 1);
+        }
+    }
+
+    /// Offsets to commit (next offset to read, per partition) that moved since the last call.
+    pub fn take_committable(&mut self) -> Vec<(TopicPartition, i64)> {
+        self.partitions
+            .iter_mut()
+            .filter_map(|(tp, s)| s.committable.take().map(|o| (tp.clone(), o)))
+            .collect()
+    }
+
+    /// Like [`Self::take_committable`], only for the given partitions.
+    pub fn take_committable_for(&mut self, tps: &[TopicPartition]) -> Vec<(TopicPartition, i64)> {
+        tps.iter()
+            .filter_map(|tp| {
+                let s = self.partitions.get_mut(tp)?;
+                s.committable.take().map(|o| (tp.clone(), o))
+            })
+            .collect()
+    }
+
+    /// Forgets partitions this task no longer owns; their pending records will be read again
+    /// by their new owner.
+    pub fn revoke(&mut self, tps: &[TopicPartition]) {
+        for tp in tps {
+            self.partitions.remove(tp);
+        }
+    }
+
+    /// Records consumed and not yet acknowledged, over all partitions.
+    pub fn in_flight(&self) -> usize {
+        self.partitions
+            .values()
+            .map(|s| s.pending.iter().filter(|(_, done)| !done).count())
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tp(p: i32) -> TopicPartition {
+        TopicPartition { topic: "t".into(), partition: p }
+    }
+
+    #[test]
+    fn commits_only_the_acknowledged_prefix() {
+        let mut t = OffsetTracker::new();
+        for o in 10..15 {
+            t.consumed(&tp(0), o);
+        }
+        t.acknowledged(&tp(0), 12);
+        t.acknowledged(&tp(0), 11);
+        assert!(t.take_committable().is_empty(), "10 is not acknowledged yet");
+        t.acknowledged(&tp(0), 10);
+        assert_eq!(t.take_committable(), vec![(tp(0), 13)]);
+        assert!(t.take_committable().is_empty(), "nothing moved");
+        t.acknowledged(&tp(0), 14);
+        assert!(t.take_committable().is_empty());
+        t.acknowledged(&tp(0), 13);
+        assert_eq!(t.take_committable(), vec![(tp(0), 15)]);
+        assert_eq!(t.in_flight(), 0);
+    }
+
+    #[test]
+    fn partitions_are_independent_and_gaps_in_offsets_are_fine() {
+        let mut t = OffsetTracker::new();
+        t.consumed(&tp(0), 0);
+        t.consumed(&tp(1), 100);
+        t.consumed(&tp(1), 105); // compacted topic: offsets skip
+        t.acknowledged(&tp(1), 105);
+        t.acknowledged(&tp(1), 100);
+        assert_eq!(t.take_committable(), vec![(tp(1), 106)]);
+        assert_eq!(t.in_flight(), 1);
+        assert_eq!(t.take_committable_for(&[tp(0)]), vec![]);
+    }
+
+    #[test]
+    fn revoked_partitions_and_unknown_acks_are_ignored() {
+        let mut t = OffsetTracker::new();
+        t.consumed(&tp(0), 5);
+        t.revoke(&[tp(0)]);
+        t.acknowledged(&tp(0), 5);
+        t.acknowledged(&tp(3), 1);
+        assert!(t.take_committable().is_empty());
+    }
+
+    #[test]
+    fn rewinding_a_partition_drops_stale_pending_records() {
+        let mut t = OffsetTracker::new();
+        t.consumed(&tp(0), 5);
+        t.consumed(&tp(0), 6);
+        t.consumed(&tp(0), 3);
+        t.acknowledged(&tp(0), 3);
+        assert_eq!(t.take_committable(), vec![(tp(0), 4)]);
+    }
+}

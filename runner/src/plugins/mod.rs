@@ -1,0 +1,171 @@
+//! The source and sink plugins compiled into the runner, behind two small traits.
+//!
+//! A sink plugin receives batches of records and returns once they are durable; the
+//! pipeline then commits their Kafka offsets. A source plugin returns batches of records,
+//! each with its source partition and offset; the pipeline stores an offset only after Kafka
+//! acknowledged the record and every record before it.
+
+pub mod datagen;
+pub mod file_sink;
+pub mod file_source;
+pub mod null_sink;
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use ferry_crds::plugins::{SinkPlugin, SourcePlugin};
+
+use crate::config_error::ConfigError;
+use crate::record::Record;
+
+/// A source partition (e.g. `{"path": "/data/in.txt"}`): a stream of the external system
+/// with its own offsets. String maps, as in `spec.offsets.reset.to` for sources.
+pub type SourcePartition = BTreeMap<String, String>;
+/// A position in a source partition (e.g. `{"position": "1234"}`).
+pub type SourceOffset = BTreeMap<String, String>;
+
+/// One record read by a source plugin, with where it came from.
+#[derive(Debug)]
+pub struct SourceRecord {
+    /// The stream the record belongs to.
+    pub partition: SourcePartition,
+    /// The position after this record: storing it means the record is done.
+    pub offset: SourceOffset,
+    /// The record (topic set; partition optional).
+    pub record: Record,
+}
+
+/// What a poll of a source plugin returned.
+#[derive(Debug)]
+pub enum SourcePoll {
+    /// Records, in order.
+    Records(Vec<SourceRecord>),
+    /// Nothing right now; poll again later.
+    Idle,
+    /// The source has no more records (a bounded source); the task stops once everything
+    /// is acknowledged.
+    Finished,
+}
+
+/// A failure of a plugin.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    /// The external system is unavailable or overloaded; the same call may succeed later.
+    #[error("{0} (retriable)")]
+    Retriable(String),
+    /// The plugin cannot go on; the task fails and is restarted with backoff.
+    #[error("{0}")]
+    Fatal(String),
+}
+
+impl PluginError {
+    /// Whether retrying may help.
+    pub fn is_retriable(&self) -> bool {
+        matches!(self, PluginError::Retriable(_))
+    }
+}
+
+/// Reads records from an external system.
+#[async_trait]
+pub trait SourceTask: Send {
+    /// The partitions this task reads; their stored offsets are passed to [`Self::start`].
+    fn partitions(&self) -> Vec<SourcePartition>;
+    /// Starts reading after the given stored offsets (absent: from the beginning).
+    async fn start(
+        &mut self,
+        offsets: BTreeMap<SourcePartition, SourceOffset>,
+    ) -> Result<(), PluginError>;
+    /// Returns the next records.
+    async fn poll(&mut self) -> Result<SourcePoll, PluginError>;
+}
+
+/// Writes records to an external system.
+#[async_trait]
+pub trait SinkTask: Send {
+    /// Writes `records` and returns once they are durable.
+    async fn write(&mut self, records: &[Record]) -> Result<(), PluginError>;
+}
+
+/// Which task this is, for plugins that split work between tasks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TaskShare {
+    /// Task index, `0..count`.
+    pub index: u32,
+    /// Task count.
+    pub count: u32,
+}
+
+/// Checks a source plugin block; field paths start at `spec.source.<plugin>`.
+pub fn validate_source(plugin: &SourcePlugin, share: TaskShare) -> Vec<ConfigError> {
+    let mut errors = match plugin {
+        SourcePlugin::File(f) => file_source::validate(f),
+        SourcePlugin::Datagen(d) => datagen::validate(d),
+    };
+    if let Some(max) = plugin.max_tasks() {
+        if i64::from(share.count) > i64::from(max) {
+            errors.push(ConfigError {
+                field: "spec.tasks".into(),
+                message: format!(
+                    "the {} source runs at most {max} task(s), got {}",
+                    plugin.name(),
+                    share.count
+                ),
+            });
+        }
+    }
+    errors
+}
+
+/// Checks a sink plugin block; field paths start at `spec.sink.<plugin>`.
+pub fn validate_sink(plugin: &SinkPlugin, share: TaskShare) -> Vec<ConfigError> {
+    let mut errors = match plugin {
+        SinkPlugin::File(f) => file_sink::validate(f),
+        SinkPlugin::Null(_) => Vec::new(),
+    };
+    if let Some(max) = plugin.max_tasks() {
+        if i64::from(share.count) > i64::from(max) {
+            errors.push(ConfigError {
+                field: "spec.tasks".into(),
+                message: format!(
+                    "the {} sink runs at most {max} task(s), got {}",
+                    plugin.name(),
+                    share.count
+                ),
+            });
+        }
+    }
+    errors
+}
+
+/// Builds the source plugin of a (validated) spec.
+pub fn build_source(plugin: &SourcePlugin, share: TaskShare) -> Box<dyn SourceTask> {
+    match plugin {
+        SourcePlugin::File(f) => Box::new(file_source::FileSourceTask::new(f)),
+        SourcePlugin::Datagen(d) => Box::new(datagen::DatagenTask::new(d, share)),
+    }
+}
+
+/// Builds the sink plugin of a (validated) spec; opening its resources may fail.
+pub fn build_sink(plugin: &SinkPlugin) -> Result<Box<dyn SinkTask>, PluginError> {
+    Ok(match plugin {
+        SinkPlugin::File(f) => Box::new(file_sink::FileSinkTask::open(f)?),
+        SinkPlugin::Null(_) => Box::new(null_sink::NullSinkTask),
+    })
+}
+
+/// `path` must be absolute; `field` names it in the error.
+pub(crate) fn check_absolute_path(path: &str, field: &str) -> Option<ConfigError> {
+    if path.is_empty() {
+        Some(ConfigError {
+            field: field.into(),
+            message: "must be set to an absolute file path".into(),
+        })
+    } else if !std::path::Path::new(path).is_absolute() {
+        Some(ConfigError {
+            field: field.into(),
+            message: format!("must be an absolute path, got {path:?}"),
+        })
+    } else {
+        None
+    }
+}

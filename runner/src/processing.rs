@@ -1,0 +1,124 @@
+//! Per-record processing shared by both pipelines: converters and transforms, with each
+//! failure described for error handling (stage, component, cause).
+
+use crate::error_handling::{ErrorPolicy, RecordCoordinates, RecordFailure, Stage};
+use crate::metrics::{PipelineStage, TaskMetrics};
+use crate::record::{RawRecord, Record};
+use crate::task_config::TaskConfig;
+
+/// What became of one record read from Kafka.
+pub enum Processed {
+    /// Ready for the sink.
+    Record(Record),
+    /// Dropped by a filter.
+    Filtered,
+    /// Failed; the original bytes are kept for the dead letter queue.
+    Failed(RawRecord, RecordFailure),
+}
+
+/// Decodes a Kafka record and runs the transforms (sink side).
+pub fn decode_and_transform(cfg: &TaskConfig, metrics: &TaskMetrics, raw: RawRecord) -> Processed {
+    metrics.records_in(PipelineStage::Convert, 1);
+    // The original bytes are needed only by the dead letter queue and the error log with
+    // contents; copying every record otherwise would double the memory traffic.
+    let keep_bytes = cfg.errors.dead_letter_queue.is_some() || cfg.errors.log_include_messages;
+    let original = if keep_bytes {
+        raw.clone()
+    } else {
+        RawRecord {
+            topic: raw.topic.clone(),
+            partition: raw.partition,
+            offset: raw.offset,
+            timestamp: raw.timestamp,
+            key: None,
+            value: None,
+            headers: Vec::new(),
+        }
+    };
+    let record = match cfg.converters.decode(raw) {
+        Ok(r) => r,
+        Err(e) => return Processed::Failed(original, convert_failure(&e)),
+    };
+    metrics.records_in(PipelineStage::Transform, 1);
+    match cfg.transforms.apply(record) {
+        Ok(Some(r)) => Processed::Record(r),
+        Ok(None) => {
+            metrics.filtered();
+            Processed::Filtered
+        }
+        Err(e) => Processed::Failed(original, transform_failure(&e)),
+    }
+}
+
+/// What became of one record read by a source plugin.
+pub enum Produced {
+    /// Ready for the producer.
+    Raw(RawRecord),
+    /// Dropped by a filter.
+    Filtered,
+    /// Failed.
+    Failed(RecordFailure),
+}
+
+/// Runs the transforms and encodes a source record (source side).
+pub fn transform_and_encode(cfg: &TaskConfig, metrics: &TaskMetrics, record: Record) -> Produced {
+    metrics.records_in(PipelineStage::Transform, 1);
+    let record = match cfg.transforms.apply(record) {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            metrics.filtered();
+            return Produced::Filtered;
+        }
+        Err(e) => return Produced::Failed(transform_failure(&e)),
+    };
+    metrics.records_in(PipelineStage::Convert, 1);
+    match cfg.converters.encode(&record) {
+        Ok(raw) => Produced::Raw(raw),
+        Err(e) => Produced::Failed(convert_failure(&e)),
+    }
+}
+
+/// Describes a converter failure.
+pub fn convert_failure(e: &crate::convert::ConvertError) -> RecordFailure {
+    let (stage, part) = match e.part() {
+        crate::convert::RecordPart::Key => (Stage::KeyConverter, "key"),
+        crate::convert::RecordPart::Value => (Stage::ValueConverter, "value"),
+        crate::convert::RecordPart::Header => (Stage::HeaderConverter, "header"),
+    };
+    RecordFailure::from_error(stage, format!("ferry.converter.{part}"), "ConvertError", e)
+}
+
+/// Describes a transform failure.
+pub fn transform_failure(e: &crate::transform::TransformError) -> RecordFailure {
+    RecordFailure::from_error(
+        Stage::Transformation,
+        format!("ferry.transform.{}", e.transform_name()),
+        "TransformError",
+        e,
+    )
+}
+
+/// Logs a failed record when `spec.errors.logErrors` is set (with its contents when
+/// `logIncludeMessages` is set).
+pub fn log_failure(
+    policy: &ErrorPolicy,
+    at: &RecordCoordinates,
+    failure: &RecordFailure,
+    raw: Option<&RawRecord>,
+) {
+    if !policy.log_errors && policy.tolerate_all {
+        return;
+    }
+    let stage = failure.stage.connect_name();
+    if policy.log_include_messages {
+        let show = |b: &Option<Vec<u8>>| {
+            b.as_deref()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_else(|| "null".into())
+        };
+        let (key, value) = raw.map(|r| (show(&r.key), show(&r.value))).unwrap_or_default();
+        tracing::warn!(record = %at, stage, class = %failure.class_name, error = %failure.message, key, value, "record failed");
+    } else {
+        tracing::warn!(record = %at, stage, class = %failure.class_name, error = %failure.message, "record failed");
+    }
+}

@@ -1,0 +1,553 @@
+//! The sink pipeline: Kafka → converters → transforms → sink plugin, with end-to-end
+//! acknowledgement.
+//!
+//! One consumer group per connector (`ferry.<namespace>.<connector>`), static membership per
+//! task (`group.instance.id` `<connector>-task-<i>`), cooperative rebalancing, and a bounded
+//! prefetch. Records are written in batches by a separate writer so that reading and writing
+//! overlap; an offset is committed only after every record up to it is durable downstream
+//! (written, filtered out, or in the dead letter queue). Offsets are committed every second,
+//! on revocation and on shutdown.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::message::{BorrowedMessage, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::statistics::Statistics;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+use crate::desired_state::DesiredState;
+use crate::error_handling::{
+    dlq_context_headers, record_failed_message, FailureAction, RecordCoordinates, RecordFailure,
+    Stage, TaskIdentity,
+};
+use crate::kafka_admin::{ensure_topic, TopicRequest};
+use crate::kafka_config::to_client_config;
+use crate::metrics::{PipelineStage, RunState, TaskMetrics};
+use crate::offset_tracker::{OffsetTracker, TopicPartition};
+use crate::plugins::{build_sink, SinkTask};
+use crate::processing::{decode_and_transform, log_failure, Processed};
+use crate::record::{RawRecord, Record};
+use crate::task_config::TaskConfig;
+use crate::task_error::TaskError;
+
+/// Most records in one batch handed to the sink plugin.
+pub const MAX_BATCH_RECORDS: usize = 4096;
+/// How long a partial batch waits for more records.
+pub const BATCH_LINGER: Duration = Duration::from_millis(100);
+/// How often acknowledged offsets are committed.
+pub const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
+/// Batches queued for the writer (besides the one being written).
+const WRITER_QUEUE: usize = 2;
+
+fn lock(tracker: &Mutex<OffsetTracker>) -> MutexGuard<'_, OffsetTracker> {
+    // A poisoned lock only means another thread panicked while holding it; the tracker is
+    // still consistent (every method leaves it valid).
+    tracker.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The consumer's callbacks: commit on revocation, keep paused partitions paused, lag.
+struct SinkContext {
+    tracker: Arc<Mutex<OffsetTracker>>,
+    metrics: Arc<TaskMetrics>,
+    paused: Arc<AtomicBool>,
+}
+
+impl ClientContext for SinkContext {
+    fn stats(&self, statistics: Statistics) {
+        let lag: i64 = statistics
+            .topics
+            .values()
+            .flat_map(|t| t.partitions.values())
+            .filter(|p| p.partition >= 0 && p.consumer_lag >= 0)
+            .map(|p| p.consumer_lag)
+            .sum();
+        self.metrics.set_lag(lag);
+    }
+}
+
+fn to_tps(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
+    tpl.elements()
+        .iter()
+        .map(|e| TopicPartition {
+            topic: e.topic().to_string(),
+            partition: e.partition(),
+        })
+        .collect()
+}
+
+fn to_tpl(offsets: &[(TopicPartition, i64)]) -> TopicPartitionList {
+    let mut tpl = TopicPartitionList::new();
+    for (tp, o) in offsets {
+        // Only fails for an invalid offset kind, which `Offset::Offset` is not.
+        let _ = tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(*o));
+    }
+    tpl
+}
+
+impl ConsumerContext for SinkContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let tps = to_tps(tpl);
+            let offsets = {
+                let mut t = lock(&self.tracker);
+                let o = t.take_committable_for(&tps);
+                t.revoke(&tps);
+                o
+            };
+            tracing::info!(partitions = ?tps, "partitions revoked; committing what is written");
+            if !offsets.is_empty() && !consumer.assignment_lost() {
+                match consumer.commit(&to_tpl(&offsets), CommitMode::Sync) {
+                    Ok(()) => self.metrics.committed(),
+                    Err(e) => tracing::warn!(error = %e, "commit on revocation failed; the records will be read again"),
+                }
+            }
+        }
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            tracing::info!(partitions = ?to_tps(tpl), "partitions assigned");
+            if self.paused.load(Ordering::SeqCst) {
+                if let Err(e) = consumer.pause(tpl) {
+                    tracing::warn!(error = %e, "cannot pause newly assigned partitions");
+                }
+            }
+        }
+    }
+
+    fn commit_callback(&self, result: rdkafka::error::KafkaResult<()>, _offsets: &TopicPartitionList) {
+        match result {
+            Ok(()) => self.metrics.committed(),
+            Err(e) => tracing::warn!(error = %e, "offset commit failed; retried at the next commit"),
+        }
+    }
+}
+
+/// The consumer properties of a sink task.
+pub fn consumer_properties(cfg: &TaskConfig) -> BTreeMap<String, String> {
+    let mut p = cfg.kafka.clone();
+    let defaults = [
+        // Bounded prefetch: a large lag must not grow memory.
+        ("queued.max.messages.kbytes", "16384"),
+        ("queued.min.messages", "10000"),
+        ("fetch.max.bytes", "16777216"),
+        ("auto.offset.reset", "earliest"),
+        ("statistics.interval.ms", "5000"),
+        ("session.timeout.ms", "45000"),
+    ];
+    for (k, v) in defaults {
+        p.entry(k.to_string()).or_insert_with(|| v.to_string());
+    }
+    let managed = [
+        (
+            "group.id",
+            ferry_crds::contract::consumer_group(&cfg.namespace, &cfg.name),
+        ),
+        (
+            "group.instance.id",
+            format!("{}-task-{}", cfg.name, cfg.share.index),
+        ),
+        ("partition.assignment.strategy", "cooperative-sticky".into()),
+        ("enable.auto.commit", "false".into()),
+        ("enable.auto.offset.store", "false".into()),
+        ("enable.partition.eof", "false".into()),
+    ];
+    for (k, v) in managed {
+        p.insert(k.to_string(), v);
+    }
+    p
+}
+
+/// One consumed record in a batch, with where it came from.
+struct Pending {
+    origin: TopicPartition,
+    offset: i64,
+    record: Record,
+}
+
+fn raw_of(m: &BorrowedMessage<'_>) -> RawRecord {
+    let headers = m
+        .headers()
+        .map(|h| {
+            h.iter()
+                .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                .collect()
+        })
+        .unwrap_or_default();
+    RawRecord {
+        topic: m.topic().to_string(),
+        partition: Some(m.partition()),
+        offset: Some(m.offset()),
+        timestamp: m.timestamp().to_millis(),
+        key: m.key().map(<[u8]>::to_vec),
+        value: m.payload().map(<[u8]>::to_vec),
+        headers,
+    }
+}
+
+/// Writes batches with retries and acknowledges their offsets.
+async fn writer(
+    mut sink: Box<dyn SinkTask>,
+    mut batches: mpsc::Receiver<Vec<Pending>>,
+    tracker: Arc<Mutex<OffsetTracker>>,
+    metrics: Arc<TaskMetrics>,
+    retry: crate::error_handling::RetryPolicy,
+    plugin: &'static str,
+) -> Result<(), TaskError> {
+    let mut records = Vec::with_capacity(MAX_BATCH_RECORDS);
+    while let Some(batch) = batches.recv().await {
+        records.clear();
+        let mut coords = Vec::with_capacity(batch.len());
+        for p in batch {
+            coords.push((p.origin, p.offset));
+            records.push(p.record);
+        }
+        metrics.records_in(PipelineStage::Write, records.len() as u64);
+        let started = Instant::now();
+        let mut attempt = 0;
+        loop {
+            match sink.write(&records).await {
+                Ok(()) => break,
+                Err(e) => {
+                    attempt += 1;
+                    let delay = if e.is_retriable() {
+                        retry.next_delay(attempt, started.elapsed())
+                    } else {
+                        None
+                    };
+                    let Some(delay) = delay else {
+                        metrics.error(Stage::TaskPut);
+                        let (tp, o) = &coords[0];
+                        return Err(TaskError::Plugin(format!(
+                            "the {plugin} sink failed writing {} records from {}/{}@{}: {e}",
+                            records.len(),
+                            tp.topic,
+                            tp.partition,
+                            o
+                        )));
+                    };
+                    metrics.retry();
+                    tracing::warn!(error = %e, attempt, retry_in_ms = delay.as_millis() as u64, "sink write failed; retrying");
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+        metrics.batch_written(started.elapsed());
+        metrics.records_out(records.len() as u64);
+        let mut t = lock(&tracker);
+        for (tp, o) in &coords {
+            t.acknowledged(tp, *o);
+        }
+    }
+    Ok(())
+}
+
+/// Runs a sink task until shutdown or a fatal error.
+pub async fn run(
+    cfg: Arc<TaskConfig>,
+    metrics: Arc<TaskMetrics>,
+    mut desired: watch::Receiver<DesiredState>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), TaskError> {
+    let Some(sink_spec) = cfg.spec.sink.as_ref() else {
+        return Err(TaskError::Plugin("not a sink connector".into()));
+    };
+    let plugin_name = sink_spec.plugin.name();
+    let tracker = Arc::new(Mutex::new(OffsetTracker::new()));
+    let paused = Arc::new(AtomicBool::new(false));
+    let context = SinkContext {
+        tracker: tracker.clone(),
+        metrics: metrics.clone(),
+        paused: paused.clone(),
+    };
+    let mut client = to_client_config(&consumer_properties(&cfg));
+    client.set_log_level(RDKafkaLogLevel::Warning);
+    let consumer: StreamConsumer<SinkContext> = client
+        .create_with_context(context)
+        .map_err(|e| TaskError::Kafka(format!("cannot create the consumer: {e}")))?;
+
+    let dlq = match &cfg.errors.dead_letter_queue {
+        Some(d) => {
+            ensure_topic(
+                &cfg.kafka,
+                TopicRequest {
+                    name: &d.topic,
+                    partitions: 1,
+                    replication_factor: d.replication_factor,
+                    config: &[],
+                },
+            )
+            .await
+            .map_err(TaskError::Kafka)?;
+            let mut pc = to_client_config(&cfg.kafka);
+            pc.set("enable.idempotence", "true").set("acks", "all");
+            let producer: FutureProducer = pc
+                .create()
+                .map_err(|e| TaskError::Kafka(format!("cannot create the dead letter queue producer: {e}")))?;
+            Some((producer, d.clone()))
+        }
+        None => None,
+    };
+
+    let sink = tokio::task::block_in_place(|| build_sink(&sink_spec.plugin))
+        .map_err(|e| TaskError::Plugin(e.to_string()))?;
+    match &sink_spec.topics_regex {
+        Some(re) => consumer.subscribe(&[format!("^(?:{re})$").as_str()]),
+        None => {
+            let topics: Vec<&str> = sink_spec.topics.iter().map(String::as_str).collect();
+            consumer.subscribe(&topics)
+        }
+    }
+    .map_err(|e| TaskError::Kafka(format!("cannot subscribe: {e}")))?;
+    wait_for_kafka(&consumer, &mut shutdown).await?;
+    metrics.set_ready(true);
+    metrics.set_state(RunState::Running);
+    tracing::info!(
+        group = %ferry_crds::contract::consumer_group(&cfg.namespace, &cfg.name),
+        plugin = plugin_name,
+        "sink task started"
+    );
+
+    let (batch_tx, batch_rx) = mpsc::channel::<Vec<Pending>>(WRITER_QUEUE);
+    let mut writer_task = tokio::spawn(writer(
+        sink,
+        batch_rx,
+        tracker.clone(),
+        metrics.clone(),
+        cfg.errors.retry,
+        plugin_name,
+    ));
+    let mut dlq_deliveries: JoinSet<Result<(), TaskError>> = JoinSet::new();
+    let identity = TaskIdentity {
+        connector: cfg.name.clone(),
+        task: cfg.share.index,
+    };
+    let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH_RECORDS);
+    let mut batch_deadline: Option<tokio::time::Instant> = None;
+    let mut commit_tick = tokio::time::interval(COMMIT_INTERVAL);
+    commit_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut outcome: Result<(), TaskError> = Ok(());
+    let mut writer_done = false;
+
+    apply_desired(*desired.borrow(), &consumer, &paused, &metrics);
+    loop {
+        let linger = async {
+            match batch_deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            _ = shutdown.wait_for(|s| *s) => break,
+            r = &mut writer_task => {
+                writer_done = true;
+                outcome = r.unwrap_or_else(|e| Err(TaskError::Plugin(format!("the sink writer stopped: {e}"))));
+                if outcome.is_ok() {
+                    outcome = Err(TaskError::Plugin("the sink writer stopped".into()));
+                }
+                break;
+            }
+            Some(r) = dlq_deliveries.join_next(), if !dlq_deliveries.is_empty() => {
+                if let Ok(Err(e)) = r {
+                    outcome = Err(e);
+                    break;
+                }
+            }
+            _ = desired.changed() => {
+                let d = *desired.borrow_and_update();
+                if d == DesiredState::Paused && !batch.is_empty() {
+                    if batch_tx.send(std::mem::take(&mut batch)).await.is_err() { continue; }
+                    batch_deadline = None;
+                }
+                apply_desired(d, &consumer, &paused, &metrics);
+            }
+            _ = commit_tick.tick() => commit(&consumer, &tracker, CommitMode::Async),
+            _ = linger => {
+                batch_deadline = None;
+                if !batch.is_empty() && batch_tx.send(std::mem::take(&mut batch)).await.is_err() {
+                    continue;
+                }
+            }
+            m = consumer.recv() => {
+                let m = match m {
+                    Ok(m) => m,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "Kafka consumer error");
+                        continue;
+                    }
+                };
+                let origin = TopicPartition { topic: m.topic().to_string(), partition: m.partition() };
+                let offset = m.offset();
+                lock(&tracker).consumed(&origin, offset);
+                metrics.records_in(PipelineStage::Read, 1);
+                let raw = raw_of(&m);
+                drop(m);
+                match decode_and_transform(&cfg, &metrics, raw) {
+                    Processed::Record(record) => {
+                        batch.push(Pending { origin, offset, record });
+                        if batch.len() >= MAX_BATCH_RECORDS {
+                            batch_deadline = None;
+                            if batch_tx.send(std::mem::take(&mut batch)).await.is_err() { continue; }
+                        } else if batch_deadline.is_none() {
+                            batch_deadline = Some(tokio::time::Instant::now() + BATCH_LINGER);
+                        }
+                    }
+                    Processed::Filtered => lock(&tracker).acknowledged(&origin, offset),
+                    Processed::Failed(raw, failure) => {
+                        let at = RecordCoordinates { topic: origin.topic.clone(), partition: Some(origin.partition), offset: Some(offset) };
+                        metrics.error(failure.stage);
+                        log_failure(&cfg.errors, &at, &failure, Some(&raw));
+                        match cfg.errors.decide() {
+                            FailureAction::FailTask => {
+                                outcome = Err(TaskError::RecordFailed(record_failed_message(&at, &failure)));
+                                break;
+                            }
+                            FailureAction::Skip => lock(&tracker).acknowledged(&origin, offset),
+                            FailureAction::SendToDeadLetterQueue => {
+                                if let Some((producer, settings)) = &dlq {
+                                    let mut headers = OwnedHeaders::new();
+                                    for (k, v) in &raw.headers {
+                                        headers = headers.insert(rdkafka::message::Header { key: k, value: v.as_deref() });
+                                    }
+                                    if settings.context_headers {
+                                        for (k, v) in dlq_context_headers(&identity, &at, &failure) {
+                                            headers = headers.insert(rdkafka::message::Header { key: &k, value: Some(&v) });
+                                        }
+                                    }
+                                    let mut rec: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&settings.topic).headers(headers);
+                                    if let Some(k) = raw.key.as_deref() { rec = rec.key(k); }
+                                    if let Some(v) = raw.value.as_deref() { rec = rec.payload(v); }
+                                    if let Some(ts) = raw.timestamp { rec = rec.timestamp(ts); }
+                                    match producer.send_result(rec) {
+                                        Ok(delivery) => {
+                                            let tracker = tracker.clone();
+                                            let metrics = metrics.clone();
+                                            let topic = settings.topic.clone();
+                                            dlq_deliveries.spawn(async move {
+                                                match delivery.await {
+                                                    Ok(Ok(_)) => {
+                                                        metrics.dlq_record();
+                                                        lock(&tracker).acknowledged(&origin, offset);
+                                                        Ok(())
+                                                    }
+                                                    Ok(Err((e, _))) => Err(TaskError::Kafka(format!("cannot write record {at} to the dead letter queue {topic}: {e}"))),
+                                                    Err(_) => Err(TaskError::Kafka(format!("the dead letter queue producer stopped before record {at} was written"))),
+                                                }
+                                            });
+                                        }
+                                        Err((e, _)) => {
+                                            outcome = Err(TaskError::Kafka(format!("cannot write record {at} to the dead letter queue {}: {e}", settings.topic)));
+                                            break;
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    // Drain: hand over what was read, let the writer and the dead letter queue finish, and
+    // commit everything that is durable.
+    metrics.set_ready(false);
+    if !batch.is_empty() && !writer_done {
+        let _ = batch_tx.send(std::mem::take(&mut batch)).await;
+    }
+    drop(batch_tx);
+    if !writer_done {
+        match writer_task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                if outcome.is_ok() {
+                    outcome = Err(e);
+                }
+            }
+            Err(e) => {
+                if outcome.is_ok() {
+                    outcome = Err(TaskError::Plugin(format!("the sink writer stopped: {e}")));
+                }
+            }
+        }
+    }
+    while let Some(r) = dlq_deliveries.join_next().await {
+        if let Ok(Err(e)) = r {
+            if outcome.is_ok() {
+                outcome = Err(e);
+            }
+        }
+    }
+    commit(&consumer, &tracker, CommitMode::Sync);
+    tracing::info!("sink task stopped; offsets committed");
+    outcome
+}
+
+fn apply_desired(
+    d: DesiredState,
+    consumer: &StreamConsumer<SinkContext>,
+    paused: &AtomicBool,
+    metrics: &TaskMetrics,
+) {
+    let pause = d == DesiredState::Paused;
+    if paused.swap(pause, Ordering::SeqCst) == pause {
+        return;
+    }
+    let assignment = consumer.assignment().unwrap_or_default();
+    let r = if pause {
+        consumer.pause(&assignment)
+    } else {
+        consumer.resume(&assignment)
+    };
+    if let Err(e) = r {
+        tracing::warn!(error = %e, "cannot change the paused state of the partitions");
+    }
+    metrics.set_state(if pause { RunState::Paused } else { RunState::Running });
+    tracing::info!(paused = pause, "consumption {}", if pause { "paused" } else { "resumed" });
+}
+
+fn commit(consumer: &StreamConsumer<SinkContext>, tracker: &Mutex<OffsetTracker>, mode: CommitMode) {
+    let offsets = lock(tracker).take_committable();
+    if offsets.is_empty() {
+        return;
+    }
+    let tpl = to_tpl(&offsets);
+    let result = match mode {
+        CommitMode::Sync => tokio::task::block_in_place(|| consumer.commit(&tpl, mode)),
+        CommitMode::Async => consumer.commit(&tpl, mode),
+    };
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "offset commit failed");
+    }
+}
+
+/// Waits until the brokers answer (metadata), or fails after a minute.
+async fn wait_for_kafka(
+    consumer: &StreamConsumer<SinkContext>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<(), TaskError> {
+    let started = Instant::now();
+    loop {
+        let r = tokio::task::block_in_place(|| consumer.fetch_metadata(None, Duration::from_secs(5)));
+        match r {
+            Ok(_) => return Ok(()),
+            Err(e) if started.elapsed() > Duration::from_secs(60) => {
+                return Err(TaskError::Kafka(format!("cannot reach the brokers: {e}")))
+            }
+            Err(e) => tracing::warn!(error = %e, "waiting for Kafka"),
+        }
+        if *shutdown.borrow() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}

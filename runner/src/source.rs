@@ -1,0 +1,381 @@
+//! The source pipeline: source plugin → transforms → converters → Kafka, storing a source
+//! offset only after Kafka acknowledged the record and every record before it.
+//!
+//! The producer is idempotent (`enable.idempotence=true`, `acks=all`), so librdkafka's
+//! retries neither reorder nor duplicate records. Acknowledged offsets are stored every
+//! second and on shutdown.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use tokio::sync::watch;
+
+use crate::desired_state::DesiredState;
+use crate::error_handling::{
+    record_failed_message, FailureAction, RecordCoordinates, RecordFailure, Stage,
+};
+use crate::metrics::{PipelineStage, RunState, TaskMetrics};
+use crate::plugins::{build_source, PluginError, SourceOffset, SourcePartition, SourcePoll};
+use crate::processing::{log_failure, transform_and_encode, Produced};
+use crate::source_offsets::{KafkaOffsetStore, OffsetStore};
+use crate::task_config::TaskConfig;
+use crate::task_error::TaskError;
+
+/// How often acknowledged source offsets are stored.
+pub const OFFSET_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+/// Most records sent to Kafka and not yet acknowledged.
+pub const MAX_IN_FLIGHT: usize = 20_000;
+
+/// A record handed to the producer: where it came from and its delivery.
+struct InFlight {
+    partition: Option<(SourcePartition, SourceOffset)>,
+    delivery: Option<DeliveryFuture>,
+    topic: String,
+}
+
+/// The producer properties of a source task.
+pub fn producer_properties(cfg: &TaskConfig) -> BTreeMap<String, String> {
+    let mut p = cfg.kafka.clone();
+    for (k, v) in [("linger.ms", "5"), ("compression.type", "lz4")] {
+        p.entry(k.to_string()).or_insert_with(|| v.to_string());
+    }
+    for (k, v) in [("enable.idempotence", "true"), ("acks", "all")] {
+        p.insert(k.to_string(), v.to_string());
+    }
+    p
+}
+
+/// Whether a delivery error concerns only this record (it may be skipped under
+/// `tolerance: All`) rather than the producer.
+fn record_level(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::MessageSizeTooLarge
+                | RDKafkaErrorCode::InvalidRecord
+                | RDKafkaErrorCode::UnknownTopicOrPartition
+                | RDKafkaErrorCode::TopicAuthorizationFailed
+                | RDKafkaErrorCode::InvalidMessage
+        )
+    )
+}
+
+/// Acknowledged offsets not yet stored.
+#[derive(Default)]
+struct AckedOffsets {
+    latest: BTreeMap<SourcePartition, SourceOffset>,
+}
+
+/// Runs a source task until shutdown, a fatal error, or the end of a bounded source.
+pub async fn run(
+    cfg: Arc<TaskConfig>,
+    metrics: Arc<TaskMetrics>,
+    mut desired: watch::Receiver<DesiredState>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), TaskError> {
+    let Some(source_spec) = cfg.spec.source.as_ref() else {
+        return Err(TaskError::Plugin("not a source connector".into()));
+    };
+    let plugin_name = source_spec.plugin.name();
+    let mut client = crate::kafka_config::to_client_config(&producer_properties(&cfg));
+    client.set_log_level(RDKafkaLogLevel::Warning);
+    let producer: FutureProducer = client
+        .create()
+        .map_err(|e| TaskError::Kafka(format!("cannot create the producer: {e}")))?;
+    let store = KafkaOffsetStore::open(
+        &cfg.kafka,
+        ferry_crds::contract::DEFAULT_OFFSETS_TOPIC,
+        &cfg.namespace,
+        &cfg.name,
+    )
+    .await
+    .map_err(|e| TaskError::Kafka(e.to_string()))?;
+    let mut task = build_source(&source_spec.plugin, cfg.share);
+    let stored = store.load().await.map_err(|e| TaskError::Kafka(e.to_string()))?;
+    let mine: BTreeMap<_, _> = task
+        .partitions()
+        .into_iter()
+        .filter_map(|p| stored.get(&p).map(|o| (p, o.clone())))
+        .collect();
+    task.start(mine).await.map_err(|e| TaskError::Plugin(e.to_string()))?;
+    metrics.set_ready(true);
+    metrics.set_state(RunState::Running);
+    tracing::info!(plugin = plugin_name, "source task started");
+
+    let mut in_flight: VecDeque<InFlight> = VecDeque::new();
+    let mut acked = AckedOffsets::default();
+    let mut last_flush = Instant::now();
+    let mut paused = false;
+    let mut finished = false;
+    let mut outcome: Result<(), TaskError> = Ok(());
+    let mut poll_attempt = 0u32;
+    let mut poll_failing_since: Option<Instant> = None;
+
+    'run: loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        if desired.has_changed().unwrap_or(false) {
+            let d = *desired.borrow_and_update();
+            paused = d == DesiredState::Paused;
+            metrics.set_state(if paused { RunState::Paused } else { RunState::Running });
+            tracing::info!(paused, "production {}", if paused { "paused" } else { "resumed" });
+        }
+        // Collect the deliveries that completed, in order.
+        if let Err(e) = drain_deliveries(&cfg, &metrics, &mut in_flight, &mut acked, false).await {
+            outcome = Err(e);
+            break;
+        }
+        if last_flush.elapsed() >= OFFSET_FLUSH_INTERVAL {
+            if let Err(e) = flush_offsets(&store, &mut acked, &metrics).await {
+                outcome = Err(e);
+                break;
+            }
+            last_flush = Instant::now();
+        }
+        if finished {
+            if in_flight.is_empty() {
+                tracing::info!("the source has no more records; stopping");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        }
+        if paused {
+            tokio::select! {
+                _ = shutdown.wait_for(|s| *s) => {}
+                _ = desired.changed() => {}
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            }
+            continue;
+        }
+        let poll = tokio::select! {
+            _ = shutdown.wait_for(|s| *s) => break,
+            p = task.poll() => p,
+        };
+        let records = match poll {
+            Ok(SourcePoll::Records(r)) => {
+                poll_attempt = 0;
+                poll_failing_since = None;
+                r
+            }
+            Ok(SourcePoll::Idle) => continue,
+            Ok(SourcePoll::Finished) => {
+                finished = true;
+                continue;
+            }
+            Err(e) => {
+                metrics.error(Stage::TaskPoll);
+                let since = *poll_failing_since.get_or_insert_with(Instant::now);
+                poll_attempt += 1;
+                match (&e, cfg.errors.retry.next_delay(poll_attempt, since.elapsed())) {
+                    (PluginError::Retriable(_), Some(delay)) => {
+                        metrics.retry();
+                        tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "source poll failed; retrying");
+                        tokio::time::sleep(delay).await;
+                        continue;
+                    }
+                    _ => {
+                        outcome = Err(TaskError::Plugin(format!("the {plugin_name} source failed: {e}")));
+                        break;
+                    }
+                }
+            }
+        };
+        metrics.records_in(PipelineStage::Read, records.len() as u64);
+        for sr in records {
+            let at = RecordCoordinates {
+                topic: sr.record.topic.clone(),
+                partition: sr.record.partition,
+                offset: None,
+            };
+            let raw = match transform_and_encode(&cfg, &metrics, sr.record) {
+                Produced::Raw(raw) => raw,
+                Produced::Filtered => {
+                    in_flight.push_back(InFlight { partition: Some((sr.partition, sr.offset)), delivery: None, topic: at.topic });
+                    continue;
+                }
+                Produced::Failed(failure) => {
+                    metrics.error(failure.stage);
+                    if let Err(e) = tolerate(&cfg, &at, &failure, &sr.offset) {
+                        outcome = Err(e);
+                        break 'run;
+                    }
+                    in_flight.push_back(InFlight { partition: Some((sr.partition, sr.offset)), delivery: None, topic: at.topic });
+                    continue;
+                }
+            };
+            metrics.records_in(PipelineStage::Write, 1);
+            let mut headers = OwnedHeaders::new_with_capacity(raw.headers.len());
+            for (k, v) in &raw.headers {
+                headers = headers.insert(Header { key: k, value: v.as_deref() });
+            }
+            let mut rec: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&raw.topic).headers(headers);
+            if let Some(p) = raw.partition {
+                rec = rec.partition(p);
+            }
+            if let Some(k) = raw.key.as_deref() {
+                rec = rec.key(k);
+            }
+            if let Some(v) = raw.value.as_deref() {
+                rec = rec.payload(v);
+            }
+            if let Some(ts) = raw.timestamp {
+                rec = rec.timestamp(ts);
+            }
+            let mut rec = Some(rec);
+            let delivery = loop {
+                let Some(r) = rec.take() else { break None };
+                match producer.send_result(r) {
+                    Ok(d) => break Some(d),
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                        rec = Some(back);
+                        // Wait for deliveries to make room.
+                        if let Err(e) = drain_deliveries(&cfg, &metrics, &mut in_flight, &mut acked, true).await {
+                            outcome = Err(e);
+                            break 'run;
+                        }
+                    }
+                    Err((e, _)) => {
+                        let failure = produce_failure(&e);
+                        metrics.error(Stage::KafkaProduce);
+                        if record_level(&e) {
+                            if let Err(e) = tolerate(&cfg, &at, &failure, &sr.offset) {
+                                outcome = Err(e);
+                                break 'run;
+                            }
+                            break None;
+                        }
+                        outcome = Err(TaskError::Kafka(format!("cannot send a record to {}: {e}", raw.topic)));
+                        break 'run;
+                    }
+                }
+            };
+            in_flight.push_back(InFlight { partition: Some((sr.partition, sr.offset)), delivery, topic: raw.topic.clone() });
+            while in_flight.len() >= MAX_IN_FLIGHT {
+                if let Err(e) = drain_deliveries(&cfg, &metrics, &mut in_flight, &mut acked, true).await {
+                    outcome = Err(e);
+                    break 'run;
+                }
+            }
+        }
+    }
+
+    // Shut down: wait for what was sent, store the offsets Kafka acknowledged.
+    metrics.set_ready(false);
+    let flushed = tokio::task::block_in_place(|| producer.flush(Duration::from_secs(30)));
+    if let Err(e) = flushed {
+        tracing::warn!(error = %e, "not every record was delivered before shutdown; they will be sent again");
+    }
+    while !in_flight.is_empty() {
+        if let Err(e) = drain_deliveries(&cfg, &metrics, &mut in_flight, &mut acked, true).await {
+            if outcome.is_ok() {
+                outcome = Err(e);
+            }
+            break;
+        }
+    }
+    if let Err(e) = flush_offsets(&store, &mut acked, &metrics).await {
+        if outcome.is_ok() {
+            outcome = Err(e);
+        }
+    }
+    tracing::info!("source task stopped; offsets stored");
+    outcome
+}
+
+fn produce_failure(e: &KafkaError) -> RecordFailure {
+    RecordFailure::from_error(Stage::KafkaProduce, "ferry.producer", "KafkaError", e)
+}
+
+/// Applies the tolerance to a failed source record.
+fn tolerate(
+    cfg: &TaskConfig,
+    at: &RecordCoordinates,
+    failure: &RecordFailure,
+    offset: &SourceOffset,
+) -> Result<(), TaskError> {
+    log_failure(&cfg.errors, at, failure, None);
+    match cfg.errors.decide() {
+        FailureAction::FailTask => Err(TaskError::RecordFailed(format!(
+            "{} (source offset {})",
+            record_failed_message(at, failure),
+            serde_json::to_string(offset).unwrap_or_default()
+        ))),
+        FailureAction::Skip | FailureAction::SendToDeadLetterQueue => Ok(()),
+    }
+}
+
+/// Takes completed deliveries off the front of the queue, in order; `wait`: wait for at
+/// least the first one.
+async fn drain_deliveries(
+    cfg: &TaskConfig,
+    metrics: &TaskMetrics,
+    in_flight: &mut VecDeque<InFlight>,
+    acked: &mut AckedOffsets,
+    mut wait: bool,
+) -> Result<(), TaskError> {
+    let mut done = 0u64;
+    while let Some(front) = in_flight.front_mut() {
+        let result = match front.delivery.as_mut() {
+            None => None,
+            Some(d) if wait => Some(d.await),
+            Some(d) => match d.now_or_never() {
+                Some(r) => Some(r),
+                None => break,
+            },
+        };
+        wait = false;
+        let Some(item) = in_flight.pop_front() else { break };
+        match result {
+            None | Some(Ok(Ok(_))) => {
+                if result.is_some() {
+                    done += 1;
+                }
+            }
+            Some(Ok(Err((e, _)))) => {
+                metrics.error(Stage::KafkaProduce);
+                let at = RecordCoordinates { topic: item.topic.clone(), partition: None, offset: None };
+                let failure = produce_failure(&e);
+                if !record_level(&e) {
+                    return Err(TaskError::Kafka(format!("a record to {} was not delivered: {e}", item.topic)));
+                }
+                let offset = item.partition.as_ref().map(|p| p.1.clone()).unwrap_or_default();
+                tolerate(cfg, &at, &failure, &offset)?;
+            }
+            Some(Err(_)) => {
+                return Err(TaskError::Kafka("the producer stopped before a delivery report".into()))
+            }
+        }
+        if let Some((p, o)) = item.partition {
+            acked.latest.insert(p, o);
+        }
+    }
+    if done > 0 {
+        metrics.records_out(done);
+    }
+    Ok(())
+}
+
+async fn flush_offsets(
+    store: &KafkaOffsetStore,
+    acked: &mut AckedOffsets,
+    metrics: &TaskMetrics,
+) -> Result<(), TaskError> {
+    if acked.latest.is_empty() {
+        return Ok(());
+    }
+    store
+        .store(&acked.latest)
+        .await
+        .map_err(|e| TaskError::Kafka(e.to_string()))?;
+    acked.latest.clear();
+    metrics.committed();
+    Ok(())
+}

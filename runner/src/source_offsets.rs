@@ -1,0 +1,259 @@
+//! Where source offsets live: one compacted Kafka topic (`ferry-offsets` by default), shared
+//! by all source connectors, keyed `<namespace>/<connector>/<source partition as JSON>`
+//! with the offset as a JSON object value. Kept behind [`OffsetStore`] so that a plugin
+//! whose external system can hold offsets itself can use another store.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::kafka_admin::{ensure_topic, TopicRequest};
+use crate::kafka_config::to_client_config;
+use crate::plugins::{SourceOffset, SourcePartition};
+
+/// A failure to load or store source offsets (retriable: Kafka may come back).
+#[derive(Debug, thiserror::Error)]
+#[error("source offsets in topic {topic}: {message}")]
+pub struct OffsetStoreError {
+    /// The offsets topic.
+    pub topic: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// Loads and stores the source offsets of one connector.
+#[async_trait]
+pub trait OffsetStore: Send + Sync {
+    /// Every stored offset of the connector.
+    async fn load(&self) -> Result<BTreeMap<SourcePartition, SourceOffset>, OffsetStoreError>;
+    /// Stores offsets; returns once they are durable.
+    async fn store(
+        &self,
+        offsets: &BTreeMap<SourcePartition, SourceOffset>,
+    ) -> Result<(), OffsetStoreError>;
+}
+
+/// The key prefix of a connector's records in the offsets topic.
+pub fn key_prefix(namespace: &str, connector: &str) -> String {
+    format!("{namespace}/{connector}/")
+}
+
+/// The key of one source partition's offset.
+pub fn offset_key(namespace: &str, connector: &str, partition: &SourcePartition) -> String {
+    // A map of strings always serializes.
+    let json = serde_json::to_string(partition).unwrap_or_default();
+    format!("{}{json}", key_prefix(namespace, connector))
+}
+
+/// Applies one record of the offsets topic to `into` if it belongs to the connector
+/// (`prefix`); a record without a value (a tombstone) deletes the offset.
+pub fn apply_offset_record(
+    prefix: &str,
+    key: &[u8],
+    value: Option<&[u8]>,
+    into: &mut BTreeMap<SourcePartition, SourceOffset>,
+) {
+    let Ok(key) = std::str::from_utf8(key) else {
+        return;
+    };
+    let Some(partition_json) = key.strip_prefix(prefix) else {
+        return;
+    };
+    let Ok(partition) = serde_json::from_str::<SourcePartition>(partition_json) else {
+        tracing::warn!(key, "offsets topic: ignoring a key whose partition is not a JSON object of strings");
+        return;
+    };
+    match value {
+        None => {
+            into.remove(&partition);
+        }
+        Some(v) => match serde_json::from_slice::<SourceOffset>(v) {
+            Ok(offset) => {
+                into.insert(partition, offset);
+            }
+            Err(e) => {
+                tracing::warn!(key, error = %e, "offsets topic: ignoring an offset that is not a JSON object of strings")
+            }
+        },
+    }
+}
+
+/// [`OffsetStore`] in a compacted Kafka topic.
+pub struct KafkaOffsetStore {
+    props: BTreeMap<String, String>,
+    topic: String,
+    namespace: String,
+    connector: String,
+    producer: FutureProducer,
+}
+
+impl KafkaOffsetStore {
+    /// Connects to Kafka with the task's client properties and creates the topic
+    /// (compacted) when it is missing.
+    pub async fn open(
+        props: &BTreeMap<String, String>,
+        topic: &str,
+        namespace: &str,
+        connector: &str,
+    ) -> Result<Self, OffsetStoreError> {
+        let err = |message: String| OffsetStoreError {
+            topic: topic.to_string(),
+            message,
+        };
+        ensure_topic(
+            props,
+            TopicRequest {
+                name: topic,
+                partitions: 1,
+                replication_factor: None,
+                config: &[("cleanup.policy", "compact")],
+            },
+        )
+        .await
+        .map_err(err)?;
+        let mut cfg = to_client_config(props);
+        cfg.set("enable.idempotence", "true").set("acks", "all");
+        let producer: FutureProducer = cfg
+            .create()
+            .map_err(|e| err(format!("cannot create a producer: {e}")))?;
+        Ok(Self {
+            props: props.clone(),
+            topic: topic.to_string(),
+            namespace: namespace.to_string(),
+            connector: connector.to_string(),
+            producer,
+        })
+    }
+
+    fn read_all(&self) -> Result<BTreeMap<SourcePartition, SourceOffset>, OffsetStoreError> {
+        let err = |message: String| OffsetStoreError {
+            topic: self.topic.clone(),
+            message,
+        };
+        let mut cfg = to_client_config(&self.props);
+        cfg.set("group.id", format!("ferry-offsets-reader-{}", std::process::id()))
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "false");
+        let consumer: BaseConsumer = cfg
+            .create()
+            .map_err(|e| err(format!("cannot create a consumer: {e}")))?;
+        let timeout = Duration::from_secs(30);
+        let metadata = consumer
+            .fetch_metadata(Some(&self.topic), timeout)
+            .map_err(|e| err(format!("cannot read metadata: {e}")))?;
+        let partitions: Vec<i32> = metadata
+            .topics()
+            .iter()
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .collect();
+        let mut tpl = TopicPartitionList::new();
+        let mut remaining = BTreeMap::new();
+        for p in partitions {
+            let (low, high) = consumer
+                .fetch_watermarks(&self.topic, p, timeout)
+                .map_err(|e| err(format!("cannot read the end of partition {p}: {e}")))?;
+            if high > low {
+                tpl.add_partition_offset(&self.topic, p, Offset::Beginning)
+                    .map_err(|e| err(e.to_string()))?;
+                remaining.insert(p, high);
+            }
+        }
+        let mut out = BTreeMap::new();
+        if remaining.is_empty() {
+            return Ok(out);
+        }
+        consumer
+            .assign(&tpl)
+            .map_err(|e| err(format!("cannot assign partitions: {e}")))?;
+        let prefix = key_prefix(&self.namespace, &self.connector);
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while !remaining.is_empty() {
+            if std::time::Instant::now() > deadline {
+                return Err(err("timed out reading the stored offsets".into()));
+            }
+            match consumer.poll(Duration::from_millis(500)) {
+                None => {}
+                Some(Err(e)) => return Err(err(format!("cannot read: {e}"))),
+                Some(Ok(m)) => {
+                    if let Some(key) = m.key() {
+                        apply_offset_record(&prefix, key, m.payload(), &mut out);
+                    }
+                    if remaining
+                        .get(&m.partition())
+                        .is_some_and(|high| m.offset() + 1 >= *high)
+                    {
+                        remaining.remove(&m.partition());
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl OffsetStore for KafkaOffsetStore {
+    async fn load(&self) -> Result<BTreeMap<SourcePartition, SourceOffset>, OffsetStoreError> {
+        tokio::task::block_in_place(|| self.read_all())
+    }
+
+    async fn store(
+        &self,
+        offsets: &BTreeMap<SourcePartition, SourceOffset>,
+    ) -> Result<(), OffsetStoreError> {
+        let mut pending = Vec::with_capacity(offsets.len());
+        for (partition, offset) in offsets {
+            let key = offset_key(&self.namespace, &self.connector, partition);
+            let value = serde_json::to_vec(offset).unwrap_or_default();
+            let producer = &self.producer;
+            let topic = &self.topic;
+            pending.push(async move {
+                producer
+                    .send(
+                        FutureRecord::to(topic).key(&key).payload(&value),
+                        Duration::from_secs(30),
+                    )
+                    .await
+            });
+        }
+        for result in futures::future::join_all(pending).await {
+            result.map_err(|(e, _)| OffsetStoreError {
+                topic: self.topic.clone(),
+                message: format!("cannot store an offset: {e}"),
+            })?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_scoped_to_the_connector_and_tombstones_delete() {
+        let part = BTreeMap::from([("path".to_string(), "/in.txt".to_string())]);
+        let key = offset_key("shop", "lines", &part);
+        assert_eq!(key, "shop/lines/{\"path\":\"/in.txt\"}");
+        let mut m = BTreeMap::new();
+        let prefix = key_prefix("shop", "lines");
+        apply_offset_record(&prefix, key.as_bytes(), Some(br#"{"position":"10"}"#), &mut m);
+        apply_offset_record(&prefix, key.as_bytes(), Some(br#"{"position":"20"}"#), &mut m);
+        apply_offset_record(
+            &prefix,
+            b"shop/other/{\"path\":\"/in.txt\"}",
+            Some(br#"{"position":"99"}"#),
+            &mut m,
+        );
+        apply_offset_record(&prefix, b"shop/lines/not json", Some(b"{}"), &mut m);
+        assert_eq!(m[&part]["position"], "20");
+        assert_eq!(m.len(), 1);
+        apply_offset_record(&prefix, key.as_bytes(), None, &mut m);
+        assert!(m.is_empty());
+    }
+}
