@@ -1,0 +1,90 @@
+//! What every reconcile shares: the API client, the Event recorder, the metrics, the settings
+//! and the per-connector error backoff.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kube::runtime::events::{Recorder, Reporter};
+use kube::Client;
+
+use crate::metrics::Metrics;
+
+/// Operator settings that shape the reconcile.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Runner image for connectors that name none.
+    pub runner_image: String,
+    /// How often a connector with running tasks is looked at again (progress freshness).
+    pub resync: Duration,
+    /// Timeout of one `/progress` request to a task.
+    pub progress_timeout: Duration,
+    /// Whether to read the tasks' `/progress` (off in tests without task pods).
+    pub read_progress: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            runner_image: crate::names::default_runner_image(),
+            resync: Duration::from_secs(15),
+            progress_timeout: Duration::from_secs(2),
+            read_progress: true,
+        }
+    }
+}
+
+/// Shared state of the controller.
+pub struct Context {
+    /// Kubernetes client.
+    pub client: Client,
+    /// Publishes Events about connectors.
+    pub recorder: Recorder,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// Settings.
+    pub settings: Settings,
+    /// Consecutive failed reconciles per connector (`namespace/name`).
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    /// Creates the context. `instance` identifies this operator replica in Events.
+    pub fn new(
+        client: Client,
+        metrics: Arc<Metrics>,
+        settings: Settings,
+        instance: Option<String>,
+    ) -> Self {
+        let reporter = Reporter {
+            controller: crate::names::FIELD_MANAGER.to_string(),
+            instance,
+        };
+        Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            metrics,
+            settings,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Counts a failed reconcile of `key` and returns how many failed in a row.
+    pub fn record_failure(&self, key: &str) -> u32 {
+        match self.failures.lock() {
+            Ok(mut failures) => {
+                let count = failures.entry(key.to_string()).or_insert(0);
+                *count = count.saturating_add(1);
+                *count
+            }
+            Err(_) => 1,
+        }
+    }
+
+    /// Forgets the failures of `key` after a successful reconcile.
+    pub fn record_success(&self, key: &str) {
+        if let Ok(mut failures) = self.failures.lock() {
+            failures.remove(key);
+        }
+    }
+}

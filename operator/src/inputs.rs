@@ -1,0 +1,101 @@
+//! The pure build steps' view of a connector ([`TaskInputs`]), read from the typed resource.
+
+use std::time::Duration;
+
+use ferry_crds::connector::{ConnectorState, SecretKeyRef};
+use ferry_crds::names::{API_GROUP, API_VERSION, KIND};
+use ferry_crds::KafkaConnector;
+use kube::Resource;
+
+use crate::build::{KafkaSecrets, RunState, SecretKey, TaskInputs};
+use crate::error::Error;
+use crate::restart::Backoff;
+
+/// Spec fields that change without replacing task pods, left out of `connector.yaml`.
+const FIELDS_NOT_IN_TASK_CONFIG: &[&str] = &["tasks", "autoscaling", "state"];
+
+/// Reads the inputs of the build steps. Call [`crate::validate::validate`] first.
+pub fn task_inputs(connector: &KafkaConnector, default_image: &str) -> Result<TaskInputs, Error> {
+    let name = connector.metadata.name.clone().unwrap_or_default();
+    let namespace = connector.metadata.namespace.clone().unwrap_or_default();
+    let owner = connector.controller_owner_ref(&()).ok_or_else(|| {
+        Error::InvalidSpec(format!(
+            "connector {namespace}/{name} has no metadata.uid yet"
+        ))
+    })?;
+    let spec = &connector.spec;
+    let plugin_max = spec
+        .source
+        .as_ref()
+        .and_then(|s| s.plugin.max_tasks())
+        .or_else(|| spec.sink.as_ref().and_then(|s| s.plugin.max_tasks()));
+    let tasks = plugin_max.map_or(spec.desired_tasks(), |max| spec.desired_tasks().min(max));
+    let policy = spec.restart_policy();
+    let key = |r: &SecretKeyRef| SecretKey {
+        name: r.name.clone(),
+        key: r.key.clone(),
+    };
+    let tls = spec.kafka.tls.as_ref();
+    let sasl = spec.kafka.sasl.as_ref();
+    Ok(TaskInputs {
+        connector_yaml: task_config_yaml(connector)?,
+        image: spec
+            .image
+            .clone()
+            .unwrap_or_else(|| default_image.to_string()),
+        is_source: spec.is_source(),
+        tasks,
+        state: match spec.state {
+            ConnectorState::Running => RunState::Running,
+            ConnectorState::Paused => RunState::Paused,
+            ConnectorState::Stopped => RunState::Stopped,
+        },
+        pod: spec
+            .template
+            .as_ref()
+            .and_then(|t| t.pod.clone())
+            .unwrap_or_default(),
+        kafka_secrets: KafkaSecrets {
+            tls_ca: tls.and_then(|t| t.ca.as_ref()).map(key),
+            tls_cert: tls.and_then(|t| t.cert.as_ref()).map(key),
+            tls_key: tls.and_then(|t| t.key.as_ref()).map(key),
+            sasl_username: sasl.map(|s| key(&s.username.secret_key_ref)),
+            sasl_password: sasl.map(|s| key(&s.password.secret_key_ref)),
+        },
+        backoff: Backoff {
+            initial: Duration::from_secs(u64::from(policy.initial_backoff_seconds)),
+            max: Duration::from_secs(u64::from(policy.max_backoff_seconds)),
+            reset_after: Duration::from_secs(u64::from(policy.reset_after_seconds)),
+        },
+        generation: connector.metadata.generation.unwrap_or(0),
+        owner,
+        name,
+        namespace,
+    })
+}
+
+/// The `connector.yaml` a task runs: apiVersion, kind, metadata name and namespace, and the
+/// spec without `tasks`, `autoscaling` and `state`.
+pub fn task_config_yaml(connector: &KafkaConnector) -> Result<String, Error> {
+    let name = connector.metadata.name.clone().unwrap_or_default();
+    let encode = |e: &dyn std::fmt::Display| Error::Encode {
+        connector: name.clone(),
+        message: e.to_string(),
+    };
+    let mut spec = serde_json::to_value(&connector.spec).map_err(|e| encode(&e))?;
+    if let Some(fields) = spec.as_object_mut() {
+        for field in FIELDS_NOT_IN_TASK_CONFIG {
+            fields.remove(*field);
+        }
+    }
+    let document = serde_json::json!({
+        "apiVersion": format!("{API_GROUP}/{API_VERSION}"),
+        "kind": KIND,
+        "metadata": {
+            "name": connector.metadata.name,
+            "namespace": connector.metadata.namespace,
+        },
+        "spec": spec,
+    });
+    serde_yaml::to_string(&document).map_err(|e| encode(&e))
+}

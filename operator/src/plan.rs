@@ -1,0 +1,385 @@
+//! What to do about a connector's task pods (pure): which to create, which to delete and why,
+//! what each task's status is, which decisions to report as Events, and when to look again.
+//!
+//! Rules:
+//! - pods of indexes `>= desired` (or without a valid index, or duplicates) are orphans and
+//!   are deleted, whatever the state; a `Stopped` connector wants no pods at all;
+//! - a missing task pod is created, unless its restart is still backing off;
+//! - a failed task pod is kept (its logs stay readable) until its restart is due, then
+//!   deleted; its replacement is created once it is gone;
+//! - a task that exited with a configuration error is kept and not restarted until the
+//!   connector's generation changes, then retried once;
+//! - a pod whose configuration hash is stale is replaced: at once when it is not serving
+//!   (pending, failed, finished), otherwise one at a time, only while every other task is
+//!   ready (rolling replacement);
+//! - while `Paused`, nothing is replaced or restarted (missing pods are still created: they
+//!   start paused).
+
+use std::time::Duration;
+
+use ferry_crds::contract::EXIT_CONFIG_ERROR;
+use ferry_crds::status::{task_phase, TaskFailure, TaskStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+
+use crate::build::{RunState, TaskInputs};
+use crate::names::task_pod_name;
+use crate::observe::{Ended, PodPhase, TaskPod};
+use crate::restart::{self, Failure};
+
+/// Why a pod is deleted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeleteReason {
+    /// Its index is not wanted any more (scaled down, stopped, or a stray pod).
+    Orphan,
+    /// Its configuration is stale: it is replaced by one with the current configuration.
+    Replace,
+    /// It failed and its restart is due.
+    Restart,
+    /// It failed with a configuration error and the spec changed since: retried once.
+    RetryAfterSpecChange,
+}
+
+/// One pod to delete.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Deletion {
+    /// Pod name.
+    pub pod: String,
+    /// Pod UID (the delete is conditional on it, so a newer pod of the same name is safe).
+    pub uid: String,
+    /// Why.
+    pub reason: DeleteReason,
+}
+
+/// A decision worth an Event.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Decision {
+    /// A task pod is created.
+    TaskStarted {
+        /// Task index.
+        index: i32,
+        /// Consecutive restarts of the task.
+        restarts: i32,
+    },
+    /// A task failed (reported once per failure).
+    TaskFailed {
+        /// Task index.
+        index: i32,
+        /// The failure.
+        failure: TaskFailure,
+    },
+    /// A failed task's restart was scheduled.
+    RestartScheduled {
+        /// Task index.
+        index: i32,
+        /// When it restarts.
+        at: Timestamp,
+        /// The backoff delay.
+        delay: Duration,
+    },
+    /// A task exited with a configuration error (reported once per failure).
+    ConfigurationError {
+        /// Task index.
+        index: i32,
+        /// The termination message.
+        message: String,
+    },
+    /// A task is replaced for a new configuration.
+    Replacing {
+        /// Task index.
+        index: i32,
+    },
+}
+
+/// The plan for one reconcile.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Plan {
+    /// Task pods to create: `(index, consecutive restarts)`.
+    pub create: Vec<(i32, i32)>,
+    /// Pods to delete.
+    pub delete: Vec<Deletion>,
+    /// Status of each desired task (progress fields not filled yet).
+    pub tasks: Vec<TaskStatus>,
+    /// Decisions to report.
+    pub decisions: Vec<Decision>,
+    /// The earliest time something is due (a restart).
+    pub wake_in: Option<Duration>,
+    /// Task pods with a stale configuration (rolling replacement in progress).
+    pub stale: usize,
+    /// Pods that exist and are not being deleted (the `/scale` replicas).
+    pub existing: i32,
+    /// Task pods still being deleted.
+    pub terminating: usize,
+    /// The first configuration error of the current generation: `(index, message)`.
+    pub config_error: Option<(i32, String)>,
+}
+
+/// Everything [`plan`] decides on.
+#[derive(Clone, Debug)]
+pub struct Observed<'a> {
+    /// The connector's inputs.
+    pub inputs: &'a TaskInputs,
+    /// The current configuration hash.
+    pub hash: &'a str,
+    /// The connector's task pods.
+    pub pods: &'a [TaskPod],
+    /// `status.tasks.items` as last written.
+    pub previous: &'a [TaskStatus],
+    /// Now.
+    pub now: Timestamp,
+}
+
+/// Decides what to do.
+pub fn plan(observed: &Observed<'_>) -> Plan {
+    let inputs = observed.inputs;
+    let desired = inputs.desired_tasks();
+    let paused = inputs.state == RunState::Paused;
+    let mut plan = Plan::default();
+
+    // Orphans: pods of unwanted indexes, without an index, or duplicates.
+    let mut by_index: Vec<Option<&TaskPod>> = vec![None; usize::try_from(desired).unwrap_or(0)];
+    for pod in observed.pods {
+        let slot = pod
+            .index
+            .and_then(|i| usize::try_from(i).ok())
+            .filter(|&i| i < by_index.len())
+            .filter(|&i| pod.name == task_pod_name(&inputs.name, i as i32));
+        match slot {
+            Some(i) if by_index[i].is_none() => by_index[i] = Some(pod),
+            _ => {
+                if pod.terminating {
+                    plan.terminating += 1;
+                } else {
+                    plan.delete.push(Deletion {
+                        pod: pod.name.clone(),
+                        uid: pod.uid.clone(),
+                        reason: DeleteReason::Orphan,
+                    });
+                }
+            }
+        }
+    }
+
+    let mut ready_stale: Vec<&TaskPod> = Vec::new();
+    let mut unavailable = 0usize;
+    for (slot, pod) in by_index.iter().enumerate() {
+        let index = slot as i32;
+        let previous = observed.previous.iter().find(|t| t.index == index);
+        let mut task = TaskStatus {
+            index,
+            pod: task_pod_name(&inputs.name, index),
+            phase: task_phase::PENDING.to_string(),
+            restarts: previous.map_or(0, |p| p.restarts),
+            last_failure: previous.and_then(|p| p.last_failure.clone()),
+            ..TaskStatus::default()
+        };
+        match pod {
+            None => {
+                unavailable += 1;
+                let backing_off = previous
+                    .and_then(|p| p.next_restart_at.as_ref())
+                    .filter(|at| at.0 > observed.now);
+                match backing_off {
+                    Some(at) => {
+                        task.phase = task_phase::BACKING_OFF.to_string();
+                        task.next_restart_at = Some(at.clone());
+                        wake(&mut plan, at.0, observed.now);
+                    }
+                    None => {
+                        plan.create.push((index, task.restarts));
+                        plan.decisions.push(Decision::TaskStarted {
+                            index,
+                            restarts: task.restarts,
+                        });
+                    }
+                }
+            }
+            Some(pod) if pod.terminating => {
+                unavailable += 1;
+                plan.terminating += 1;
+            }
+            Some(pod) => {
+                plan.existing += 1;
+                let current = pod.is_current(observed.hash);
+                if !current {
+                    plan.stale += 1;
+                }
+                match (pod.phase, &pod.ended) {
+                    (PodPhase::Failed, Some(ended)) => {
+                        unavailable += 1;
+                        failed_task(&mut plan, &mut task, pod, ended, current, observed);
+                    }
+                    (PodPhase::Succeeded, _) => {
+                        unavailable += 1;
+                        task.phase = task_phase::SUCCEEDED.to_string();
+                        task.restarts = pod.restarts;
+                        if !current && !paused {
+                            replace(&mut plan, pod, DeleteReason::Replace);
+                        }
+                    }
+                    _ => {
+                        task.restarts = restart::restarts_while_running(
+                            pod.restarts,
+                            pod.running_since,
+                            &inputs.backoff,
+                            observed.now,
+                        );
+                        if pod.ready {
+                            task.phase = if paused {
+                                task_phase::PAUSED
+                            } else {
+                                task_phase::RUNNING
+                            }
+                            .to_string();
+                            if !current {
+                                ready_stale.push(pod);
+                            }
+                        } else {
+                            unavailable += 1;
+                            if !current && !paused {
+                                replace(&mut plan, pod, DeleteReason::Replace);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        plan.tasks.push(task);
+    }
+
+    // Rolling replacement: one ready stale pod at a time, only while every task is ready.
+    if !paused && unavailable == 0 && plan.terminating == 0 {
+        if let Some(pod) = ready_stale.first() {
+            replace(&mut plan, pod, DeleteReason::Replace);
+        }
+    }
+    plan
+}
+
+fn replace(plan: &mut Plan, pod: &TaskPod, reason: DeleteReason) {
+    if reason == DeleteReason::Replace {
+        if let Some(index) = pod.index {
+            plan.decisions.push(Decision::Replacing { index });
+        }
+    }
+    plan.delete.push(Deletion {
+        pod: pod.name.clone(),
+        uid: pod.uid.clone(),
+        reason,
+    });
+}
+
+fn wake(plan: &mut Plan, at: Timestamp, now: Timestamp) {
+    let wait = Duration::try_from(at.duration_since(now)).unwrap_or(Duration::ZERO);
+    plan.wake_in = Some(plan.wake_in.map_or(wait, |w| w.min(wait)));
+}
+
+fn failed_task(
+    plan: &mut Plan,
+    task: &mut TaskStatus,
+    pod: &TaskPod,
+    ended: &Ended,
+    current: bool,
+    observed: &Observed<'_>,
+) {
+    let inputs = observed.inputs;
+    let paused = inputs.state == RunState::Paused;
+    let failed_at = ended.finished_at.unwrap_or(observed.now);
+    let failure = TaskFailure {
+        reason: failure_reason(ended),
+        message: ended.message.clone(),
+        exit_code: ended.exit_code,
+        at: Some(Time(failed_at)),
+    };
+    let first_report = task.last_failure.as_ref() != Some(&failure)
+        || observed
+            .previous
+            .iter()
+            .all(|p| p.index != task.index || p.pod != pod.name);
+    task.last_failure = Some(failure.clone());
+
+    if ended.exit_code == Some(EXIT_CONFIG_ERROR) {
+        task.restarts = pod.restarts;
+        if pod.generation == Some(inputs.generation) {
+            task.phase = task_phase::FAILED.to_string();
+            if plan.config_error.is_none() {
+                plan.config_error = Some((task.index, ended.message.clone()));
+            }
+            if first_report {
+                plan.decisions.push(Decision::ConfigurationError {
+                    index: task.index,
+                    message: ended.message.clone(),
+                });
+            }
+        } else if !paused {
+            task.restarts = pod.restarts.saturating_add(1);
+            plan.delete.push(Deletion {
+                pod: pod.name.clone(),
+                uid: pod.uid.clone(),
+                reason: DeleteReason::RetryAfterSpecChange,
+            });
+        } else {
+            task.phase = task_phase::FAILED.to_string();
+        }
+        return;
+    }
+
+    let decision = restart::decide(
+        &Failure {
+            restarts_before: pod.restarts,
+            started_at: ended.started_at,
+            failed_at,
+        },
+        &inputs.backoff,
+        restart::jitter_from(&pod.uid),
+    );
+    task.restarts = decision.restarts;
+    if first_report {
+        plan.decisions.push(Decision::TaskFailed {
+            index: task.index,
+            failure,
+        });
+    }
+    if paused {
+        task.phase = task_phase::FAILED.to_string();
+        return;
+    }
+    if !current {
+        // The configuration changed: the fix may be in it, so do not wait for the backoff.
+        plan.delete.push(Deletion {
+            pod: pod.name.clone(),
+            uid: pod.uid.clone(),
+            reason: DeleteReason::Replace,
+        });
+        return;
+    }
+    if first_report {
+        plan.decisions.push(Decision::RestartScheduled {
+            index: task.index,
+            at: decision.restart_at,
+            delay: inputs
+                .backoff
+                .delay(decision.restarts, restart::jitter_from(&pod.uid)),
+        });
+    }
+    if decision.is_due(observed.now) {
+        plan.delete.push(Deletion {
+            pod: pod.name.clone(),
+            uid: pod.uid.clone(),
+            reason: DeleteReason::Restart,
+        });
+    } else {
+        task.phase = task_phase::BACKING_OFF.to_string();
+        task.next_restart_at = Some(Time(decision.restart_at));
+        wake(plan, decision.restart_at, observed.now);
+    }
+}
+
+/// The failure category shown in `lastFailure.reason`.
+pub fn failure_reason(ended: &Ended) -> String {
+    match ended.exit_code {
+        Some(EXIT_CONFIG_ERROR) => "ConfigurationError".to_string(),
+        Some(ferry_crds::contract::EXIT_RECORD_FAILED) => "RecordFailed".to_string(),
+        _ => ended.reason.clone(),
+    }
+}

@@ -1,0 +1,310 @@
+//! The connector's status (pure): task items, totals, phase and conditions.
+
+use ferry_crds::contract::TaskProgress;
+use ferry_crds::status::{
+    condition_type, reason, task_phase, ConnectorPhase, KafkaConnectorStatus, TasksStatus,
+};
+use k8s_openapi::jiff::Timestamp;
+
+use crate::build::{RunState, TaskInputs};
+use crate::conditions::{self, Desired, Status};
+use crate::names::task_selector;
+use crate::plan::Plan;
+
+/// What a running task said about its progress.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Reading {
+    /// The task answered.
+    Report(TaskProgress),
+    /// The task could not be asked (the error, in words).
+    Unavailable(String),
+}
+
+/// One task's progress reading.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TaskReading {
+    /// Task index.
+    pub index: i32,
+    /// The reading.
+    pub reading: Reading,
+}
+
+/// Builds the status.
+pub fn build(
+    inputs: &TaskInputs,
+    plan: &Plan,
+    readings: &[TaskReading],
+    previous: Option<&KafkaConnectorStatus>,
+    now: Timestamp,
+) -> KafkaConnectorStatus {
+    let desired = inputs.desired_tasks();
+    let mut tasks = plan.tasks.clone();
+    let mut stalled = Vec::new();
+    let mut unknown = Vec::new();
+    let mut lag_total: Option<i64> = None;
+    for reading in readings {
+        let Some(task) = tasks.iter_mut().find(|t| t.index == reading.index) else {
+            continue;
+        };
+        match &reading.reading {
+            Reading::Report(progress) => {
+                task.lag = progress.lag.map(saturating_i64);
+                task.records_out = Some(saturating_i64(progress.records_out));
+                if let Some(lag) = task.lag {
+                    lag_total = Some(lag_total.unwrap_or(0).saturating_add(lag));
+                }
+                if progress.stalled {
+                    task.phase = task_phase::STALLED.to_string();
+                    stalled.push((task.index, progress.lag));
+                }
+            }
+            Reading::Unavailable(error) => unknown.push(format!("task {}: {error}", task.index)),
+        }
+    }
+    let ready = plan
+        .tasks
+        .iter()
+        .filter(|t| t.phase == task_phase::RUNNING || t.phase == task_phase::PAUSED)
+        .count() as i32;
+    let restarts: i32 = tasks.iter().map(|t| t.restarts).sum();
+    let backing_off: Vec<_> = tasks
+        .iter()
+        .filter(|t| t.phase == task_phase::BACKING_OFF)
+        .collect();
+    let failed_tasks: Vec<_> = tasks
+        .iter()
+        .filter(|t| t.phase == task_phase::FAILED || t.phase == task_phase::BACKING_OFF)
+        .collect();
+
+    let phase = match inputs.state {
+        RunState::Stopped => ConnectorPhase::Stopped,
+        _ if plan.config_error.is_some() => ConnectorPhase::Failed,
+        RunState::Paused => ConnectorPhase::Paused,
+        RunState::Running if ready == desired && plan.stale == 0 => ConnectorPhase::Running,
+        RunState::Running if !failed_tasks.is_empty() => ConnectorPhase::Failed,
+        RunState::Running => ConnectorPhase::Pending,
+    };
+
+    let config_error_message = plan.config_error.as_ref().map(|(index, message)| {
+        format!(
+            "task {index} exited with a configuration error (exit code 78): {message}. \
+             It is not restarted until the connector's spec changes."
+        )
+    });
+    let leftover = plan.existing + plan.terminating as i32;
+
+    let ready_condition = match (&config_error_message, inputs.state) {
+        (Some(message), _) if inputs.state != RunState::Stopped => Desired::new(
+            condition_type::READY,
+            Status::False,
+            reason::CONFIGURATION_ERROR,
+            message.clone(),
+        ),
+        (_, RunState::Stopped) if leftover == 0 => Desired::new(
+            condition_type::READY,
+            Status::True,
+            reason::STOPPED,
+            "the connector is stopped: no task runs; its configuration and offsets are kept",
+        ),
+        (_, RunState::Stopped) => Desired::new(
+            condition_type::READY,
+            Status::False,
+            reason::TASKS_NOT_READY,
+            format!("stopping: {leftover} task pods still terminating"),
+        ),
+        (_, RunState::Paused) if ready == desired => Desired::new(
+            condition_type::READY,
+            Status::True,
+            reason::PAUSED,
+            format!("the connector is paused: its {desired} tasks run but move no records"),
+        ),
+        _ if ready == desired => Desired::new(
+            condition_type::READY,
+            Status::True,
+            reason::ALL_TASKS_READY,
+            format!("{ready} of {desired} tasks are ready"),
+        ),
+        _ => Desired::new(
+            condition_type::READY,
+            Status::False,
+            reason::TASKS_NOT_READY,
+            format!(
+                "{ready} of {desired} tasks are ready{}",
+                describe_not_ready(&tasks)
+            ),
+        ),
+    };
+
+    let degraded = if let Some(message) = &config_error_message {
+        Desired::new(
+            condition_type::DEGRADED,
+            Status::True,
+            reason::CONFIGURATION_ERROR,
+            message.clone(),
+        )
+    } else if let Some(task) = backing_off.first() {
+        let at = task
+            .next_restart_at
+            .as_ref()
+            .map(|t| t.0.to_string())
+            .unwrap_or_default();
+        Desired::new(
+            condition_type::DEGRADED,
+            Status::True,
+            reason::BACKING_OFF,
+            format!(
+                "task {} failed ({}); restart {} at {at}",
+                task.index,
+                describe_failure(task),
+                task.restarts
+            ),
+        )
+    } else if let Some(task) = failed_tasks.first() {
+        Desired::new(
+            condition_type::DEGRADED,
+            Status::True,
+            reason::TASK_FAILED,
+            format!("task {} failed ({})", task.index, describe_failure(task)),
+        )
+    } else {
+        Desired::new(
+            condition_type::DEGRADED,
+            Status::False,
+            reason::TASKS_HEALTHY,
+            "no task has failed",
+        )
+    };
+
+    let previous_desired = previous.and_then(|p| p.tasks.as_ref()).map(|t| t.desired);
+    let missing = tasks
+        .iter()
+        .filter(|t| t.phase == task_phase::PENDING)
+        .count();
+    let progressing = if plan.stale > 0 && inputs.state != RunState::Paused {
+        Desired::new(
+            condition_type::PROGRESSING,
+            Status::True,
+            reason::ROLLING_UPDATE,
+            format!(
+                "replacing task pods one at a time for the new configuration: {} of {desired} \
+                 still to replace",
+                plan.stale
+            ),
+        )
+    } else if inputs.state == RunState::Stopped && leftover > 0 {
+        Desired::new(
+            condition_type::PROGRESSING,
+            Status::True,
+            reason::SCALING,
+            format!("stopping: deleting {leftover} task pods"),
+        )
+    } else if plan.terminating > 0 || previous_desired.is_some_and(|d| d != desired) {
+        Desired::new(
+            condition_type::PROGRESSING,
+            Status::True,
+            reason::SCALING,
+            format!("scaling to {desired} tasks"),
+        )
+    } else if missing > 0 && !plan.create.is_empty() {
+        Desired::new(
+            condition_type::PROGRESSING,
+            Status::True,
+            reason::STARTING,
+            format!("starting {} task pods", plan.create.len()),
+        )
+    } else {
+        Desired::new(
+            condition_type::PROGRESSING,
+            Status::False,
+            reason::UP_TO_DATE,
+            format!("the tasks match generation {}", inputs.generation),
+        )
+    };
+
+    let stalled_condition = if let Some((index, lag)) = stalled.first() {
+        let waiting = lag.map_or("work".to_string(), |l| format!("{l} records"));
+        Desired::new(
+            condition_type::STALLED,
+            Status::True,
+            reason::NO_PROGRESS,
+            format!(
+                "task {index} has {waiting} waiting and committed nothing for the stall window \
+                 (spec.progress.stallAfterSeconds)"
+            ),
+        )
+    } else if !unknown.is_empty() {
+        Desired::new(
+            condition_type::STALLED,
+            Status::Unknown,
+            reason::PROGRESS_UNKNOWN,
+            format!("progress could not be read: {}", unknown.join("; ")),
+        )
+    } else {
+        Desired::new(
+            condition_type::STALLED,
+            Status::False,
+            reason::MAKING_PROGRESS,
+            "every running task is committing or has nothing to do",
+        )
+    };
+
+    let previous_conditions = previous.map(|p| p.conditions.as_slice()).unwrap_or(&[]);
+    let tasks_status = TasksStatus {
+        desired,
+        ready,
+        items: tasks,
+    };
+    KafkaConnectorStatus {
+        observed_generation: Some(inputs.generation),
+        state: Some(phase),
+        conditions: conditions::merge(
+            previous_conditions,
+            vec![ready_condition, progressing, degraded, stalled_condition],
+            inputs.generation,
+            now,
+        ),
+        tasks_ready: Some(tasks_status.summary()),
+        tasks: Some(tasks_status),
+        replicas: Some(plan.existing),
+        selector: Some(task_selector(&inputs.name)),
+        restarts: Some(restarts),
+        lag: lag_total,
+        offset_reset: previous.and_then(|p| p.offset_reset.clone()),
+        autoscaler: previous.and_then(|p| p.autoscaler.clone()),
+    }
+}
+
+fn saturating_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn describe_failure(task: &ferry_crds::status::TaskStatus) -> String {
+    match &task.last_failure {
+        Some(f) => {
+            let code = f
+                .exit_code
+                .map(|c| format!("exit code {c}"))
+                .unwrap_or_else(|| "no exit code".to_string());
+            if f.message.is_empty() {
+                format!("{}, {code}", f.reason)
+            } else {
+                format!("{}, {code}: {}", f.reason, f.message)
+            }
+        }
+        None => "no failure recorded".to_string(),
+    }
+}
+
+fn describe_not_ready(tasks: &[ferry_crds::status::TaskStatus]) -> String {
+    let waiting: Vec<String> = tasks
+        .iter()
+        .filter(|t| t.phase != task_phase::RUNNING && t.phase != task_phase::PAUSED)
+        .take(3)
+        .map(|t| format!("task {} is {}", t.index, t.phase))
+        .collect();
+    if waiting.is_empty() {
+        String::new()
+    } else {
+        format!("; {}", waiting.join(", "))
+    }
+}

@@ -1,0 +1,93 @@
+//! Checks the operator makes before running a connector (pure). The API server already
+//! enforces the schema and its CEL rules; these are the facts the operator relies on.
+
+use ferry_crds::names::MAX_CONNECTOR_NAME_LENGTH;
+use ferry_crds::KafkaConnector;
+
+use crate::error::Error;
+
+/// Checks that the connector can be turned into task pods.
+pub fn validate(connector: &KafkaConnector) -> Result<(), Error> {
+    let name = connector.metadata.name.as_deref().unwrap_or_default();
+    if name.is_empty() {
+        return Err(Error::InvalidSpec("metadata.name is empty".into()));
+    }
+    if name.len() > MAX_CONNECTOR_NAME_LENGTH {
+        return Err(Error::InvalidSpec(format!(
+            "metadata.name {name:?} is {} characters long; at most {MAX_CONNECTOR_NAME_LENGTH} \
+             are allowed so that task pod names stay valid",
+            name.len()
+        )));
+    }
+    if connector
+        .metadata
+        .namespace
+        .as_deref()
+        .unwrap_or_default()
+        .is_empty()
+    {
+        return Err(Error::InvalidSpec(format!(
+            "connector {name} has no metadata.namespace"
+        )));
+    }
+    let spec = &connector.spec;
+    match (&spec.source, &spec.sink) {
+        (Some(_), Some(_)) => Err(Error::InvalidSpec(
+            "spec.source and spec.sink are both set; set exactly one".into(),
+        )),
+        (None, None) => Err(Error::InvalidSpec(
+            "neither spec.source nor spec.sink is set; set exactly one".into(),
+        )),
+        _ if spec.kafka.bootstrap_servers.trim().is_empty() => Err(Error::InvalidSpec(
+            "spec.kafka.bootstrapServers is empty".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connector(yaml: &str) -> KafkaConnector {
+        serde_yaml::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn accepts_a_sink() {
+        let c = connector(
+            "apiVersion: ferry.rs/v1alpha1\nkind: KafkaConnector\nmetadata: {name: a, namespace: n}\n\
+             spec: {kafka: {bootstrapServers: 'k:9092'}, sink: {topics: [t], null: {}}}",
+        );
+        assert!(validate(&c).is_ok());
+    }
+
+    #[test]
+    fn rejects_what_cannot_run_naming_the_field() {
+        let cases = [
+            ("metadata: {name: a, namespace: n}\nspec: {kafka: {bootstrapServers: k}}", "neither spec.source nor spec.sink"),
+            ("metadata: {name: a}\nspec: {kafka: {bootstrapServers: k}, sink: {topics: [t], null: {}}}", "metadata.namespace"),
+            ("metadata: {name: a, namespace: n}\nspec: {kafka: {bootstrapServers: ' '}, sink: {topics: [t], null: {}}}", "spec.kafka.bootstrapServers"),
+            (
+                "metadata: {name: a, namespace: n}\nspec: {kafka: {bootstrapServers: k}, sink: {topics: [t], null: {}}, source: {datagen: {topic: t}}}",
+                "both set",
+            ),
+        ];
+        for (body, expected) in cases {
+            let c = connector(&format!(
+                "apiVersion: ferry.rs/v1alpha1\nkind: KafkaConnector\n{body}"
+            ));
+            let err = validate(&c).unwrap_err().to_string();
+            assert!(err.contains(expected), "{err} should contain {expected}");
+        }
+        let long = "x".repeat(MAX_CONNECTOR_NAME_LENGTH + 1);
+        let c = connector(&format!(
+            "apiVersion: ferry.rs/v1alpha1\nkind: KafkaConnector\nmetadata: {{name: {long}, namespace: n}}\n\
+             spec: {{kafka: {{bootstrapServers: k}}, sink: {{topics: [t], null: {{}}}}}}"
+        ));
+        assert!(validate(&c)
+            .unwrap_err()
+            .to_string()
+            .contains("metadata.name"));
+    }
+}
