@@ -4,5 +4,11 @@
 pub mod connector;
 pub mod contract;
 pub mod errors;
+pub mod names;
 pub mod pipeline;
 pub mod plugins;
+pub mod schema;
+pub mod status;
+
+pub use connector::{KafkaConnector, KafkaConnectorSpec};
+pub use status::KafkaConnectorStatus;

@@ -1,0 +1,57 @@
+//! Prints the `KafkaConnector` CustomResourceDefinition as YAML.
+//!
+//! `crdgen` prints it; `crdgen --write` writes it to every file the repository keeps it in
+//! (`crds/kafkaconnector.yaml`, the Helm chart's `crds/` and the kustomize base).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use ferry_crds::schema::{crd_yaml, CRD_FILES};
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+fn write_all(yaml: &str) -> Result<(), String> {
+    let root = repo_root();
+    for file in CRD_FILES {
+        let path = root.join(file);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
+        std::fs::write(&path, yaml).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let write = match args.as_slice() {
+        [] => false,
+        [flag] if flag == "--write" => true,
+        _ => {
+            eprintln!("usage: crdgen [--write]\n  prints the KafkaConnector CRD; --write updates {}", CRD_FILES.join(", "));
+            return ExitCode::from(2);
+        }
+    };
+    let yaml = match crd_yaml() {
+        Ok(yaml) => yaml,
+        Err(e) => {
+            eprintln!("cannot render the CRD as YAML: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if write {
+        if let Err(e) = write_all(&yaml) {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    } else {
+        print!("{yaml}");
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,225 @@
+//! The `CustomResourceDefinition` of `KafkaConnector`, and the CEL rules
+//! (`x-kubernetes-validations`) the API server checks at `kubectl apply` beyond what the
+//! OpenAPI schema can say. Each rule's message names the field it is about.
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceDefinition, ValidationRule,
+};
+use kube::CustomResourceExt;
+use serde_json::{json, Value};
+
+use crate::connector::KafkaConnector;
+use crate::names::MAX_CONNECTOR_NAME_LENGTH;
+use crate::plugins::{SINK_PLUGINS, SOURCE_PLUGINS};
+
+/// Where the generated CRD is kept, relative to the repository root. `crdgen --write`
+/// writes all of them; a test fails when one differs from what the types generate.
+pub const CRD_FILES: &[&str] = &[
+    "crds/kafkaconnector.yaml",
+    "helm/ferry/crds/kafkaconnector.yaml",
+    "manifests/base/crd.yaml",
+];
+
+/// First line of the generated YAML.
+pub const CRD_HEADER: &str =
+    "# Generated from the ferry-crds types by `cargo run -p ferry-crds --bin crdgen -- --write`. Do not edit.\n";
+
+/// Keys of `spec.kafka.config` that hold credentials, which belong in Secrets. Any key
+/// containing `password` or `secret` is refused as well.
+pub const CREDENTIAL_CONFIG_KEYS: &[&str] = &[
+    "sasl.jaas.config",
+    "sasl.oauthbearer.config",
+    "sasl.username",
+    "ssl.key.pem",
+    "ssl.keystore.key",
+    "ssl_key",
+];
+
+/// The `KafkaConnector` CRD: the derived one plus the rules on the whole object.
+pub fn crd() -> CustomResourceDefinition {
+    let mut crd = KafkaConnector::crd();
+    for version in &mut crd.spec.versions {
+        if let Some(root) = version
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+        {
+            root.x_kubernetes_validations
+                .get_or_insert_with(Vec::new)
+                .push(ValidationRule {
+                    rule: format!("size(self.metadata.name) <= {MAX_CONNECTOR_NAME_LENGTH}"),
+                    message: Some(format!(
+                        "metadata.name must be at most {MAX_CONNECTOR_NAME_LENGTH} characters: task pods are named <name>-task-<index>"
+                    )),
+                    ..ValidationRule::default()
+                });
+        }
+    }
+    crd
+}
+
+/// The CRD as YAML, with [`CRD_HEADER`]: the content of every file in [`CRD_FILES`].
+pub fn crd_yaml() -> Result<String, serde_yaml::Error> {
+    Ok(format!("{CRD_HEADER}{}", serde_yaml::to_string(&crd())?))
+}
+
+/// How a CEL expression reaches the property `name` of `self`: CEL keywords (such as the
+/// `null` sink) are escaped as `__keyword__`, as Kubernetes requires.
+pub fn cel_field(name: &str) -> String {
+    const RESERVED: &[&str] = &[
+        "true", "false", "null", "in", "as", "break", "const", "continue", "else", "for",
+        "function", "if", "import", "let", "loop", "package", "namespace", "return", "var",
+        "void", "while",
+    ];
+    if RESERVED.contains(&name) {
+        format!("__{name}__")
+    } else {
+        name.to_owned()
+    }
+}
+
+/// A CEL rule that holds when exactly one of the properties `names` is set.
+pub fn exactly_one_rule(names: &[&str]) -> String {
+    let checks: Vec<String> = names
+        .iter()
+        .map(|n| format!("has(self.{})", cel_field(n)))
+        .collect();
+    format!("[{}].exists_one(x, x)", checks.join(", "))
+}
+
+/// `a`, `a or b`, `a, b or c`.
+fn or_list(names: &[&str]) -> String {
+    match names {
+        [] => String::new(),
+        [one] => (*one).to_owned(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    }
+}
+
+fn add_rule(schema: &mut schemars::Schema, rule: String, message: String) {
+    let Some(object) = schema.as_object_mut() else {
+        return;
+    };
+    let rules = object
+        .entry("x-kubernetes-validations")
+        .or_insert_with(|| Value::Array(Vec::new()));
+    if let Value::Array(rules) = rules {
+        rules.push(json!({"rule": rule, "message": message}));
+    }
+}
+
+fn has_property(schema: &schemars::Schema, path: &[&str]) -> bool {
+    let mut current = schema.as_value();
+    for name in path {
+        match current.get("properties").and_then(|p| p.get(name)) {
+            Some(next) => current = next,
+            None => return false,
+        }
+    }
+    true
+}
+
+/// Rules on `spec` as a whole.
+pub fn spec_rules(schema: &mut schemars::Schema) {
+    add_rule(
+        schema,
+        "has(self.source) != has(self.sink)".to_owned(),
+        "spec needs exactly one of source (external system to Kafka) or sink (Kafka to external system)".to_owned(),
+    );
+    add_rule(
+        schema,
+        "!has(self.offsets) || !has(self.offsets.reset) || !has(self.offsets.reset.sinkOffsets) || has(self.sink)".to_owned(),
+        "spec.offsets.reset.sinkOffsets is for sink connectors; a source connector resets with sourceOffsets".to_owned(),
+    );
+    add_rule(
+        schema,
+        "!has(self.offsets) || !has(self.offsets.reset) || !has(self.offsets.reset.sourceOffsets) || has(self.source)".to_owned(),
+        "spec.offsets.reset.sourceOffsets is for source connectors; a sink connector resets with to or sinkOffsets".to_owned(),
+    );
+    add_rule(
+        schema,
+        "!has(self.offsets) || !has(self.offsets.reset) || !has(self.offsets.reset.to) || has(self.sink) || self.offsets.reset.to == 'Earliest'".to_owned(),
+        "spec.offsets.reset.to: a source connector resets only to Earliest (forget its offsets) or to explicit sourceOffsets".to_owned(),
+    );
+    if has_property(schema, &["errors", "deadLetterQueue"]) {
+        add_rule(
+            schema,
+            "!has(self.errors) || !has(self.errors.deadLetterQueue) || has(self.sink)".to_owned(),
+            "spec.errors.deadLetterQueue is for sink connectors only".to_owned(),
+        );
+    }
+}
+
+/// Rules and bounds on `spec.kafka.config`: no credentials, a bounded size.
+pub fn kafka_config_rules(schema: &mut schemars::Schema) {
+    let keys: Vec<String> = CREDENTIAL_CONFIG_KEYS
+        .iter()
+        .map(|k| format!("'{k}'"))
+        .collect();
+    add_rule(
+        schema,
+        format!(
+            "self.all(k, !(k in [{}]) && !k.lowerAscii().contains('password') && !k.lowerAscii().contains('secret'))",
+            keys.join(", ")
+        ),
+        "spec.kafka.config must not hold credentials (sasl.jaas.config, sasl.username, private keys, keys containing password or secret): use spec.kafka.sasl and spec.kafka.tls, which read them from Secrets".to_owned(),
+    );
+    if let Some(object) = schema.as_object_mut() {
+        object.insert("maxProperties".to_owned(), json!(100));
+        if let Some(Value::Object(values)) = object.get_mut("additionalProperties") {
+            values.insert("maxLength".to_owned(), json!(4096));
+        }
+    }
+}
+
+/// `spec.source` holds exactly one plugin block, among [`SOURCE_PLUGINS`].
+pub fn source_rules(schema: &mut schemars::Schema) {
+    add_rule(
+        schema,
+        exactly_one_rule(SOURCE_PLUGINS),
+        format!(
+            "spec.source must hold exactly one plugin block: {}",
+            or_list(SOURCE_PLUGINS)
+        ),
+    );
+}
+
+/// `spec.sink` holds exactly one plugin block, among [`SINK_PLUGINS`], and exactly one of
+/// `topics` and `topicsRegex`.
+pub fn sink_rules(schema: &mut schemars::Schema) {
+    add_rule(
+        schema,
+        exactly_one_rule(SINK_PLUGINS),
+        format!(
+            "spec.sink must hold exactly one plugin block: {}",
+            or_list(SINK_PLUGINS)
+        ),
+    );
+    add_rule(
+        schema,
+        "(has(self.topics) && size(self.topics) > 0) != has(self.topicsRegex)".to_owned(),
+        "spec.sink needs exactly one of topics or topicsRegex".to_owned(),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keywords_are_escaped() {
+        assert_eq!(cel_field("null"), "__null__");
+        assert_eq!(cel_field("file"), "file");
+        assert_eq!(
+            exactly_one_rule(&["file", "null"]),
+            "[has(self.file), has(self.__null__)].exists_one(x, x)"
+        );
+    }
+
+    #[test]
+    fn lists_read_as_words() {
+        assert_eq!(or_list(&["file"]), "file");
+        assert_eq!(or_list(&["file", "null"]), "file or null");
+        assert_eq!(or_list(&["a", "b", "c"]), "a, b or c");
+    }
+}

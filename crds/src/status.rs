@@ -1,0 +1,257 @@
+//! The `status` of a `KafkaConnector`, written only by the operator, and the condition types
+//! and reasons it uses.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Condition types the operator maintains on every connector.
+pub mod condition_type {
+    /// `True` when every desired task runs and is ready (or the connector is intentionally
+    /// `Paused`/`Stopped` and has reached that state).
+    pub const READY: &str = "Ready";
+    /// `True` while the operator is changing the connector's tasks: starting, scaling, a
+    /// rolling replacement after a configuration change, or an offsets reset.
+    pub const PROGRESSING: &str = "Progressing";
+    /// `True` when a task failed, is waiting to be restarted, or the configuration is invalid.
+    pub const DEGRADED: &str = "Degraded";
+    /// `True` when a task has work waiting but committed nothing for
+    /// `spec.progress.stallAfterSeconds`.
+    pub const STALLED: &str = "Stalled";
+
+    /// Every condition type, in the order they are shown.
+    pub const ALL: &[&str] = &[READY, PROGRESSING, DEGRADED, STALLED];
+}
+
+/// Reasons of the conditions (`CamelCase`, as Kubernetes expects).
+pub mod reason {
+    /// Ready=True: every desired task is running and ready.
+    pub const ALL_TASKS_READY: &str = "AllTasksReady";
+    /// Ready=False: some tasks are not ready yet (starting, restarting or replaced).
+    pub const TASKS_NOT_READY: &str = "TasksNotReady";
+    /// Ready=True/Progressing=False: `spec.state` is `Paused` and every task has paused.
+    pub const PAUSED: &str = "Paused";
+    /// Ready=True/Progressing=False: `spec.state` is `Stopped` and no task pod runs.
+    pub const STOPPED: &str = "Stopped";
+    /// Ready=False, Degraded=True: the configuration is invalid; nothing is restarted until
+    /// the spec changes. The message quotes the error.
+    pub const CONFIGURATION_ERROR: &str = "ConfigurationError";
+    /// Degraded=True: a task failed; the message names the task and its exit reason.
+    pub const TASK_FAILED: &str = "TaskFailed";
+    /// Degraded=True: a failed task waits for its next restart (exponential backoff).
+    pub const BACKING_OFF: &str = "BackingOff";
+    /// Degraded=False: every task runs without failures.
+    pub const TASKS_HEALTHY: &str = "TasksHealthy";
+    /// Progressing=True: task pods are being created.
+    pub const STARTING: &str = "Starting";
+    /// Progressing=True: the task count is changing.
+    pub const SCALING: &str = "Scaling";
+    /// Progressing=True: task pods are replaced one at a time after a configuration change.
+    pub const ROLLING_UPDATE: &str = "RollingUpdate";
+    /// Progressing=True: an offsets reset (`spec.offsets.reset`) is being applied.
+    pub const RESETTING_OFFSETS: &str = "ResettingOffsets";
+    /// Progressing=False: the tasks match the spec.
+    pub const UP_TO_DATE: &str = "UpToDate";
+    /// Stalled=True: a task has work waiting and committed nothing for the stall window.
+    pub const NO_PROGRESS: &str = "NoProgress";
+    /// Stalled=False: every running task is committing, or has nothing to do.
+    pub const MAKING_PROGRESS: &str = "MakingProgress";
+    /// Stalled=Unknown: the tasks' progress could not be read.
+    pub const PROGRESS_UNKNOWN: &str = "ProgressUnknown";
+}
+
+/// Observed state of a connector, written by the operator.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KafkaConnectorStatus {
+    /// The `metadata.generation` of the spec this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// What the connector is doing: `Pending` (tasks starting), `Running`, `Paused`,
+    /// `Stopped`, `Resetting` (an offsets reset is being applied) or `Failed` (a task failed
+    /// or the configuration is invalid; see the conditions and `tasks.items[].lastFailure`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<ConnectorPhase>,
+    /// Standard conditions: `Ready`, `Progressing`, `Degraded` and `Stalled`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// The connector's tasks: how many are desired, how many are ready, and each one's state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<TasksStatus>,
+    /// Ready tasks out of desired tasks, e.g. `2/2` (the TASKS column).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks_ready: Option<String>,
+    /// Number of task pods that currently exist (the `/scale` subresource's `status.replicas`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i32>,
+    /// Label selector of the connector's task pods, e.g. `ferry.rs/connector=orders-to-pg`
+    /// (the `/scale` subresource's `status.selector`, used by HorizontalPodAutoscalers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+    /// Restarts of all tasks since the connector was created (the RESTARTS column).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarts: Option<i32>,
+    /// Records waiting in the input, summed over the tasks that report it (the LAG column).
+    /// Sinks: consumer group lag. Sources: the backlog the plugin knows of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag: Option<i64>,
+    /// The last offsets reset the operator applied (`spec.offsets.reset`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset_reset: Option<OffsetResetStatus>,
+    /// The autoscaler's last decision (`spec.autoscaling`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaler: Option<AutoscalerStatus>,
+}
+
+/// What the connector as a whole is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ConnectorPhase {
+    /// Task pods are being created or are not ready yet.
+    Pending,
+    /// Every task is running.
+    Running,
+    /// Tasks are up but move no records (`spec.state: Paused`).
+    Paused,
+    /// No task pods run (`spec.state: Stopped`); offsets are kept.
+    Stopped,
+    /// An offsets reset is being applied; the tasks are stopped until it is done.
+    Resetting,
+    /// A task failed or the configuration is invalid; see the conditions.
+    Failed,
+}
+
+impl ConnectorPhase {
+    /// The phase as written in `status.state`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectorPhase::Pending => "Pending",
+            ConnectorPhase::Running => "Running",
+            ConnectorPhase::Paused => "Paused",
+            ConnectorPhase::Stopped => "Stopped",
+            ConnectorPhase::Resetting => "Resetting",
+            ConnectorPhase::Failed => "Failed",
+        }
+    }
+}
+
+impl std::fmt::Display for ConnectorPhase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The connector's tasks.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TasksStatus {
+    /// Number of tasks the connector should run now (`spec.tasks`, or the autoscaler's
+    /// choice; 0 when `Stopped`).
+    pub desired: i32,
+    /// Number of task pods that are running and ready.
+    pub ready: i32,
+    /// One entry per task, by index.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["index"]))]
+    pub items: Vec<TaskStatus>,
+}
+
+impl TasksStatus {
+    /// `ready/desired`, as shown in the TASKS column (`status.tasksReady`).
+    pub fn summary(&self) -> String {
+        format!("{}/{}", self.ready, self.desired)
+    }
+}
+
+/// Phases of one task (`status.tasks.items[].phase`).
+pub mod task_phase {
+    /// The pod is being created or is starting.
+    pub const PENDING: &str = "Pending";
+    /// The task is running and moving records.
+    pub const RUNNING: &str = "Running";
+    /// The task runs but moves no records (`spec.state: Paused`).
+    pub const PAUSED: &str = "Paused";
+    /// The task has work waiting and committed nothing for the stall window.
+    pub const STALLED: &str = "Stalled";
+    /// The task failed and waits for its next restart (`nextRestartAt`).
+    pub const BACKING_OFF: &str = "BackingOff";
+    /// The task failed and is not restarted until the spec changes (configuration error).
+    pub const FAILED: &str = "Failed";
+    /// The task finished its work and exited cleanly (a bounded source reached its end).
+    pub const SUCCEEDED: &str = "Succeeded";
+}
+
+/// State of one task.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskStatus {
+    /// Task index, `0..n-1`.
+    pub index: i32,
+    /// Name of the task's pod, `<connector>-task-<index>`.
+    pub pod: String,
+    /// `Pending`, `Running`, `Paused`, `Stalled`, `BackingOff`, `Failed` or `Succeeded`.
+    pub phase: String,
+    /// Times the operator restarted this task since the connector was created.
+    #[serde(default)]
+    pub restarts: i32,
+    /// The task's most recent failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<TaskFailure>,
+    /// When a failed task is restarted next (exponential backoff, `spec.restartPolicy`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_restart_at: Option<Time>,
+    /// Records waiting in this task's input, as last reported by the task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag: Option<i64>,
+    /// Records this task wrote durably since it started, as last reported by the task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub records_out: Option<i64>,
+}
+
+/// Why a task's process ended.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskFailure {
+    /// Category of the failure, e.g. `ConfigurationError`, `RecordFailed`, `Error`,
+    /// `OOMKilled`.
+    pub reason: String,
+    /// The task's termination message: its last fatal error, in its own words.
+    #[serde(default)]
+    pub message: String,
+    /// Exit code of the task's process: 78 is a configuration error (not restarted), 65 a
+    /// record that failed with `errors.tolerance: None`, 1 a retriable failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// When the process ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<Time>,
+}
+
+/// The last offsets reset the operator applied.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OffsetResetStatus {
+    /// The `spec.offsets.reset.id` that was applied. A reset whose id equals this one is not
+    /// applied again.
+    pub applied_id: String,
+    /// When the reset was applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<Time>,
+    /// What the reset did, e.g. `3 partitions of orders reset to earliest`, or why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
+}
+
+/// The autoscaler's last decision.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AutoscalerStatus {
+    /// Task count the autoscaler chose.
+    pub desired_tasks: i32,
+    /// Why, in words, e.g. `lag 1234 over 2 tasks, target 10000 per task`.
+    #[serde(default)]
+    pub reason: String,
+    /// When the autoscaler last changed the task count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<Time>,
+}
