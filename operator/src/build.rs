@@ -408,3 +408,206 @@ fn volumes(inputs: &TaskInputs) -> Vec<Volume> {
     }
     volumes
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures;
+
+    #[test]
+    fn task_pod_follows_the_contract() {
+        let c = fixtures::sink("  tasks: 3\n  kafka: {bootstrapServers: 'kafka:9092', sasl: {mechanism: SCRAM-SHA-512, username: {secretKeyRef: {name: kafka-user, key: user}}, password: {secretKeyRef: {name: kafka-user, key: password}}}}");
+        let inputs = fixtures::inputs(&c);
+        let pod = task_pod(&inputs, 2, "h1", 4);
+        let yaml = serde_yaml::to_string(&pod).unwrap();
+        let v: serde_json::Value = serde_json::to_value(&pod).unwrap();
+        let meta = &v["metadata"];
+        assert_eq!(meta["name"], "orders-task-2");
+        assert_eq!(meta["namespace"], "shop");
+        assert_eq!(meta["labels"]["app.kubernetes.io/name"], "ferry-runner");
+        assert_eq!(meta["labels"]["app.kubernetes.io/instance"], "orders");
+        assert_eq!(meta["labels"]["ferry.rs/connector"], "orders");
+        assert_eq!(meta["labels"]["ferry.rs/task"], "2");
+        assert_eq!(meta["annotations"]["ferry.rs/config-hash"], "h1");
+        assert_eq!(meta["annotations"]["ferry.rs/restarts"], "4");
+        assert_eq!(meta["annotations"]["ferry.rs/generation"], "1");
+        assert_eq!(meta["ownerReferences"][0]["kind"], "KafkaConnector");
+        assert_eq!(meta["ownerReferences"][0]["controller"], true);
+        let spec = &v["spec"];
+        assert_eq!(spec["restartPolicy"], "Never");
+        assert_eq!(spec["automountServiceAccountToken"], false);
+        assert_eq!(spec["securityContext"]["runAsNonRoot"], true);
+        assert_eq!(spec["securityContext"]["runAsUser"], 65532);
+        assert_eq!(
+            spec["securityContext"]["seccompProfile"]["type"],
+            "RuntimeDefault"
+        );
+        let c0 = &spec["containers"][0];
+        assert_eq!(c0["image"], "ferry/runner:test");
+        assert_eq!(
+            c0["args"],
+            serde_json::json!(["run", "-f", "/etc/ferry/task/connector.yaml"])
+        );
+        assert_eq!(c0["securityContext"]["readOnlyRootFilesystem"], true);
+        assert_eq!(c0["securityContext"]["allowPrivilegeEscalation"], false);
+        assert_eq!(
+            c0["securityContext"]["capabilities"]["drop"],
+            serde_json::json!(["ALL"])
+        );
+        assert_eq!(c0["terminationMessagePolicy"], "FallbackToLogsOnError");
+        assert_eq!(c0["readinessProbe"]["httpGet"]["path"], "/readyz");
+        assert_eq!(c0["livenessProbe"]["httpGet"]["path"], "/healthz");
+        assert_eq!(c0["ports"][0]["containerPort"], 8080);
+        let env: BTreeMap<String, serde_json::Value> = c0["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| (e["name"].as_str().unwrap().to_string(), e.clone()))
+            .collect();
+        assert_eq!(env["FERRY_TASK_INDEX"]["value"], "2");
+        assert_eq!(env["FERRY_TASK_COUNT"]["value"], "3");
+        assert_eq!(env["FERRY_ADMIN_ADDR"]["value"], "$(POD_IP):8080");
+        assert_eq!(
+            env["POD_IP"]["valueFrom"]["fieldRef"]["fieldPath"],
+            "status.podIP"
+        );
+        assert_eq!(
+            env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"],
+            "metadata.name"
+        );
+        assert_eq!(
+            env["FERRY_KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"],
+            serde_json::json!({"name": "kafka-user", "key": "password", "optional": false})
+        );
+        // POD_IP must be defined before FERRY_ADMIN_ADDR refers to it.
+        let names: Vec<&str> = c0["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["name"].as_str().unwrap())
+            .collect();
+        assert!(
+            names.iter().position(|n| *n == "POD_IP")
+                < names.iter().position(|n| *n == "FERRY_ADMIN_ADDR")
+        );
+        let mounts: Vec<&str> = c0["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["mountPath"].as_str().unwrap())
+            .collect();
+        assert_eq!(mounts, vec!["/etc/ferry/task", "/tmp"]);
+        assert_eq!(
+            spec["volumes"][0]["configMap"]["name"],
+            "orders-task-config"
+        );
+        assert!(spec["volumes"][1]["emptyDir"].is_object());
+        assert!(!yaml.contains("kafka-tls"));
+    }
+
+    #[test]
+    fn template_and_tls_reach_the_pod_but_secrets_stay_references() {
+        let c = fixtures::sink(
+            "  image: ferry/runner:pinned\n  kafka: {bootstrapServers: 'k:9093', tls: {ca: {name: kafka-ca, key: ca.crt}, cert: {name: me, key: tls.crt}, key: {name: me, key: tls.key}}}\n  template:\n    pod:\n      serviceAccountName: reader\n      nodeSelector: {disk: ssd}\n      labels: {team: shop, ferry.rs/connector: hijack}\n      annotations: {owner: alice}\n      resources: {limits: {memory: 256Mi}}\n      tolerations: [{key: dedicated, operator: Exists}]",
+        );
+        let inputs = fixtures::inputs(&c);
+        let v = serde_json::to_value(task_pod(&inputs, 0, "h", 0)).unwrap();
+        assert_eq!(v["metadata"]["labels"]["team"], "shop");
+        assert_eq!(v["metadata"]["labels"]["ferry.rs/connector"], "orders");
+        assert_eq!(v["metadata"]["annotations"]["owner"], "alice");
+        assert_eq!(v["spec"]["serviceAccountName"], "reader");
+        assert_eq!(v["spec"]["automountServiceAccountToken"], true);
+        assert_eq!(v["spec"]["nodeSelector"]["disk"], "ssd");
+        assert_eq!(v["spec"]["tolerations"][0]["key"], "dedicated");
+        let c0 = &v["spec"]["containers"][0];
+        assert_eq!(c0["image"], "ferry/runner:pinned");
+        assert_eq!(c0["resources"]["limits"]["memory"], "256Mi");
+        assert_eq!(c0["volumeMounts"][2]["mountPath"], "/etc/ferry/kafka-tls");
+        let sources = &v["spec"]["volumes"][2]["projected"]["sources"];
+        assert_eq!(sources[0]["secret"]["name"], "kafka-ca");
+        assert_eq!(sources[0]["secret"]["items"][0]["path"], "ca.crt");
+        assert_eq!(
+            sources[2]["secret"]["items"][0],
+            serde_json::json!({"key": "tls.key", "path": "tls.key", "mode": 256})
+        );
+        let cm = config_map(&inputs);
+        let yaml = &cm.data.as_ref().unwrap()["connector.yaml"];
+        assert!(yaml.contains("name: kafka-ca"));
+        assert!(!yaml.contains("BEGIN"));
+    }
+
+    #[test]
+    fn config_map_holds_the_spec_without_tasks_autoscaling_and_state() {
+        let c = fixtures::sink("  tasks: 2\n  state: Paused\n  autoscaling: {minTasks: 1, maxTasks: 4, lagPerTask: 100}");
+        let inputs = fixtures::inputs(&c);
+        let cm = config_map(&inputs);
+        assert_eq!(cm.metadata.name.as_deref(), Some("orders-task-config"));
+        let data = cm.data.unwrap();
+        assert_eq!(data["state"], "Paused");
+        let doc: serde_yaml::Value = serde_yaml::from_str(&data["connector.yaml"]).unwrap();
+        assert_eq!(doc["apiVersion"], "ferry.rs/v1alpha1");
+        assert_eq!(doc["kind"], "KafkaConnector");
+        assert_eq!(doc["metadata"]["name"], "orders");
+        assert_eq!(doc["metadata"]["namespace"], "shop");
+        assert_eq!(doc["spec"]["sink"]["topics"][0], "orders");
+        for absent in ["tasks", "state", "autoscaling"] {
+            assert!(
+                doc["spec"].get(absent).is_none(),
+                "{absent} must not be in connector.yaml"
+            );
+        }
+        // The runner reads it back as a connector.
+        let back: ferry_crds::KafkaConnector =
+            serde_yaml::from_str(&data["connector.yaml"]).unwrap();
+        assert!(back.spec.is_sink());
+        assert_eq!(
+            config_map(&fixtures::inputs(&fixtures::sink("  state: Stopped")))
+                .data
+                .unwrap()["state"],
+            "Paused"
+        );
+    }
+
+    #[test]
+    fn hash_ignores_state_and_sink_task_count_but_not_source_task_count() {
+        let h = |c: &ferry_crds::KafkaConnector| config_hash(&fixtures::inputs(c));
+        let base = h(&fixtures::sink("  tasks: 1"));
+        assert_eq!(base, h(&fixtures::sink("  tasks: 5")));
+        assert_eq!(base, h(&fixtures::sink("  tasks: 1\n  state: Paused")));
+        assert_ne!(
+            base,
+            h(&fixtures::sink("  tasks: 1\n  image: ferry/runner:other"))
+        );
+        assert_ne!(
+            base,
+            h(&fixtures::sink(
+                "  tasks: 1\n  template: {pod: {labels: {a: b}}}"
+            ))
+        );
+        assert_ne!(
+            base,
+            h(&fixtures::sink("  tasks: 1\n  errors: {tolerance: All}"))
+        );
+        assert_ne!(
+            h(&fixtures::source("  tasks: 1")),
+            h(&fixtures::source("  tasks: 2"))
+        );
+        assert_eq!(
+            h(&fixtures::source("  tasks: 2")),
+            h(&fixtures::source("  tasks: 2\n  state: Paused"))
+        );
+        assert_eq!(base.len(), 16);
+    }
+
+    #[test]
+    fn plugin_parallelism_caps_the_task_count() {
+        let c = fixtures::connector(
+            "metadata: {name: f, namespace: n}\nspec: {kafka: {bootstrapServers: k}, tasks: 4, source: {file: {path: /in, topic: t}}}",
+        );
+        assert_eq!(fixtures::inputs(&c).desired_tasks(), 1);
+        assert_eq!(
+            fixtures::inputs(&fixtures::sink("  tasks: 4\n  state: Stopped")).desired_tasks(),
+            0
+        );
+    }
+}

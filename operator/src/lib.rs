@@ -26,3 +26,6 @@ pub mod restart;
 pub mod server;
 pub mod status;
 pub mod validate;
+
+#[cfg(test)]
+mod fixtures;

@@ -383,3 +383,338 @@ pub fn failure_reason(ended: &Ended) -> String {
         _ => ended.reason.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::{self, failed, observed_pod, ready, stale_pod, starting};
+
+    const T0: &str = "2026-11-22T10:00:00Z";
+
+    fn now(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn run(inputs: &TaskInputs, pods: &[TaskPod], previous: &[TaskStatus], at: &str) -> Plan {
+        let hash = crate::build::config_hash(inputs);
+        plan(&Observed {
+            inputs,
+            hash: &hash,
+            pods,
+            previous,
+            now: now(at),
+        })
+    }
+
+    fn deleted(plan: &Plan) -> Vec<(&str, DeleteReason)> {
+        plan.delete
+            .iter()
+            .map(|d| (d.pod.as_str(), d.reason.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn a_new_connector_creates_every_task() {
+        let inputs = fixtures::inputs(&fixtures::sink("  tasks: 3"));
+        let p = run(&inputs, &[], &[], T0);
+        assert_eq!(p.create, vec![(0, 0), (1, 0), (2, 0)]);
+        assert!(p.delete.is_empty());
+        assert_eq!(p.tasks.len(), 3);
+        assert!(p.tasks.iter().all(|t| t.phase == "Pending"));
+        assert_eq!(p.decisions.len(), 3);
+    }
+
+    #[test]
+    fn scaling_down_deletes_only_the_highest_indexes_and_up_creates_only_new_ones() {
+        let inputs3 = fixtures::inputs(&fixtures::sink("  tasks: 3"));
+        let pods: Vec<TaskPod> = (0..3)
+            .map(|i| observed_pod(&inputs3, i, 0, &format!("u{i}"), &ready(T0)))
+            .collect();
+        let inputs1 = fixtures::inputs(&fixtures::sink("  tasks: 1"));
+        let p = run(&inputs1, &pods, &[], T0);
+        assert_eq!(
+            deleted(&p),
+            vec![
+                ("orders-task-1", DeleteReason::Orphan),
+                ("orders-task-2", DeleteReason::Orphan)
+            ]
+        );
+        assert!(p.create.is_empty());
+        let inputs5 = fixtures::inputs(&fixtures::sink("  tasks: 5"));
+        let p = run(&inputs5, &pods, &[], T0);
+        assert_eq!(p.create, vec![(3, 0), (4, 0)]);
+        assert!(
+            p.delete.is_empty(),
+            "a sink's running tasks are kept when scaling"
+        );
+    }
+
+    #[test]
+    fn stopped_deletes_every_pod_even_a_failed_one() {
+        let running = fixtures::inputs(&fixtures::sink("  tasks: 2"));
+        let pods = vec![
+            observed_pod(&running, 0, 0, "u0", &ready(T0)),
+            observed_pod(&running, 1, 5, "u1", &failed(1, "broker down", T0, T0)),
+        ];
+        let stopped = fixtures::inputs(&fixtures::sink("  tasks: 2\n  state: Stopped"));
+        let p = run(&stopped, &pods, &[], T0);
+        assert_eq!(p.delete.len(), 2);
+        assert!(p.delete.iter().all(|d| d.reason == DeleteReason::Orphan));
+        assert!(p.create.is_empty());
+        assert!(p.tasks.is_empty());
+    }
+
+    #[test]
+    fn a_failed_task_waits_for_its_backoff_then_is_deleted_and_recreated() {
+        let inputs = fixtures::inputs(&fixtures::sink(
+            "  restartPolicy: {initialBackoffSeconds: 2, maxBackoffSeconds: 60}",
+        ));
+        let pod = observed_pod(
+            &inputs,
+            0,
+            2,
+            "u0",
+            &failed(
+                1,
+                "broker down",
+                "2026-11-22T10:00:00Z",
+                "2026-11-22T10:00:03Z",
+            ),
+        );
+        // Third consecutive restart: 2 s * 2^2 = 8 s (+ up to 20 % jitter).
+        let p = run(
+            &inputs,
+            std::slice::from_ref(&pod),
+            &[],
+            "2026-11-22T10:00:04Z",
+        );
+        assert!(p.delete.is_empty());
+        assert!(p.create.is_empty());
+        let task = &p.tasks[0];
+        assert_eq!(task.phase, "BackingOff");
+        assert_eq!(task.restarts, 3);
+        let at = task.next_restart_at.as_ref().unwrap().0;
+        assert!(
+            at >= now("2026-11-22T10:00:11Z") && at <= now("2026-11-22T10:00:12.6Z"),
+            "{at}"
+        );
+        let failure = task.last_failure.as_ref().unwrap();
+        assert_eq!(failure.message, "broker down");
+        assert_eq!(failure.exit_code, Some(1));
+        assert!(p.wake_in.unwrap() >= Duration::from_secs(7));
+        assert!(matches!(
+            p.decisions[0],
+            Decision::TaskFailed { index: 0, .. }
+        ));
+        assert!(matches!(
+            p.decisions[1],
+            Decision::RestartScheduled { index: 0, .. }
+        ));
+
+        // The same failure seen again is not reported again.
+        let p2 = run(
+            &inputs,
+            std::slice::from_ref(&pod),
+            &p.tasks,
+            "2026-11-22T10:00:05Z",
+        );
+        assert!(p2.decisions.is_empty());
+        assert_eq!(p2.tasks, p.tasks);
+
+        // Due: the pod is deleted; once gone, it is recreated with the restart count.
+        let p3 = run(
+            &inputs,
+            std::slice::from_ref(&pod),
+            &p.tasks,
+            "2026-11-22T10:00:13Z",
+        );
+        assert_eq!(deleted(&p3), vec![("orders-task-0", DeleteReason::Restart)]);
+        let p4 = run(&inputs, &[], &p3.tasks, "2026-11-22T10:00:13Z");
+        assert_eq!(p4.create, vec![(0, 3)]);
+    }
+
+    #[test]
+    fn a_task_deleted_during_its_backoff_is_not_recreated_early() {
+        let inputs = fixtures::inputs(&fixtures::sink(""));
+        let previous = vec![TaskStatus {
+            index: 0,
+            pod: "orders-task-0".into(),
+            phase: "BackingOff".into(),
+            restarts: 4,
+            next_restart_at: Some(Time(now("2026-11-22T10:01:00Z"))),
+            ..TaskStatus::default()
+        }];
+        let p = run(&inputs, &[], &previous, "2026-11-22T10:00:30Z");
+        assert!(p.create.is_empty());
+        assert_eq!(p.tasks[0].phase, "BackingOff");
+        assert_eq!(p.wake_in, Some(Duration::from_secs(30)));
+        let p = run(&inputs, &[], &previous, "2026-11-22T10:01:00Z");
+        assert_eq!(p.create, vec![(0, 4)]);
+    }
+
+    #[test]
+    fn a_configuration_error_is_held_until_the_generation_changes() {
+        let c = fixtures::sink("");
+        let inputs = fixtures::inputs(&c);
+        let pod = observed_pod(
+            &inputs,
+            0,
+            0,
+            "u0",
+            &failed(78, "spec.sink.file.path: /x is a directory", T0, T0),
+        );
+        let p = run(
+            &inputs,
+            std::slice::from_ref(&pod),
+            &[],
+            "2026-11-22T12:00:00Z",
+        );
+        assert!(p.delete.is_empty() && p.create.is_empty());
+        assert_eq!(p.wake_in, None);
+        assert_eq!(p.tasks[0].phase, "Failed");
+        assert_eq!(
+            p.config_error,
+            Some((0, "spec.sink.file.path: /x is a directory".into()))
+        );
+        assert_eq!(p.decisions.len(), 1);
+        assert!(matches!(
+            p.decisions[0],
+            Decision::ConfigurationError { .. }
+        ));
+        let again = run(
+            &inputs,
+            std::slice::from_ref(&pod),
+            &p.tasks,
+            "2026-11-22T13:00:00Z",
+        );
+        assert!(again.decisions.is_empty());
+
+        // A new generation (same task configuration, e.g. only the labels changed) retries once.
+        let mut c2 = c.clone();
+        c2.metadata.generation = Some(2);
+        let inputs2 = fixtures::inputs(&c2);
+        let p = run(
+            &inputs2,
+            std::slice::from_ref(&pod),
+            &p.tasks,
+            "2026-11-22T13:00:00Z",
+        );
+        assert_eq!(
+            deleted(&p),
+            vec![("orders-task-0", DeleteReason::RetryAfterSpecChange)]
+        );
+        assert_eq!(p.tasks[0].restarts, 1);
+        assert_eq!(p.config_error, None);
+    }
+
+    #[test]
+    fn a_config_change_replaces_ready_pods_one_at_a_time() {
+        let old = fixtures::inputs(&fixtures::sink("  tasks: 3"));
+        let new = fixtures::inputs(&fixtures::sink("  tasks: 3\n  errors: {tolerance: All}"));
+        let old_hash = crate::build::config_hash(&old);
+        let pods: Vec<TaskPod> = (0..3)
+            .map(|i| stale_pod(&new, i, 0, &format!("u{i}"), &ready(T0), &old_hash))
+            .collect();
+        let p = run(&new, &pods, &[], T0);
+        assert_eq!(deleted(&p), vec![("orders-task-0", DeleteReason::Replace)]);
+        assert_eq!(p.stale, 3);
+
+        // Task 0 is being replaced: nothing else is touched until it is ready again.
+        let mut pods2 = pods.clone();
+        pods2[0] = observed_pod(&new, 0, 0, "u0b", &starting());
+        let p = run(&new, &pods2, &[], T0);
+        assert!(p.delete.is_empty(), "{:?}", p.delete);
+        pods2.remove(0);
+        let p = run(&new, &pods2, &[], T0);
+        assert_eq!(p.create, vec![(0, 0)]);
+        assert!(p.delete.is_empty());
+
+        // Task 0 ready with the new configuration: task 1 is next.
+        let mut pods3 = pods.clone();
+        pods3[0] = observed_pod(&new, 0, 0, "u0b", &ready(T0));
+        let p = run(&new, &pods3, &[], T0);
+        assert_eq!(deleted(&p), vec![("orders-task-1", DeleteReason::Replace)]);
+    }
+
+    #[test]
+    fn stale_pods_that_are_not_serving_are_replaced_at_once() {
+        let new = fixtures::inputs(&fixtures::sink("  tasks: 2\n  image: ferry/runner:2"));
+        let pods = vec![
+            stale_pod(&new, 0, 0, "u0", &starting(), "old"),
+            stale_pod(&new, 1, 6, "u1", &failed(1, "boom", T0, T0), "old"),
+        ];
+        let p = run(&new, &pods, &[], T0);
+        assert_eq!(
+            deleted(&p),
+            vec![
+                ("orders-task-0", DeleteReason::Replace),
+                ("orders-task-1", DeleteReason::Replace)
+            ]
+        );
+    }
+
+    #[test]
+    fn paused_keeps_every_pod_and_restarts_nothing() {
+        let paused = fixtures::inputs(&fixtures::sink(
+            "  tasks: 3\n  state: Paused\n  image: ferry/runner:2",
+        ));
+        let pods = vec![
+            stale_pod(&paused, 0, 0, "u0", &ready(T0), "old"),
+            observed_pod(&paused, 1, 0, "u1", &failed(1, "boom", T0, T0)),
+        ];
+        let p = run(&paused, &pods, &[], "2026-11-22T11:00:00Z");
+        assert!(p.delete.is_empty(), "{:?}", p.delete);
+        assert_eq!(
+            p.create,
+            vec![(2, 0)],
+            "a missing pod still starts (paused)"
+        );
+        assert_eq!(p.tasks[0].phase, "Paused");
+        assert_eq!(p.tasks[1].phase, "Failed");
+    }
+
+    #[test]
+    fn strays_and_duplicates_are_orphans_and_terminating_pods_are_waited_for() {
+        let inputs = fixtures::inputs(&fixtures::sink("  tasks: 1"));
+        let mut stray = observed_pod(&inputs, 0, 0, "u9", &ready(T0));
+        stray.name = "orders-task-x".into();
+        stray.index = None;
+        let mut terminating = observed_pod(&inputs, 0, 0, "u0", &ready(T0));
+        terminating.terminating = true;
+        let p = run(&inputs, &[terminating, stray], &[], T0);
+        assert_eq!(deleted(&p), vec![("orders-task-x", DeleteReason::Orphan)]);
+        assert!(
+            p.create.is_empty(),
+            "the replacement waits for the old pod to go"
+        );
+        assert_eq!(p.terminating, 1);
+    }
+
+    #[test]
+    fn a_healthy_task_resets_its_restart_count() {
+        let inputs = fixtures::inputs(&fixtures::sink("  restartPolicy: {resetAfterSeconds: 60}"));
+        let pod = observed_pod(&inputs, 0, 5, "u0", &ready(T0));
+        assert_eq!(
+            run(
+                &inputs,
+                std::slice::from_ref(&pod),
+                &[],
+                "2026-11-22T10:00:30Z"
+            )
+            .tasks[0]
+                .restarts,
+            5
+        );
+        assert_eq!(
+            run(
+                &inputs,
+                std::slice::from_ref(&pod),
+                &[],
+                "2026-11-22T10:01:00Z"
+            )
+            .tasks[0]
+                .restarts,
+            0
+        );
+    }
+}
