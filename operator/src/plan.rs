@@ -110,6 +110,8 @@ pub struct Plan {
     pub existing: i32,
     /// Task pods still being deleted.
     pub terminating: usize,
+    /// Pods deleted in this plan because their index is not wanted.
+    pub orphans: usize,
     /// The first configuration error of the current generation: `(index, message)`.
     pub config_error: Option<(i32, String)>,
 }
@@ -150,6 +152,7 @@ pub fn plan(observed: &Observed<'_>) -> Plan {
                 if pod.terminating {
                     plan.terminating += 1;
                 } else {
+                    plan.orphans += 1;
                     plan.delete.push(Deletion {
                         pod: pod.name.clone(),
                         uid: pod.uid.clone(),
