@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::errors::ErrorHandling;
 use crate::pipeline::{Converters, TransformSpec};
-use crate::plugins::{SinkPlugin, SourcePlugin};
+use crate::plugins::{SinkPlugin, SourcePlugin, SINK_PLUGINS, SOURCE_PLUGINS};
 use crate::schema;
 use crate::status::KafkaConnectorStatus;
 
@@ -34,6 +34,8 @@ pub const DEFAULT_SCALE_DOWN_STABILIZATION_SECONDS: u32 = 300;
 
 /// What a connector does: the Kafka it talks to, the external system it reads (`source`) or
 /// writes (`sink`), how records are converted and transformed, and how its tasks run.
+// Clippy reads the printer columns' repeated `type_ = ...` as duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "ferry.rs",
@@ -51,11 +53,35 @@ pub const DEFAULT_SCALE_DOWN_STABILIZATION_SECONDS: u32 = 300;
         status_replicas_path = ".status.replicas",
         label_selector_path = ".status.selector"
     ),
-    printcolumn(name = "State", type_ = "string", json_path = ".status.state", description = "What the connector is doing"),
-    printcolumn(name = "Tasks", type_ = "string", json_path = ".status.tasksReady", description = "Ready tasks / desired tasks"),
-    printcolumn(name = "Lag", type_ = "integer", json_path = ".status.lag", description = "Records waiting in the input"),
-    printcolumn(name = "Restarts", type_ = "integer", json_path = ".status.restarts", description = "Task restarts since creation"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "State",
+        type_ = "string",
+        json_path = ".status.state",
+        description = "What the connector is doing"
+    ),
+    printcolumn(
+        name = "Tasks",
+        type_ = "string",
+        json_path = ".status.tasksReady",
+        description = "Ready tasks / desired tasks"
+    ),
+    printcolumn(
+        name = "Lag",
+        type_ = "integer",
+        json_path = ".status.lag",
+        description = "Records waiting in the input"
+    ),
+    printcolumn(
+        name = "Restarts",
+        type_ = "integer",
+        json_path = ".status.restarts",
+        description = "Task restarts since creation"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schemars(transform = schema::spec_rules)]
@@ -89,7 +115,7 @@ pub struct KafkaConnectorSpec {
     pub converters: Option<Converters>,
     /// Per-record transforms (Kafka Connect's single message transforms), applied in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 64))]
+    #[schemars(length(max = 64), transform = schema::transforms_rules)]
     pub transforms: Vec<TransformSpec>,
     /// What happens to a record that fails in a converter, a transform or the plugin: fail
     /// the task (default), or skip it and optionally send it to a dead letter queue.
@@ -158,7 +184,10 @@ impl KafkaConnectorSpec {
 pub struct KafkaSpec {
     /// Comma-separated `host:port` list of brokers to bootstrap from, e.g.
     /// `kafka-0.kafka:9092,kafka-1.kafka:9092`.
-    #[schemars(length(min = 1, max = 2048), pattern(r"^[^\s,]+:[0-9]{1,5}(,[^\s,]+:[0-9]{1,5})*$"))]
+    #[schemars(
+        length(min = 1, max = 2048),
+        pattern(r"^[^\s,]+:[0-9]{1,5}(,[^\s,]+:[0-9]{1,5})*$")
+    )]
     pub bootstrap_servers: String,
     /// TLS to the brokers. Without it the connection is plaintext.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -244,7 +273,10 @@ pub struct SecretValue {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SecretKeyRef {
     /// Name of the Secret.
-    #[schemars(length(min = 1, max = 253), pattern(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 253),
+        pattern(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
     pub name: String,
     /// Key in the Secret's data.
     #[schemars(length(min = 1, max = 253), pattern(r"^[-._a-zA-Z0-9]+$"))]
@@ -253,7 +285,7 @@ pub struct SecretKeyRef {
 
 /// A source connector: the external system it reads. Holds exactly one plugin block, named
 /// after the plugin, e.g. `source: {file: {path: /data/in.txt, topic: lines}}`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(transform = schema::source_rules)]
 pub struct SourceSpec {
@@ -265,13 +297,16 @@ pub struct SourceSpec {
 /// A sink connector: the topics it reads and the external system it writes. Holds exactly
 /// one plugin block, named after the plugin, e.g. `sink: {topics: [orders], file: {path:
 /// /data/out.txt}}`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(transform = schema::sink_rules)]
 pub struct SinkSpec {
     /// Topics to read. Exactly one of `topics` and `topicsRegex`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 100), inner(length(min = 1, max = 249), pattern(r"^[a-zA-Z0-9._-]+$")))]
+    #[schemars(
+        length(max = 100),
+        inner(length(min = 1, max = 249), pattern(r"^[a-zA-Z0-9._-]+$"))
+    )]
     pub topics: Vec<String>,
     /// Read every topic whose whole name matches this regular expression, e.g. `orders-.*`,
     /// including topics created later. Exactly one of `topics` and `topicsRegex`.
@@ -281,6 +316,156 @@ pub struct SinkSpec {
     /// The plugin block.
     #[serde(flatten)]
     pub plugin: SinkPlugin,
+}
+
+/// Why a `source` or `sink` block could not be read. Serde's `flatten` would silently
+/// ignore unknown fields and all but one of several plugin blocks, so both blocks are read by
+/// hand and every such mistake is an error naming the field.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginBlockError {
+    /// A field that is neither a setting of the block nor a plugin name.
+    #[error("{path}: unknown field `{field}`, expected {expected}")]
+    UnknownField {
+        /// The block, e.g. `spec.sink`.
+        path: &'static str,
+        /// The unknown field.
+        field: String,
+        /// What the block accepts, in words.
+        expected: String,
+    },
+    /// No plugin block.
+    #[error("{path} must hold exactly one plugin block: {plugins}")]
+    MissingPlugin {
+        /// The block, e.g. `spec.sink`.
+        path: &'static str,
+        /// The plugin names, in words.
+        plugins: String,
+    },
+    /// Several plugin blocks.
+    #[error("{path} must hold exactly one plugin block, found {found}")]
+    SeveralPlugins {
+        /// The block, e.g. `spec.sink`.
+        path: &'static str,
+        /// The plugin blocks found, in words.
+        found: String,
+    },
+    /// A field of the block or of the plugin block has the wrong shape.
+    #[error("{path}.{field}: {source}")]
+    Invalid {
+        /// The block, e.g. `spec.sink`.
+        path: &'static str,
+        /// The field or plugin block.
+        field: String,
+        /// What is wrong with it.
+        source: serde_json::Error,
+    },
+}
+
+/// `a`, `a or b`, `a, b or c` (with `last_joiner` before the last name).
+pub(crate) fn in_words(names: &[&str], last_joiner: &str) -> String {
+    match names {
+        [] => String::new(),
+        [one] => (*one).to_owned(),
+        [init @ .., last] => format!("{} {last_joiner} {last}", init.join(", ")),
+    }
+}
+
+/// Takes the one plugin block out of `fields`, which must hold nothing else.
+fn take_plugin<P: serde::de::DeserializeOwned>(
+    path: &'static str,
+    fields: serde_json::Map<String, serde_json::Value>,
+    plugins: &[&str],
+    settings: &[&str],
+) -> Result<P, PluginBlockError> {
+    if let Some(unknown) = fields.keys().find(|k| !plugins.contains(&k.as_str())) {
+        let mut expected: Vec<&str> = settings.to_vec();
+        expected.push("a plugin block");
+        return Err(PluginBlockError::UnknownField {
+            path,
+            field: unknown.clone(),
+            expected: format!(
+                "{} ({})",
+                in_words(&expected, "or"),
+                in_words(plugins, "or")
+            ),
+        });
+    }
+    let mut blocks = fields.into_iter();
+    let (name, block) = match (blocks.next(), blocks.next()) {
+        (Some(one), None) => one,
+        (None, _) => {
+            return Err(PluginBlockError::MissingPlugin {
+                path,
+                plugins: in_words(plugins, "or"),
+            })
+        }
+        (Some((first, _)), Some((second, _))) => {
+            let mut found = vec![first, second];
+            found.extend(blocks.map(|(k, _)| k));
+            let found: Vec<&str> = found.iter().map(String::as_str).collect();
+            return Err(PluginBlockError::SeveralPlugins {
+                path,
+                found: in_words(&found, "and"),
+            });
+        }
+    };
+    let mut single = serde_json::Map::new();
+    single.insert(name.clone(), block);
+    serde_json::from_value(serde_json::Value::Object(single)).map_err(|source| {
+        PluginBlockError::Invalid {
+            path,
+            field: name,
+            source,
+        }
+    })
+}
+
+fn take_setting<T: serde::de::DeserializeOwned>(
+    path: &'static str,
+    fields: &mut serde_json::Map<String, serde_json::Value>,
+    name: &str,
+) -> Result<Option<T>, PluginBlockError> {
+    match fields.remove(name) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(value) => {
+            serde_json::from_value(value)
+                .map(Some)
+                .map_err(|source| PluginBlockError::Invalid {
+                    path,
+                    field: name.to_owned(),
+                    source,
+                })
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SourceSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let fields = serde_json::Map::<String, serde_json::Value>::deserialize(deserializer)?;
+        let plugin = take_plugin("spec.source", fields, SOURCE_PLUGINS, &[])
+            .map_err(serde::de::Error::custom)?;
+        Ok(SourceSpec { plugin })
+    }
+}
+
+impl<'de> Deserialize<'de> for SinkSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        const PATH: &str = "spec.sink";
+        let mut fields = serde_json::Map::<String, serde_json::Value>::deserialize(deserializer)?;
+        let read = |fields: &mut serde_json::Map<String, serde_json::Value>| {
+            let topics = take_setting(PATH, fields, "topics")?.unwrap_or_default();
+            let topics_regex = take_setting(PATH, fields, "topicsRegex")?;
+            Ok::<_, PluginBlockError>((topics, topics_regex))
+        };
+        let (topics, topics_regex) = read(&mut fields).map_err(serde::de::Error::custom)?;
+        let plugin = take_plugin(PATH, fields, SINK_PLUGINS, &["topics", "topicsRegex"])
+            .map_err(serde::de::Error::custom)?;
+        Ok(SinkSpec {
+            topics,
+            topics_regex,
+            plugin,
+        })
+    }
 }
 
 /// Whether the tasks move records.
@@ -515,7 +700,10 @@ struct OffsetResetFields {
     /// Identifies this reset, e.g. `replay-2026-11-22` (lowercase letters, digits, `-` and
     /// `.`, at most 63 characters). The operator applies a reset once per id and records it
     /// in `status.offsetReset.appliedId`; to reset again, change the id.
-    #[schemars(length(min = 1, max = 63), pattern(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 63),
+        pattern(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
     id: String,
     /// `Earliest` (start of every partition), `Latest` (end of every partition), an RFC 3339
     /// time (e.g. `2026-11-22T08:00:00Z`) or milliseconds since the epoch: the first record

@@ -8,7 +8,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 use kube::CustomResourceExt;
 use serde_json::{json, Value};
 
-use crate::connector::KafkaConnector;
+use crate::connector::{in_words, KafkaConnector};
 use crate::names::MAX_CONNECTOR_NAME_LENGTH;
 use crate::plugins::{SINK_PLUGINS, SOURCE_PLUGINS};
 
@@ -67,9 +67,27 @@ pub fn crd_yaml() -> Result<String, serde_yaml::Error> {
 /// `null` sink) are escaped as `__keyword__`, as Kubernetes requires.
 pub fn cel_field(name: &str) -> String {
     const RESERVED: &[&str] = &[
-        "true", "false", "null", "in", "as", "break", "const", "continue", "else", "for",
-        "function", "if", "import", "let", "loop", "package", "namespace", "return", "var",
-        "void", "while",
+        "true",
+        "false",
+        "null",
+        "in",
+        "as",
+        "break",
+        "const",
+        "continue",
+        "else",
+        "for",
+        "function",
+        "if",
+        "import",
+        "let",
+        "loop",
+        "package",
+        "namespace",
+        "return",
+        "var",
+        "void",
+        "while",
     ];
     if RESERVED.contains(&name) {
         format!("__{name}__")
@@ -89,11 +107,7 @@ pub fn exactly_one_rule(names: &[&str]) -> String {
 
 /// `a`, `a or b`, `a, b or c`.
 fn or_list(names: &[&str]) -> String {
-    match names {
-        [] => String::new(),
-        [one] => (*one).to_owned(),
-        [init @ .., last] => format!("{} or {last}", init.join(", ")),
-    }
+    in_words(names, "or")
 }
 
 fn add_rule(schema: &mut schemars::Schema, rule: String, message: String) {
@@ -170,6 +184,25 @@ pub fn kafka_config_rules(schema: &mut schemars::Schema) {
             values.insert("maxLength".to_owned(), json!(4096));
         }
     }
+}
+
+/// Bounds on `spec.transforms`: names at most 128 characters and unique (errors and
+/// metrics name a transform by its name).
+pub fn transforms_rules(schema: &mut schemars::Schema) {
+    if let Some(Value::Object(name)) = schema
+        .as_object_mut()
+        .and_then(|o| o.get_mut("items"))
+        .and_then(|items| items.get_mut("properties"))
+        .and_then(|props| props.get_mut("name"))
+    {
+        name.insert("minLength".to_owned(), json!(1));
+        name.insert("maxLength".to_owned(), json!(128));
+    }
+    add_rule(
+        schema,
+        "self.all(t, self.filter(u, u.name == t.name).size() == 1)".to_owned(),
+        "spec.transforms: each transform needs a unique name".to_owned(),
+    );
 }
 
 /// `spec.source` holds exactly one plugin block, among [`SOURCE_PLUGINS`].

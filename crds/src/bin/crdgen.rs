@@ -34,7 +34,10 @@ fn main() -> ExitCode {
         [] => false,
         [flag] if flag == "--write" => true,
         _ => {
-            eprintln!("usage: crdgen [--write]\n  prints the KafkaConnector CRD; --write updates {}", CRD_FILES.join(", "));
+            eprintln!(
+                "usage: crdgen [--write]\n  prints the KafkaConnector CRD; --write updates {}",
+                CRD_FILES.join(", ")
+            );
             return ExitCode::from(2);
         }
     };
