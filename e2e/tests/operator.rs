@@ -1,0 +1,387 @@
+//! The operator against the local stack: each test runs `target/debug/ferry-operator` for
+//! its own namespace and checks what a user sees with kubectl.
+
+mod operator_support;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use ferry_crds::status::ConnectorPhase;
+use ferry_e2e::harness::{random_suffix, wait_for_named, Stack, TestNamespace};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::{Api, Client};
+use operator_support::*;
+
+const START: Duration = Duration::from_secs(120);
+
+async fn setup(prefix: &str) -> (Stack, Client, TestNamespace, Operator) {
+    let stack = Stack::from_env().expect("the local stack");
+    let client = stack.client().await.expect("client");
+    apply_crd(&stack, &client).await;
+    let ns = TestNamespace::create(&client, prefix).await.expect("namespace");
+    let operator = Operator::start(&stack, &ns.name);
+    (stack, client, ns, operator)
+}
+
+async fn teardown(ns: TestNamespace, operator: Operator) {
+    operator.stop().await;
+    ns.cleanup().await.expect("namespace cleanup");
+}
+
+fn env_of(pod: &Pod) -> BTreeMap<String, String> {
+    pod.spec.as_ref().unwrap().containers[0]
+        .env
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let v = e.value.clone().unwrap_or_else(|| {
+                let from = e.value_from.as_ref().unwrap();
+                from.field_ref
+                    .as_ref()
+                    .map(|f| format!("fieldRef:{}", f.field_path))
+                    .unwrap_or_default()
+            });
+            (e.name.clone(), v)
+        })
+        .collect()
+}
+
+fn task_items(c: &ferry_crds::KafkaConnector) -> Vec<ferry_crds::status::TaskStatus> {
+    c.status
+        .as_ref()
+        .and_then(|s| s.tasks.as_ref())
+        .map(|t| t.items.clone())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_follow_the_spec_through_scale_pause_stop_and_resume() {
+    let (stack, client, ns, operator) = setup("op-life").await;
+    let n = ns.name.clone();
+    let topic = format!("life-{}", random_suffix(6));
+    let body = |extra: &str| null_sink("life", &topic, &stack.kafka_bootstrap, extra);
+
+    let applied = apply_connector(&client, &n, &body("  tasks: 2")).await;
+    let pods = wait_ready_tasks(&client, &n, "life", 2, START).await;
+
+    // The pod contract.
+    let pod = &pods[&1];
+    let meta = &pod.metadata;
+    assert_eq!(meta.name.as_deref(), Some("life-task-1"));
+    let labels = meta.labels.as_ref().unwrap();
+    assert_eq!(labels["app.kubernetes.io/name"], "ferry-runner");
+    assert_eq!(labels["app.kubernetes.io/instance"], "life");
+    assert_eq!(labels["ferry.rs/connector"], "life");
+    assert_eq!(labels["ferry.rs/task"], "1");
+    assert_eq!(meta.annotations.as_ref().unwrap()["ferry.rs/config-hash"].len(), 16);
+    let owner = &meta.owner_references.as_ref().unwrap()[0];
+    assert_eq!((owner.kind.as_str(), owner.name.as_str()), ("KafkaConnector", "life"));
+    assert_eq!(Some(&owner.uid), applied.metadata.uid.as_ref());
+    assert_eq!(owner.controller, Some(true));
+    let env = env_of(pod);
+    assert_eq!(env["FERRY_TASK_INDEX"], "1");
+    assert_eq!(env["FERRY_TASK_COUNT"], "2");
+    assert_eq!(env["FERRY_ADMIN_ADDR"], "$(POD_IP):8080");
+    assert_eq!(env["POD_IP"], "fieldRef:status.podIP");
+    assert_eq!(env["POD_NAME"], "fieldRef:metadata.name");
+    let spec = pod.spec.as_ref().unwrap();
+    assert_eq!(spec.restart_policy.as_deref(), Some("Never"));
+    assert_eq!(spec.automount_service_account_token, Some(false));
+    assert_eq!(
+        spec.containers[0].args.as_ref().unwrap(),
+        &vec!["run".to_string(), "-f".into(), "/etc/ferry/task/connector.yaml".into()]
+    );
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &n);
+    let cm = cms.get("life-task-config").await.expect("task ConfigMap");
+    assert_eq!(cm.data.as_ref().unwrap()["state"], "Running");
+    assert!(cm.data.as_ref().unwrap()["connector.yaml"].contains(&topic));
+
+    let c = wait_connector(&client, &n, "life", "Ready", START, |c| {
+        condition(c, "Ready").is_some_and(|r| r.0 == "True")
+    })
+    .await;
+    let status = c.status.as_ref().unwrap();
+    assert_eq!(status.tasks_ready.as_deref(), Some("2/2"));
+    assert_eq!(status.selector.as_deref(), Some("ferry.rs/connector=life"));
+    assert_eq!(status.replicas, Some(2));
+    assert_eq!(status.state, Some(ConnectorPhase::Running));
+    let before = uids(&pods);
+
+    // kubectl scale writes spec.tasks through the /scale subresource.
+    let out = stack
+        .kubectl(["-n", n.as_str(), "scale", "kc/life", "--replicas=3"])
+        .await
+        .expect("kubectl scale");
+    assert!(out.status.success(), "kubectl scale: {}", String::from_utf8_lossy(&out.stderr));
+    let pods = wait_ready_tasks(&client, &n, "life", 3, START).await;
+    let after = uids(&pods);
+    assert_eq!(after[&0], before[&0], "scaling must not replace task 0 of a sink");
+    assert_eq!(after[&1], before[&1], "scaling must not replace task 1 of a sink");
+
+    // Paused: pods kept, state file says Paused.
+    apply_connector(&client, &n, &body("  tasks: 3\n  state: Paused")).await;
+    wait_connector(&client, &n, "life", "Paused", START, |c| {
+        c.status.as_ref().and_then(|s| s.state) == Some(ConnectorPhase::Paused)
+            && condition(c, "Ready").is_some_and(|r| r.1 == "Paused")
+    })
+    .await;
+    let cm = cms.get("life-task-config").await.unwrap();
+    assert_eq!(cm.data.as_ref().unwrap()["state"], "Paused");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(uids(&task_pods(&client, &n, "life").await), after, "pausing must not replace pods");
+
+    // Stopped: no pods, ConfigMap kept.
+    apply_connector(&client, &n, &body("  tasks: 3\n  state: Stopped")).await;
+    wait_connector(&client, &n, "life", "Stopped with no pods", START, |c| {
+        c.status.as_ref().and_then(|s| s.state) == Some(ConnectorPhase::Stopped)
+            && condition(c, "Ready").is_some_and(|r| r.0 == "True" && r.1 == "Stopped")
+    })
+    .await;
+    wait_for_named("no task pods", START, || async {
+        let pods: Api<Pod> = Api::namespaced(client.clone(), &n);
+        let all = pods
+            .list(&kube::api::ListParams::default().labels("ferry.rs/connector=life"))
+            .await
+            .ok()?;
+        all.items.is_empty().then_some(())
+    })
+    .await
+    .unwrap();
+    assert!(cms.get_opt("life-task-config").await.unwrap().is_some(), "Stopped keeps the ConfigMap");
+
+    // Running again.
+    apply_connector(&client, &n, &body("  tasks: 3")).await;
+    wait_ready_tasks(&client, &n, "life", 3, START).await;
+    wait_connector(&client, &n, "life", "Running", START, |c| {
+        c.status.as_ref().and_then(|s| s.state) == Some(ConnectorPhase::Running)
+    })
+    .await;
+    let reasons: Vec<String> = event_reasons(&client, &n, "life").await.into_iter().map(|e| e.0).collect();
+    for expected in ["TaskStarted", "Scaled", "Paused", "Stopped", "Resumed"] {
+        assert!(reasons.iter().any(|r| r == expected), "no {expected} Event in {reasons:?}");
+    }
+    teardown(ns, operator).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashing_task_is_restarted_with_growing_delays_until_stopped() {
+    let (stack, client, ns, operator) = setup("op-crash").await;
+    let n = ns.name.clone();
+    // The runner cannot create this file: it exits with code 1 (retriable) right away.
+    let path = "/proc/ferry-e2e-missing/out.txt";
+    let yaml = format!(
+        "metadata: {{name: crash}}\nspec:\n  kafka: {{bootstrapServers: '{}'}}\n  sink: {{topics: [crash-{}], file: {{path: {path}}}}}\n  restartPolicy: {{initialBackoffSeconds: 1, maxBackoffSeconds: 16}}\n",
+        stack.kafka_bootstrap,
+        random_suffix(6)
+    );
+    apply_connector(&client, &n, &yaml).await;
+
+    // Watch the status: each failure's time and its scheduled restart.
+    let mut delays: BTreeMap<i32, f64> = BTreeMap::new();
+    let mut replacement_gaps: Vec<f64> = Vec::new();
+    let mut last_failure = None;
+    let mut seen_pods: BTreeMap<String, Pod> = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(150);
+    while delays.len() < 4 && Instant::now() < deadline {
+        let c = connector(&client, &n, "crash").await;
+        if let Some(task) = task_items(&c).first() {
+            if let (Some(failure), Some(next)) = (&task.last_failure, &task.next_restart_at) {
+                if let Some(at) = &failure.at {
+                    let delay = next.0.duration_since(at.0).as_secs_f64();
+                    delays.entry(task.restarts).or_insert(delay);
+                }
+                last_failure = Some(failure.clone());
+            }
+        }
+        for (_, pod) in task_pods(&client, &n, "crash").await {
+            seen_pods.insert(pod.metadata.uid.clone().unwrap_or_default(), pod);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let failure = last_failure.expect("a failure in status.tasks.items[0].lastFailure");
+    assert_eq!(failure.exit_code, Some(1), "{failure:?}");
+    assert!(failure.message.contains(path), "the termination message names the file: {failure:?}");
+    assert!(delays.len() >= 4, "expected 4 restarts within 150 s, saw {delays:?}");
+    let d: Vec<f64> = delays.values().copied().collect();
+    eprintln!("restart delays (restart number -> seconds): {delays:?}");
+    for pair in d.windows(2) {
+        assert!(pair[1] > pair[0], "restart delays must grow: {delays:?}");
+    }
+    assert!(d[0] >= 1.0 && d[0] <= 1.2 + 0.01, "first delay is initialBackoffSeconds plus jitter: {d:?}");
+
+    // Crash to replacement running: the failed pod's end to the next pod's start.
+    let mut runs: Vec<(k8s_openapi::jiff::Timestamp, Option<k8s_openapi::jiff::Timestamp>)> = seen_pods
+        .values()
+        .filter_map(|p| {
+            let state = p.status.as_ref()?.container_statuses.as_ref()?.first()?.state.clone()?;
+            let t = state.terminated?;
+            Some((t.started_at?.0, t.finished_at.map(|f| f.0)))
+        })
+        .collect();
+    runs.sort_by_key(|r| r.0);
+    for pair in runs.windows(2) {
+        if let Some(finished) = pair[0].1 {
+            replacement_gaps.push(pair[1].0.duration_since(finished).as_secs_f64());
+        }
+    }
+    eprintln!("MEASURED crash -> replacement running (s), one per restart: {replacement_gaps:?}");
+
+    let c = connector(&client, &n, "crash").await;
+    let degraded = condition(&c, "Degraded").expect("Degraded condition");
+    assert_eq!(degraded.0, "True", "{degraded:?}");
+    assert!(c.status.as_ref().unwrap().restarts.unwrap_or(0) >= 3);
+
+    // Stopped wins over a crash loop.
+    let stopped = yaml.replace("  restartPolicy:", "  state: Stopped\n  restartPolicy:");
+    apply_connector(&client, &n, &stopped).await;
+    wait_connector(&client, &n, "crash", "Stopped", START, |c| {
+        c.status.as_ref().and_then(|s| s.state) == Some(ConnectorPhase::Stopped)
+            && condition(c, "Ready").is_some_and(|r| r.0 == "True")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(task_pods(&client, &n, "crash").await.is_empty(), "no pod may run while Stopped");
+    let reasons: Vec<String> = event_reasons(&client, &n, "crash").await.into_iter().map(|e| e.0).collect();
+    assert!(reasons.iter().any(|r| r == "TaskFailed"), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r == "RestartScheduled"), "{reasons:?}");
+    teardown(ns, operator).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configuration_error_is_reported_once_and_retried_only_after_a_spec_change() {
+    let (stack, client, ns, operator) = setup("op-config").await;
+    let n = ns.name.clone();
+    let yaml = |label: &str| {
+        format!(
+            "metadata: {{name: bad}}\nspec:\n  kafka: {{bootstrapServers: '{}'}}\n  sink: {{topics: [bad], file: {{path: relative/out.txt}}}}\n  restartPolicy: {{initialBackoffSeconds: 1}}\n  template: {{pod: {{labels: {{attempt: '{label}'}}}}}}\n",
+            stack.kafka_bootstrap
+        )
+    };
+    apply_connector(&client, &n, &yaml("one")).await;
+    let c = wait_connector(&client, &n, "bad", "ConfigurationError", START, |c| {
+        condition(c, "Degraded").is_some_and(|d| d.1 == "ConfigurationError")
+    })
+    .await;
+    let degraded = condition(&c, "Degraded").unwrap();
+    let task = task_items(&c)[0].clone();
+    let failure = task.last_failure.clone().unwrap();
+    assert_eq!(failure.exit_code, Some(78));
+    assert!(!failure.message.is_empty());
+    assert!(degraded.2.contains(&failure.message), "the condition quotes the termination message: {degraded:?}");
+    let ready = condition(&c, "Ready").unwrap();
+    assert_eq!((ready.0.as_str(), ready.1.as_str()), ("False", "ConfigurationError"));
+    assert!(task.next_restart_at.is_none());
+    let first = uids(&task_pods(&client, &n, "bad").await);
+
+    // Nothing is restarted while the spec stays the same.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    assert_eq!(uids(&task_pods(&client, &n, "bad").await), first, "a configuration error must not be restarted");
+    let warnings = event_reasons(&client, &n, "bad")
+        .await
+        .into_iter()
+        .filter(|e| e.0 == "ConfigurationError")
+        .count();
+    assert_eq!(warnings, 1, "exactly one ConfigurationError Event");
+
+    // A spec change retries once.
+    apply_connector(&client, &n, &yaml("two")).await;
+    wait_for_named("a retried task pod", START, || async {
+        let now = uids(&task_pods(&client, &n, "bad").await);
+        (now.get(&0).is_some() && now.get(&0) != first.get(&0)).then_some(())
+    })
+    .await
+    .unwrap();
+    let c = wait_connector(&client, &n, "bad", "the retry failed again", START, |c| {
+        task_items(c)
+            .first()
+            .and_then(|t| t.last_failure.as_ref())
+            .is_some_and(|f| Some(f.at.clone()) != Some(failure.at.clone()))
+            && condition(c, "Degraded").is_some_and(|d| d.1 == "ConfigurationError")
+    })
+    .await;
+    assert_eq!(task_items(&c)[0].restarts, 1);
+    teardown(ns, operator).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changing_one_connector_replaces_its_pods_one_at_a_time_and_leaves_another_untouched() {
+    let (stack, client, ns, operator) = setup("op-iso").await;
+    let n = ns.name.clone();
+    let topic = format!("iso-{}", random_suffix(6));
+    let a = |extra: &str| null_sink("a", &topic, &stack.kafka_bootstrap, extra);
+    apply_connector(&client, &n, &a("  tasks: 2")).await;
+    apply_connector(&client, &n, &null_sink("b", &topic, &stack.kafka_bootstrap, "  tasks: 2")).await;
+    let a_before = uids(&wait_ready_tasks(&client, &n, "a", 2, START).await);
+    let b_before = uids(&wait_ready_tasks(&client, &n, "b", 2, START).await);
+
+    apply_connector(&client, &n, &a("  tasks: 2\n  errors: {tolerance: All}")).await;
+    // Roll: never fewer than one ready task of A, until both are new.
+    let deadline = Instant::now() + START;
+    let mut min_ready = usize::MAX;
+    loop {
+        let pods = task_pods(&client, &n, "a").await;
+        let ready = pods.values().filter(|p| pod_ready(p)).count();
+        min_ready = min_ready.min(ready);
+        let now = uids(&pods);
+        if pods.len() == 2
+            && ready == 2
+            && now.iter().all(|(i, uid)| a_before.get(i) != Some(uid))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "A was not rolled within {START:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(min_ready >= 1, "the rolling replacement took down both tasks of A at once");
+
+    let b_pods = task_pods(&client, &n, "b").await;
+    assert_eq!(uids(&b_pods), b_before, "B's pods must not be replaced");
+    for pod in b_pods.values() {
+        assert!(pod_ready(pod));
+        let restarts = pod.status.as_ref().unwrap().container_statuses.as_ref().unwrap()[0].restart_count;
+        assert_eq!(restarts, 0);
+    }
+    let b = connector(&client, &n, "b").await;
+    assert_eq!(b.status.as_ref().unwrap().restarts, Some(0));
+    teardown(ns, operator).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_restart_leaves_running_tasks_untouched_and_converges() {
+    let (stack, client, ns, operator) = setup("op-restart").await;
+    let n = ns.name.clone();
+    let topic = format!("restart-{}", random_suffix(6));
+    let body = |extra: &str| null_sink("r", &topic, &stack.kafka_bootstrap, extra);
+    apply_connector(&client, &n, &body("  tasks: 2")).await;
+    let before = uids(&wait_ready_tasks(&client, &n, "r", 2, START).await);
+    wait_connector(&client, &n, "r", "Ready", START, |c| {
+        condition(c, "Ready").is_some_and(|r| r.0 == "True")
+    })
+    .await;
+
+    // Change the spec while no operator runs, then start a new one.
+    operator.stop().await;
+    apply_connector(&client, &n, &body("  tasks: 3")).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(uids(&task_pods(&client, &n, "r").await), before);
+    let operator = Operator::start(&stack, &n);
+    let pods = wait_ready_tasks(&client, &n, "r", 3, START).await;
+    let after = uids(&pods);
+    assert_eq!(after[&0], before[&0]);
+    assert_eq!(after[&1], before[&1]);
+    wait_connector(&client, &n, "r", "3/3 Ready", START, |c| {
+        c.status.as_ref().and_then(|s| s.tasks_ready.as_deref()) == Some("3/3")
+            && condition(c, "Ready").is_some_and(|r| r.0 == "True")
+    })
+    .await;
+
+    // A restart with nothing to do changes nothing, through several resyncs.
+    operator.stop().await;
+    let operator = Operator::start(&stack, &n);
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    assert_eq!(uids(&task_pods(&client, &n, "r").await), after);
+    let c = connector(&client, &n, "r").await;
+    assert_eq!(c.status.as_ref().unwrap().restarts, Some(0));
+    teardown(ns, operator).await;
+}
