@@ -135,32 +135,43 @@ pub struct NullSink {}
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn plugin_blocks_parse_by_name() {
-        let s: SourcePlugin = serde_yaml::from_str("file: {path: /tmp/in, topic: t}").unwrap();
+        let s: SourcePlugin =
+            serde_json::from_value(json!({"file": {"path": "/tmp/in", "topic": "t"}})).unwrap();
         assert_eq!(s.name(), "file");
         assert_eq!(s.max_tasks(), Some(1));
         let s: SourcePlugin =
-            serde_yaml::from_str("datagen: {topic: t, records: 10, seed: 3}").unwrap();
+            serde_json::from_value(json!({"datagen": {"topic": "t", "records": 10, "seed": 3}}))
+                .unwrap();
         assert_eq!(s.name(), "datagen");
         assert_eq!(s.max_tasks(), None);
-        let k: SinkPlugin = serde_yaml::from_str("null: {}").unwrap();
+        let k: SinkPlugin = serde_json::from_value(json!({"null": {}})).unwrap();
         assert_eq!(k, SinkPlugin::Null(NullSink {}));
-        assert!(serde_yaml::from_str::<SinkPlugin>("file: {path: /x, pth: /y}").is_err());
+        assert!(
+            serde_json::from_value::<SinkPlugin>(json!({"file": {"path": "/x", "pth": "/y"}}))
+                .is_err()
+        );
     }
 
     #[test]
     fn names_match_the_serde_tags() {
         for name in SOURCE_PLUGINS {
-            assert!(serde_yaml::from_str::<SourcePlugin>(&format!("{name}: {{}}"))
-                .err()
-                .is_none_or(|e| !e.to_string().contains("unknown variant")));
+            let e = serde_json::from_value::<SourcePlugin>(json!({ *name: {} })).unwrap_err();
+            assert!(!e.to_string().contains("unknown variant"), "{name}: {e}");
         }
         for name in SINK_PLUGINS {
-            assert!(serde_yaml::from_str::<SinkPlugin>(&format!("{name}: {{}}"))
-                .err()
-                .is_none_or(|e| !e.to_string().contains("unknown variant")));
+            let r = serde_json::from_value::<SinkPlugin>(json!({ *name: {} }));
+            assert!(
+                r.as_ref()
+                    .err()
+                    .is_none_or(|e| !e.to_string().contains("unknown variant")),
+                "{name}: {r:?}"
+            );
         }
+        let e = serde_json::from_value::<SinkPlugin>(json!({"s4": {}})).unwrap_err();
+        assert!(e.to_string().contains("unknown variant"));
     }
 }
