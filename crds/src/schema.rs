@@ -205,8 +205,48 @@ pub fn transforms_rules(schema: &mut schemars::Schema) {
     );
 }
 
+/// Moves the plugin blocks of a flattened plugin enum (a `oneOf` of one-property objects)
+/// into the block's own properties and drops the `oneOf`. Kubernetes reports a failed
+/// `oneOf` as "must validate one and only one schema" and then skips the CEL rules, whose
+/// message says what is wrong; "exactly one plugin block" is a CEL rule instead.
+fn hoist_plugin_blocks(schema: &mut schemars::Schema) {
+    let Some(object) = schema.as_object_mut() else {
+        return;
+    };
+    let Some(Value::Array(variants)) = object.remove("oneOf") else {
+        return;
+    };
+    let properties = object
+        .entry("properties")
+        .or_insert_with(|| Value::Object(serde_json::Map::new()));
+    let Value::Object(properties) = properties else {
+        return;
+    };
+    for variant in variants {
+        let Value::Object(mut variant) = variant else {
+            continue;
+        };
+        let description = variant.remove("description");
+        let Some(Value::Object(blocks)) = variant.remove("properties") else {
+            continue;
+        };
+        let single = blocks.len() == 1;
+        for (name, mut block) in blocks {
+            if let (true, Some(description), Value::Object(block)) =
+                (single, description.as_ref(), &mut block)
+            {
+                block
+                    .entry("description")
+                    .or_insert_with(|| description.clone());
+            }
+            properties.insert(name, block);
+        }
+    }
+}
+
 /// `spec.source` holds exactly one plugin block, among [`SOURCE_PLUGINS`].
 pub fn source_rules(schema: &mut schemars::Schema) {
+    hoist_plugin_blocks(schema);
     add_rule(
         schema,
         exactly_one_rule(SOURCE_PLUGINS),
@@ -220,6 +260,7 @@ pub fn source_rules(schema: &mut schemars::Schema) {
 /// `spec.sink` holds exactly one plugin block, among [`SINK_PLUGINS`], and exactly one of
 /// `topics` and `topicsRegex`.
 pub fn sink_rules(schema: &mut schemars::Schema) {
+    hoist_plugin_blocks(schema);
     add_rule(
         schema,
         exactly_one_rule(SINK_PLUGINS),
