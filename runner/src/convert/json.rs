@@ -1,0 +1,819 @@
+//! Kafka Connect's `JsonConverter`: plain JSON (`schemas: false`) or the
+//! `{"schema": ..., "payload": ...}` envelope (`schemas: true`), written byte for byte as
+//! Connect writes it.
+//!
+//! One deliberate difference: schemaless JSON objects keep their key order, where Connect
+//! reads them into a `HashMap` and writes them back in hash order.
+
+use super::json_text::{self, JsonNode};
+use crate::data::{
+    DataError, Decimal, Field, LogicalType, Schema, SchemaAndValue, SchemaType, Value,
+};
+use base64::Engine;
+use ferry_crds::pipeline::{DecimalFormat, JsonConverterSpec};
+
+/// Base64 as Jackson reads and writes binary values (standard alphabet, padded).
+pub(crate) const BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new()
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+);
+
+/// A configured JSON converter.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JsonConverter {
+    schemas: bool,
+    decimal_format: DecimalFormat,
+    replace_null_with_default: bool,
+}
+
+impl JsonConverter {
+    /// The converter `spec` describes.
+    pub fn new(spec: &JsonConverterSpec) -> Self {
+        JsonConverter {
+            schemas: spec.schemas.unwrap_or(false),
+            decimal_format: spec.decimal_format.unwrap_or_default(),
+            replace_null_with_default: spec.replace_null_with_default.unwrap_or(true),
+        }
+    }
+
+    /// Bytes to data (`JsonConverter.toConnectData`).
+    pub fn to_connect(&self, bytes: Option<&[u8]>) -> Result<SchemaAndValue, DataError> {
+        let Some(bytes) = bytes else {
+            return Ok(SchemaAndValue::null());
+        };
+        if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+            if self.schemas {
+                return Err(envelope_error());
+            }
+            return Ok(SchemaAndValue::null());
+        }
+        let node = json_text::parse(bytes)?;
+        if !self.schemas {
+            let value = self.node_to_value(None, Some(&node))?;
+            return Ok(SchemaAndValue::schemaless(value));
+        }
+        let JsonNode::Object(members) = &node else {
+            return Err(envelope_error());
+        };
+        let (Some(schema_node), Some(payload), 2) =
+            (node.get("schema"), node.get("payload"), members.len())
+        else {
+            return Err(envelope_error());
+        };
+        let schema = self.node_to_schema(schema_node)?;
+        let value = self.node_to_value(schema.as_ref(), Some(payload))?;
+        Ok(SchemaAndValue { schema, value })
+    }
+
+    /// Data to bytes (`JsonConverter.fromConnectData`).
+    pub fn from_connect(&self, data: &SchemaAndValue) -> Result<Option<Vec<u8>>, DataError> {
+        if data.schema.is_none() && data.value.is_null() {
+            return Ok(None);
+        }
+        let payload = self.value_to_node(data.schema.as_ref(), &data.value)?;
+        let node = if self.schemas {
+            let schema = match &data.schema {
+                Some(s) => self.schema_to_node(s)?,
+                None => JsonNode::Null,
+            };
+            JsonNode::Object(vec![
+                ("schema".to_string(), schema),
+                ("payload".to_string(), payload),
+            ])
+        } else {
+            payload
+        };
+        Ok(Some(node.to_text().into_bytes()))
+    }
+
+    /// A Connect schema as JSON (`JsonConverter.asJsonSchema`).
+    pub fn schema_to_node(&self, schema: &Schema) -> Result<JsonNode, DataError> {
+        let mut members = vec![(
+            "type".to_string(),
+            JsonNode::String(schema.schema_type.name().to_string()),
+        )];
+        match schema.schema_type {
+            SchemaType::Array => {
+                let items = schema
+                    .value_schema
+                    .as_deref()
+                    .ok_or_else(|| DataError::new("array schema without an element schema"))?;
+                members.push(("items".to_string(), self.schema_to_node(items)?));
+            }
+            SchemaType::Map => {
+                let (Some(k), Some(v)) = (&schema.key_schema, &schema.value_schema) else {
+                    return Err(DataError::new("map schema without key or value schema"));
+                };
+                members.push(("keys".to_string(), self.schema_to_node(k)?));
+                members.push(("values".to_string(), self.schema_to_node(v)?));
+            }
+            SchemaType::Struct => {
+                let mut fields = Vec::with_capacity(schema.fields.len());
+                for field in &schema.fields {
+                    let mut node = self.schema_to_node(&field.schema)?;
+                    if let JsonNode::Object(m) = &mut node {
+                        m.push(("field".to_string(), JsonNode::String(field.name.clone())));
+                    }
+                    fields.push(node);
+                }
+                members.push(("fields".to_string(), JsonNode::Array(fields)));
+            }
+            _ => {}
+        }
+        members.push(("optional".to_string(), JsonNode::Bool(schema.optional)));
+        if let Some(name) = &schema.name {
+            members.push(("name".to_string(), JsonNode::String(name.clone())));
+        }
+        if let Some(version) = schema.version {
+            members.push(("version".to_string(), JsonNode::Number(version.to_string())));
+        }
+        if let Some(doc) = &schema.doc {
+            members.push(("doc".to_string(), JsonNode::String(doc.clone())));
+        }
+        if !schema.parameters.is_empty() {
+            let params = schema
+                .parameters
+                .iter()
+                .map(|(k, v)| (k.clone(), JsonNode::String(v.clone())))
+                .collect();
+            members.push(("parameters".to_string(), JsonNode::Object(params)));
+        }
+        if let Some(default) = &schema.default {
+            members.push(("default".to_string(), self.value_to_node(Some(schema), default)?));
+        }
+        Ok(JsonNode::Object(members))
+    }
+
+    /// A JSON schema as a Connect schema (`JsonConverter.asConnectSchema`); `null` is none.
+    pub fn node_to_schema(&self, node: &JsonNode) -> Result<Option<Schema>, DataError> {
+        if *node == JsonNode::Null {
+            return Ok(None);
+        }
+        self.node_to_schema_required(node).map(Some)
+    }
+
+    fn node_to_schema_required(&self, node: &JsonNode) -> Result<Schema, DataError> {
+        let Some(JsonNode::String(type_name)) = node.get("type") else {
+            return Err(DataError::new("Schema must contain 'type' field"));
+        };
+        let mut schema = match type_name.as_str() {
+            "array" => {
+                let items = match node.get("items") {
+                    None | Some(JsonNode::Null) => {
+                        return Err(DataError::new(
+                            "Array schema did not specify the element type",
+                        ))
+                    }
+                    Some(items) => self.node_to_schema_required(items)?,
+                };
+                Schema::array(items)
+            }
+            "map" => {
+                let keys = match node.get("keys") {
+                    None | Some(JsonNode::Null) => {
+                        return Err(DataError::new("Map schema did not specify the key type"))
+                    }
+                    Some(k) => self.node_to_schema_required(k)?,
+                };
+                let values = match node.get("values") {
+                    None | Some(JsonNode::Null) => {
+                        return Err(DataError::new("Map schema did not specify the value type"))
+                    }
+                    Some(v) => self.node_to_schema_required(v)?,
+                };
+                Schema::map(keys, values)
+            }
+            "struct" => {
+                let Some(JsonNode::Array(field_nodes)) = node.get("fields") else {
+                    return Err(DataError::new(
+                        "Struct schema's \"fields\" argument is not an array.",
+                    ));
+                };
+                let mut fields: Vec<Field> = Vec::with_capacity(field_nodes.len());
+                for field_node in field_nodes {
+                    let Some(JsonNode::String(name)) = field_node.get("field") else {
+                        return Err(DataError::new(
+                            "Struct schema's field name not specified properly",
+                        ));
+                    };
+                    if fields.iter().any(|f| f.name == *name) {
+                        return Err(DataError::new(format!(
+                            "Cannot create field because of field name duplication {name}"
+                        )));
+                    }
+                    fields.push(Field {
+                        name: name.clone(),
+                        schema: self.node_to_schema_required(field_node)?,
+                    });
+                }
+                Schema {
+                    fields,
+                    ..Schema::new(SchemaType::Struct)
+                }
+            }
+            other => match SchemaType::from_name(other) {
+                Some(t) if t.is_primitive() && t.name() == other => Schema::new(t),
+                _ => return Err(DataError::new(format!("Unknown schema type: {other}"))),
+            },
+        };
+        schema.optional = matches!(node.get("optional"), Some(JsonNode::Bool(true)));
+        if let Some(JsonNode::String(name)) = node.get("name") {
+            schema.name = Some(name.clone());
+        }
+        if let Some(v @ JsonNode::Number(_)) = node.get("version") {
+            if v.is_integral() {
+                schema.version = Some(number_to_decimal(v)?.to_i64_truncated() as i32);
+            }
+        }
+        if let Some(JsonNode::String(doc)) = node.get("doc") {
+            schema.doc = Some(doc.clone());
+        }
+        if let Some(JsonNode::Object(params)) = node.get("parameters") {
+            for (k, v) in params {
+                let JsonNode::String(v) = v else {
+                    return Err(DataError::new("Schema parameters must have string values."));
+                };
+                schema.parameters.push((k.clone(), v.clone()));
+            }
+        }
+        if let Some(default) = node.get("default") {
+            let value = self.node_to_value(Some(&schema), Some(default))?;
+            if !value.is_null() {
+                schema.validate(&value).map_err(|e| {
+                    DataError::new(format!("Invalid default value for the schema: {e}"))
+                })?;
+                schema.default = Some(Box::new(value));
+            }
+        }
+        Ok(schema)
+    }
+
+    /// JSON to a Connect value (`JsonConverter.convertToConnect`); `None` is a missing field.
+    pub fn node_to_value(
+        &self,
+        schema: Option<&Schema>,
+        node: Option<&JsonNode>,
+    ) -> Result<Value, DataError> {
+        let Some(schema) = schema else {
+            return schemaless_to_value(node);
+        };
+        let node = match node {
+            None | Some(JsonNode::Null) => {
+                if let (Some(default), true) = (&schema.default, self.replace_null_with_default)
+                {
+                    return Ok((**default).clone());
+                }
+                if schema.optional {
+                    return Ok(Value::Null);
+                }
+                return Err(DataError::new(format!(
+                    "Invalid null value for required {} field",
+                    schema.schema_type.name().to_uppercase()
+                )));
+            }
+            Some(node) => node,
+        };
+        if let Some(logical) = schema.logical_type() {
+            return logical_to_value(schema, logical, node);
+        }
+        let mismatch = || {
+            DataError::new(format!(
+                "expected {} for a {} schema, found {}",
+                expected_node(schema.schema_type),
+                schema.describe(),
+                node.node_type()
+            ))
+        };
+        Ok(match schema.schema_type {
+            SchemaType::Boolean => match node {
+                JsonNode::Bool(b) => Value::Boolean(*b),
+                _ => return Err(mismatch()),
+            },
+            SchemaType::Int8 => Value::Int8(number_to_i64(node).ok_or_else(mismatch)? as i8),
+            SchemaType::Int16 => Value::Int16(number_to_i64(node).ok_or_else(mismatch)? as i16),
+            SchemaType::Int32 => Value::Int32(number_to_i64(node).ok_or_else(mismatch)? as i32),
+            SchemaType::Int64 => Value::Int64(number_to_i64(node).ok_or_else(mismatch)?),
+            SchemaType::Float32 => match node {
+                JsonNode::Number(t) => Value::Float32(positive_zero32(t.parse().unwrap_or(0.0))),
+                _ => return Err(mismatch()),
+            },
+            SchemaType::Float64 => match node {
+                JsonNode::Number(t) => Value::Float64(positive_zero64(t.parse().unwrap_or(0.0))),
+                _ => return Err(mismatch()),
+            },
+            SchemaType::String => match node {
+                JsonNode::String(s) => Value::String(s.clone()),
+                _ => return Err(mismatch()),
+            },
+            SchemaType::Bytes => match node {
+                JsonNode::String(s) => Value::Bytes(
+                    BASE64
+                        .decode(s)
+                        .map_err(|e| DataError::new(format!("Invalid bytes field: {e}")))?,
+                ),
+                _ => return Err(mismatch()),
+            },
+            SchemaType::Array => {
+                let JsonNode::Array(items) = node else {
+                    return Err(mismatch());
+                };
+                let element = schema.value_schema.as_deref();
+                let mut out = Vec::with_capacity(items.len());
+                for item in items {
+                    out.push(self.node_to_value(element, Some(item))?);
+                }
+                Value::Array(out)
+            }
+            SchemaType::Map => {
+                let (Some(ks), Some(vs)) = (&schema.key_schema, &schema.value_schema) else {
+                    return Err(DataError::new("map schema without key or value schema"));
+                };
+                let mut out = Vec::new();
+                if ks.schema_type == SchemaType::String {
+                    let JsonNode::Object(members) = node else {
+                        return Err(DataError::new(format!(
+                            "Maps with string fields should be encoded as JSON objects, but found {}",
+                            node.node_type()
+                        )));
+                    };
+                    for (k, v) in members {
+                        out.push((
+                            Value::String(k.clone()),
+                            self.node_to_value(Some(vs), Some(v))?,
+                        ));
+                    }
+                } else {
+                    let JsonNode::Array(entries) = node else {
+                        return Err(DataError::new(format!(
+                            "Maps with non-string fields should be encoded as JSON array of tuples, but found {}",
+                            node.node_type()
+                        )));
+                    };
+                    for entry in entries {
+                        let JsonNode::Array(pair) = entry else {
+                            return Err(DataError::new(format!(
+                                "Found invalid map entry instead of array tuple: {}",
+                                entry.node_type()
+                            )));
+                        };
+                        if pair.len() != 2 {
+                            return Err(DataError::new(format!(
+                                "Found invalid map entry, expected length 2 but found :{}",
+                                pair.len()
+                            )));
+                        }
+                        out.push((
+                            self.node_to_value(Some(ks), Some(&pair[0]))?,
+                            self.node_to_value(Some(vs), Some(&pair[1]))?,
+                        ));
+                    }
+                }
+                Value::Map(out)
+            }
+            SchemaType::Struct => {
+                if !matches!(node, JsonNode::Object(_)) {
+                    return Err(DataError::new(format!(
+                        "Structs should be encoded as JSON objects, but found {}",
+                        node.node_type()
+                    )));
+                }
+                let mut values = Vec::with_capacity(schema.fields.len());
+                for field in &schema.fields {
+                    let v = self
+                        .node_to_value(Some(&field.schema), node.get(&field.name))
+                        .map_err(|e| DataError::new(format!("field {:?}: {e}", field.name)))?;
+                    values.push(v);
+                }
+                Value::Struct(values)
+            }
+        })
+    }
+
+    /// A Connect value as JSON (`JsonConverter.convertToJson`).
+    pub fn value_to_node(
+        &self,
+        schema: Option<&Schema>,
+        value: &Value,
+    ) -> Result<JsonNode, DataError> {
+        if value.is_null() {
+            let Some(schema) = schema else {
+                return Ok(JsonNode::Null);
+            };
+            if let (Some(default), true) = (&schema.default, self.replace_null_with_default) {
+                return self.value_to_node(Some(schema), default);
+            }
+            if schema.optional {
+                return Ok(JsonNode::Null);
+            }
+            return Err(DataError::new(
+                "Conversion error: null value for field that is required and has no default value",
+            ));
+        }
+        if let Some(schema) = schema {
+            if let Some(logical) = schema.logical_type() {
+                return self.logical_to_node(schema, logical, value);
+            }
+        }
+        let schema_type = match schema {
+            Some(s) => s.schema_type,
+            None => value.inferred_type().ok_or_else(|| {
+                DataError::new(format!(
+                    "a schemaless {} value has no JSON form",
+                    value.type_name()
+                ))
+            })?,
+        };
+        let invalid = || {
+            DataError::new(format!(
+                "Invalid type for {}: {}",
+                schema_type.name().to_uppercase(),
+                value.type_name()
+            ))
+        };
+        Ok(match (schema_type, value) {
+            (SchemaType::Int8, Value::Int8(v)) => JsonNode::Number(v.to_string()),
+            (SchemaType::Int16, Value::Int16(v)) => JsonNode::Number(v.to_string()),
+            (SchemaType::Int32, Value::Int32(v)) => JsonNode::Number(v.to_string()),
+            (SchemaType::Int64, Value::Int64(v)) => JsonNode::Number(v.to_string()),
+            (SchemaType::Float32, Value::Float32(v)) => json_text::float32_node(*v),
+            (SchemaType::Float64, Value::Float64(v)) => json_text::float64_node(*v),
+            (SchemaType::Boolean, Value::Boolean(v)) => JsonNode::Bool(*v),
+            (SchemaType::String, Value::String(v)) => JsonNode::String(v.clone()),
+            (SchemaType::Bytes, Value::Bytes(v)) => JsonNode::String(BASE64.encode(v)),
+            (SchemaType::Array, Value::Array(items)) => {
+                let element = schema.and_then(|s| s.value_schema.as_deref());
+                let mut out = Vec::with_capacity(items.len());
+                for item in items {
+                    out.push(self.value_to_node(element, item)?);
+                }
+                JsonNode::Array(out)
+            }
+            (SchemaType::Map, Value::Map(entries)) => {
+                let key_schema = schema.and_then(|s| s.key_schema.as_deref());
+                let value_schema = schema.and_then(|s| s.value_schema.as_deref());
+                let object_mode = match key_schema {
+                    Some(ks) => ks.schema_type == SchemaType::String,
+                    None => entries.iter().all(|(k, _)| matches!(k, Value::String(_))),
+                };
+                if object_mode {
+                    let mut members: Vec<(String, JsonNode)> = Vec::with_capacity(entries.len());
+                    for (k, v) in entries {
+                        let key = match self.value_to_node(key_schema, k)? {
+                            JsonNode::String(s) => s,
+                            other => other.to_text(),
+                        };
+                        let v = self.value_to_node(value_schema, v)?;
+                        match members.iter_mut().find(|(existing, _)| *existing == key) {
+                            Some(slot) => slot.1 = v,
+                            None => members.push((key, v)),
+                        }
+                    }
+                    JsonNode::Object(members)
+                } else {
+                    let mut out = Vec::with_capacity(entries.len());
+                    for (k, v) in entries {
+                        out.push(JsonNode::Array(vec![
+                            self.value_to_node(key_schema, k)?,
+                            self.value_to_node(value_schema, v)?,
+                        ]));
+                    }
+                    JsonNode::Array(out)
+                }
+            }
+            (SchemaType::Struct, Value::Struct(values)) => {
+                let Some(schema) = schema else {
+                    return Err(invalid());
+                };
+                if values.len() != schema.fields.len() {
+                    return Err(DataError::new("Mismatching schema."));
+                }
+                let mut members = Vec::with_capacity(values.len());
+                for (field, v) in schema.fields.iter().zip(values) {
+                    let node = self
+                        .value_to_node(Some(&field.schema), v)
+                        .map_err(|e| DataError::new(format!("field {:?}: {e}", field.name)))?;
+                    members.push((field.name.clone(), node));
+                }
+                JsonNode::Object(members)
+            }
+            _ => return Err(invalid()),
+        })
+    }
+
+    fn logical_to_node(
+        &self,
+        schema: &Schema,
+        logical: LogicalType,
+        value: &Value,
+    ) -> Result<JsonNode, DataError> {
+        match (logical, value) {
+            (LogicalType::Decimal, Value::Decimal(d)) => {
+                let scale = schema.decimal_scale()?;
+                match self.decimal_format {
+                    DecimalFormat::Numeric => Ok(JsonNode::Number(d.to_java_string())),
+                    DecimalFormat::Base64 => {
+                        if d.scale() != scale {
+                            return Err(DataError::new(format!(
+                                "Decimal value {d} has scale {} but its schema has scale {scale}",
+                                d.scale()
+                            )));
+                        }
+                        Ok(JsonNode::String(BASE64.encode(d.unscaled_bytes())))
+                    }
+                }
+            }
+            (LogicalType::Date, Value::Date(days)) => Ok(JsonNode::Number(days.to_string())),
+            (LogicalType::Time, Value::Time(ms)) => Ok(JsonNode::Number(ms.to_string())),
+            (LogicalType::Timestamp, Value::Timestamp(ms)) => {
+                Ok(JsonNode::Number(ms.to_string()))
+            }
+            (logical, v) => Err(DataError::new(format!(
+                "Invalid type for {logical:?}: {}",
+                v.type_name()
+            ))),
+        }
+    }
+}
+
+fn envelope_error() -> DataError {
+    DataError::new(
+        "JsonConverter with schemas.enable requires \"schema\" and \"payload\" fields and may not \
+         contain additional fields. If you are trying to deserialize plain JSON data, set \
+         schemas: false in the json converter",
+    )
+}
+
+fn expected_node(t: SchemaType) -> &'static str {
+    match t {
+        SchemaType::Boolean => "a JSON boolean",
+        SchemaType::String => "a JSON string",
+        SchemaType::Bytes => "a base64 JSON string",
+        SchemaType::Array => "a JSON array",
+        SchemaType::Map => "a JSON object",
+        SchemaType::Struct => "a JSON object",
+        _ => "a JSON number",
+    }
+}
+
+fn positive_zero32(v: f32) -> f32 {
+    if v == 0.0 {
+        0.0
+    } else {
+        v
+    }
+}
+
+fn positive_zero64(v: f64) -> f64 {
+    if v == 0.0 {
+        0.0
+    } else {
+        v
+    }
+}
+
+fn number_to_decimal(node: &JsonNode) -> Result<Decimal, DataError> {
+    match node {
+        JsonNode::Number(t) => Decimal::parse(t),
+        other => Err(DataError::new(format!(
+            "expected a JSON number, found {}",
+            other.node_type()
+        ))),
+    }
+}
+
+/// A JSON number as Jackson's `longValue()` (fractions truncated, large values wrapped).
+fn number_to_i64(node: &JsonNode) -> Option<i64> {
+    let JsonNode::Number(t) = node else {
+        return None;
+    };
+    if let Ok(v) = t.parse::<i64>() {
+        return Some(v);
+    }
+    Decimal::parse(t).ok().map(|d| d.to_i64_truncated())
+}
+
+fn schemaless_to_value(node: Option<&JsonNode>) -> Result<Value, DataError> {
+    let Some(node) = node else {
+        return Ok(Value::Null);
+    };
+    Ok(match node {
+        JsonNode::Null => Value::Null,
+        JsonNode::Bool(b) => Value::Boolean(*b),
+        JsonNode::Number(t) => {
+            if node.is_integral() {
+                Value::Int64(number_to_i64(node).unwrap_or(0))
+            } else {
+                Value::Float64(positive_zero64(t.parse().unwrap_or(0.0)))
+            }
+        }
+        JsonNode::String(s) => Value::String(s.clone()),
+        JsonNode::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|i| schemaless_to_value(Some(i)))
+                .collect::<Result<_, _>>()?,
+        ),
+        JsonNode::Object(members) => Value::Map(
+            members
+                .iter()
+                .map(|(k, v)| Ok((Value::String(k.clone()), schemaless_to_value(Some(v))?)))
+                .collect::<Result<_, DataError>>()?,
+        ),
+    })
+}
+
+fn logical_to_value(
+    schema: &Schema,
+    logical: LogicalType,
+    node: &JsonNode,
+) -> Result<Value, DataError> {
+    match logical {
+        LogicalType::Decimal => match node {
+            JsonNode::Number(t) => Ok(Value::Decimal(Decimal::parse(t)?)),
+            JsonNode::String(s) => {
+                let scale = schema.decimal_scale()?;
+                let bytes = BASE64
+                    .decode(s)
+                    .map_err(|e| DataError::new(format!("Invalid bytes for Decimal field: {e}")))?;
+                Ok(Value::Decimal(Decimal::from_unscaled_bytes(&bytes, scale)))
+            }
+            other => Err(DataError::new(format!(
+                "Invalid type for Decimal, underlying representation should be numeric or bytes but was {}",
+                other.node_type()
+            ))),
+        },
+        LogicalType::Date => {
+            let days = int_node(node).ok_or_else(|| {
+                DataError::new(format!(
+                    "Invalid type for Date, underlying representation should be integer but was {}",
+                    node.node_type()
+                ))
+            })?;
+            Ok(Value::Date(days))
+        }
+        LogicalType::Time => {
+            let ms = int_node(node).ok_or_else(|| {
+                DataError::new(format!(
+                    "Invalid type for Time, underlying representation should be integer but was {}",
+                    node.node_type()
+                ))
+            })?;
+            if !(0..=86_400_000).contains(&ms) {
+                return Err(DataError::new(
+                    "Time values must use number of milliseconds greater than 0 and less than 86400000",
+                ));
+            }
+            Ok(Value::Time(ms))
+        }
+        LogicalType::Timestamp => {
+            if !node.is_integral() {
+                return Err(DataError::new(format!(
+                    "Invalid type for Timestamp, underlying representation should be integral but was {}",
+                    node.node_type()
+                )));
+            }
+            let ms = node_as_i64(node).ok_or_else(|| {
+                DataError::new("Timestamp value does not fit in 64 bits")
+            })?;
+            Ok(Value::Timestamp(ms))
+        }
+    }
+}
+
+fn node_as_i64(node: &JsonNode) -> Option<i64> {
+    match node {
+        JsonNode::Number(t) => t.parse().ok(),
+        _ => None,
+    }
+}
+
+/// An integral number that fits in 32 bits (Jackson's `isInt()`).
+fn int_node(node: &JsonNode) -> Option<i32> {
+    if !node.is_integral() {
+        return None;
+    }
+    node_as_i64(node).and_then(|v| i32::try_from(v).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conv(schemas: bool, format: DecimalFormat) -> JsonConverter {
+        JsonConverter::new(&JsonConverterSpec {
+            schemas: Some(schemas),
+            decimal_format: Some(format),
+            replace_null_with_default: None,
+        })
+    }
+
+    fn round_trip(c: &JsonConverter, text: &str) -> String {
+        let data = c.to_connect(Some(text.as_bytes())).unwrap();
+        String::from_utf8(c.from_connect(&data).unwrap().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn schemaless_json_reads_as_connect_does() {
+        let c = conv(false, DecimalFormat::Base64);
+        let data = c
+            .to_connect(Some(br#"{"a":1,"b":1.5,"c":[true,null],"d":"x","e":{}}"#))
+            .unwrap();
+        assert_eq!(data.schema, None);
+        assert_eq!(data.value.map_get("a"), Some(&Value::Int64(1)));
+        assert_eq!(data.value.map_get("b"), Some(&Value::Float64(1.5)));
+        assert_eq!(
+            data.value.map_get("c"),
+            Some(&Value::Array(vec![Value::Boolean(true), Value::Null]))
+        );
+        assert_eq!(
+            round_trip(&c, r#"{"a":1e2,"b":-0.0,"c":100.0}"#),
+            r#"{"a":100.0,"b":0.0,"c":100.0}"#
+        );
+        assert_eq!(c.to_connect(None).unwrap(), SchemaAndValue::null());
+        assert_eq!(c.to_connect(Some(b"")).unwrap(), SchemaAndValue::null());
+        assert_eq!(c.from_connect(&SchemaAndValue::null()).unwrap(), None);
+    }
+
+    #[test]
+    fn envelope_round_trips_every_type() {
+        let c = conv(true, DecimalFormat::Base64);
+        let text = r#"{"schema":{"type":"struct","fields":[{"type":"int8","optional":false,"field":"a"},{"type":"int16","optional":false,"field":"b"},{"type":"int32","optional":true,"field":"c"},{"type":"int64","optional":false,"default":7,"field":"d"},{"type":"float32","optional":false,"field":"e"},{"type":"float64","optional":false,"field":"f"},{"type":"boolean","optional":false,"field":"g"},{"type":"string","optional":false,"doc":"text","field":"h"},{"type":"bytes","optional":false,"field":"i"},{"type":"array","items":{"type":"string","optional":false},"optional":false,"field":"j"},{"type":"map","keys":{"type":"int32","optional":false},"values":{"type":"string","optional":true},"optional":false,"field":"k"},{"type":"bytes","optional":false,"name":"org.apache.kafka.connect.data.Decimal","version":1,"parameters":{"scale":"2"},"field":"l"},{"type":"int32","optional":false,"name":"org.apache.kafka.connect.data.Date","version":1,"field":"m"},{"type":"int32","optional":false,"name":"org.apache.kafka.connect.data.Time","version":1,"field":"n"},{"type":"int64","optional":false,"name":"org.apache.kafka.connect.data.Timestamp","version":1,"field":"o"}],"optional":false,"name":"shop.Order","version":3},"payload":{"a":1,"b":2,"c":null,"d":7,"e":1.5,"f":2.25,"g":true,"h":"x","i":"AQID","j":["p","q"],"k":[[1,"one"],[2,null]],"l":"BNI=","m":20000,"n":3600000,"o":1700000000000}}"#;
+        assert_eq!(round_trip(&c, text), text);
+        let data = c.to_connect(Some(text.as_bytes())).unwrap();
+        let Value::Struct(values) = &data.value else {
+            panic!("not a struct: {:?}", data.value)
+        };
+        assert_eq!(values[11], Value::Decimal(Decimal::from_i64(1234, 2)));
+        assert_eq!(values[12], Value::Date(20000));
+        assert_eq!(values[14], Value::Timestamp(1_700_000_000_000));
+        let numeric = conv(true, DecimalFormat::Numeric);
+        let out = String::from_utf8(numeric.from_connect(&data).unwrap().unwrap()).unwrap();
+        assert!(out.contains(r#""l":12.34"#), "{out}");
+    }
+
+    #[test]
+    fn missing_fields_use_defaults_and_nulls() {
+        let c = conv(true, DecimalFormat::Base64);
+        let text = r#"{"schema":{"type":"struct","fields":[{"type":"int64","optional":false,"default":7,"field":"d"},{"type":"string","optional":true,"field":"s"}],"optional":false},"payload":{}}"#;
+        let data = c.to_connect(Some(text.as_bytes())).unwrap();
+        assert_eq!(data.value, Value::Struct(vec![Value::Int64(7), Value::Null]));
+        let bad = r#"{"schema":{"type":"struct","fields":[{"type":"int64","optional":false,"field":"d"}],"optional":false},"payload":{}}"#;
+        let err = c.to_connect(Some(bad.as_bytes())).unwrap_err().to_string();
+        assert!(err.contains("Invalid null value for required INT64 field"), "{err}");
+    }
+
+    #[test]
+    fn odd_input_is_an_error_not_a_panic() {
+        let c = conv(true, DecimalFormat::Base64);
+        for bad in [
+            "1",
+            "{}",
+            r#"{"schema":null}"#,
+            r#"{"schema":{},"payload":1}"#,
+            r#"{"schema":{"type":"nope"},"payload":1}"#,
+            r#"{"schema":{"type":"array"},"payload":[]}"#,
+            r#"{"schema":{"type":"map","keys":{"type":"string"}},"payload":{}}"#,
+            r#"{"schema":{"type":"struct","fields":{}},"payload":{}}"#,
+            r#"{"schema":{"type":"struct","fields":[{"type":"int8"}]},"payload":{}}"#,
+            r#"{"schema":{"type":"int32"},"payload":"x"}"#,
+            r#"{"schema":{"type":"bytes"},"payload":"!!"}"#,
+            r#"{"schema":{"type":"int32","name":"org.apache.kafka.connect.data.Date"},"payload":1.5}"#,
+            r#"{"schema":{"type":"int32","name":"org.apache.kafka.connect.data.Time"},"payload":-1}"#,
+            r#"{"schema":{"type":"bytes","name":"org.apache.kafka.connect.data.Decimal"},"payload":"AA=="}"#,
+            r#"{"schema":{"type":"map","keys":{"type":"int32"},"values":{"type":"int32"}},"payload":[[1]]}"#,
+            r#"{"schema":{"type":"int32","parameters":{"a":1}},"payload":1}"#,
+            r#"{"schema":{"type":"int32","default":"x"},"payload":1}"#,
+        ] {
+            assert!(c.to_connect(Some(bad.as_bytes())).is_err(), "{bad}");
+        }
+        let required = SchemaAndValue::new(Schema::new(SchemaType::Int32), Value::Null);
+        assert!(c.from_connect(&required).is_err());
+        let wrong = SchemaAndValue::new(Schema::new(SchemaType::Int32), Value::String("x".into()));
+        assert!(c.from_connect(&wrong).is_err());
+        let schemaless_decimal = SchemaAndValue::schemaless(Value::Decimal(Decimal::from_i64(1, 0)));
+        assert!(c.from_connect(&schemaless_decimal).is_err());
+    }
+
+    #[test]
+    fn schemaless_maps_with_other_keys_are_pairs() {
+        let c = conv(false, DecimalFormat::Base64);
+        let data = SchemaAndValue::schemaless(Value::Map(vec![(
+            Value::Int64(1),
+            Value::String("a".into()),
+        )]));
+        assert_eq!(c.from_connect(&data).unwrap().unwrap(), br#"[[1,"a"]]"#);
+    }
+
+    #[test]
+    fn null_with_schema_writes_envelope_or_null() {
+        let with = conv(true, DecimalFormat::Base64);
+        let data = SchemaAndValue::new(Schema::new(SchemaType::String).into_optional(), Value::Null);
+        assert_eq!(
+            with.from_connect(&data).unwrap().unwrap(),
+            br#"{"schema":{"type":"string","optional":true},"payload":null}"#
+        );
+        let without = conv(false, DecimalFormat::Base64);
+        assert_eq!(without.from_connect(&data).unwrap().unwrap(), b"null");
+    }
+}
