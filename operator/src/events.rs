@@ -10,7 +10,7 @@ use crate::build::RunState;
 use crate::plan::Decision;
 
 /// An Event to publish.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Note {
     /// Warning or not.
     pub warning: bool,
@@ -20,24 +20,45 @@ pub struct Note {
     pub action: &'static str,
     /// What happened, in words.
     pub note: String,
+    /// The task pod the Event is about, if any (`related` in the Event). Events about
+    /// different pods are never merged into one series.
+    pub related: Option<ObjectReference>,
+}
+
+fn pod_ref(namespace: &str, name: &str, uid: Option<&str>) -> Option<ObjectReference> {
+    Some(ObjectReference {
+        api_version: Some("v1".to_string()),
+        kind: Some("Pod".to_string()),
+        namespace: Some(namespace.to_string()),
+        name: Some(name.to_string()),
+        uid: uid.filter(|u| !u.is_empty()).map(str::to_string),
+        ..ObjectReference::default()
+    })
 }
 
 /// Events for the decisions of one reconcile (pure).
-pub fn for_decisions(decisions: &[Decision]) -> Vec<Note> {
+pub fn for_decisions(namespace: &str, decisions: &[Decision]) -> Vec<Note> {
     decisions
         .iter()
         .map(|d| match d {
-            Decision::TaskStarted { index, restarts } => Note {
+            // Restarts of one task share a pod name, so their Events form one series: the
+            // note does not carry the restart count (the status does).
+            Decision::TaskStarted {
+                index,
+                pod,
+                restarts: _,
+            } => Note {
                 warning: false,
                 reason: "TaskStarted",
                 action: "CreatePod",
-                note: if *restarts == 0 {
-                    format!("starting task {index}")
-                } else {
-                    format!("starting task {index} (restart {restarts})")
-                },
+                note: format!("starting task {index}"),
+                related: pod_ref(namespace, pod, None),
             },
-            Decision::TaskFailed { index, failure } => Note {
+            Decision::TaskFailed {
+                index,
+                pod,
+                failure,
+            } => Note {
                 warning: true,
                 reason: "TaskFailed",
                 action: "ObserveFailure",
@@ -54,8 +75,14 @@ pub fn for_decisions(decisions: &[Decision]) -> Vec<Note> {
                         format!(": {}", failure.message)
                     }
                 ),
+                related: pod_ref(namespace, &pod.0, Some(&pod.1)),
             },
-            Decision::RestartScheduled { index, at, delay } => Note {
+            Decision::RestartScheduled {
+                index,
+                pod,
+                at,
+                delay,
+            } => Note {
                 warning: false,
                 reason: "RestartScheduled",
                 action: "ScheduleRestart",
@@ -63,8 +90,13 @@ pub fn for_decisions(decisions: &[Decision]) -> Vec<Note> {
                     "task {index} restarts at {at} (in {:.1} s)",
                     delay.as_secs_f64()
                 ),
+                related: pod_ref(namespace, &pod.0, Some(&pod.1)),
             },
-            Decision::ConfigurationError { index, message } => Note {
+            Decision::ConfigurationError {
+                index,
+                pod,
+                message,
+            } => Note {
                 warning: true,
                 reason: "ConfigurationError",
                 action: "HoldTask",
@@ -72,12 +104,14 @@ pub fn for_decisions(decisions: &[Decision]) -> Vec<Note> {
                     "task {index} exited with a configuration error and is not restarted until \
                      the spec changes: {message}"
                 ),
+                related: pod_ref(namespace, &pod.0, Some(&pod.1)),
             },
-            Decision::Replacing { index } => Note {
+            Decision::Replacing { index, pod } => Note {
                 warning: false,
                 reason: "ReplacingTask",
                 action: "DeletePod",
                 note: format!("replacing task {index} for the new configuration"),
+                related: pod_ref(namespace, &pod.0, Some(&pod.1)),
             },
         })
         .collect()
@@ -100,6 +134,7 @@ pub fn for_transitions(
                 reason: "Paused",
                 action: "Pause",
                 note: "pausing: task pods keep running but move no records".into(),
+                related: None,
             })
         }
         RunState::Stopped if previous.is_some() && !was(ConnectorPhase::Stopped) => {
@@ -109,6 +144,7 @@ pub fn for_transitions(
                 action: "Stop",
                 note: "stopping: deleting every task pod; configuration and offsets are kept"
                     .into(),
+                related: None,
             })
         }
         RunState::Running if was(ConnectorPhase::Paused) || was(ConnectorPhase::Stopped) => notes
@@ -117,6 +153,7 @@ pub fn for_transitions(
                 reason: "Resumed",
                 action: "Resume",
                 note: format!("resuming {desired} tasks"),
+                related: None,
             }),
         _ => {}
     }
@@ -127,6 +164,7 @@ pub fn for_transitions(
                 reason: "Scaled",
                 action: "Scale",
                 note: format!("scaling from {from} to {desired} tasks"),
+                related: None,
             });
         }
     }
@@ -145,7 +183,7 @@ pub async fn publish(recorder: &Recorder, regarding: &ObjectReference, notes: &[
             reason: n.reason.to_string(),
             note: Some(n.note.clone()),
             action: n.action.to_string(),
-            secondary: None,
+            secondary: n.related.clone(),
         };
         if let Err(e) = recorder.publish(&event, regarding).await {
             tracing::warn!(reason = n.reason, error = %e, "could not publish an Event");

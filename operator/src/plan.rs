@@ -58,6 +58,8 @@ pub enum Decision {
     TaskStarted {
         /// Task index.
         index: i32,
+        /// The pod.
+        pod: String,
         /// Consecutive restarts of the task.
         restarts: i32,
     },
@@ -65,6 +67,8 @@ pub enum Decision {
     TaskFailed {
         /// Task index.
         index: i32,
+        /// The failed pod and its UID.
+        pod: (String, String),
         /// The failure.
         failure: TaskFailure,
     },
@@ -72,6 +76,8 @@ pub enum Decision {
     RestartScheduled {
         /// Task index.
         index: i32,
+        /// The failed pod and its UID.
+        pod: (String, String),
         /// When it restarts.
         at: Timestamp,
         /// The backoff delay.
@@ -81,6 +87,8 @@ pub enum Decision {
     ConfigurationError {
         /// Task index.
         index: i32,
+        /// The failed pod and its UID.
+        pod: (String, String),
         /// The termination message.
         message: String,
     },
@@ -88,6 +96,8 @@ pub enum Decision {
     Replacing {
         /// Task index.
         index: i32,
+        /// The replaced pod and its UID.
+        pod: (String, String),
     },
 }
 
@@ -192,6 +202,7 @@ pub fn plan(observed: &Observed<'_>) -> Plan {
                         plan.create.push((index, task.restarts));
                         plan.decisions.push(Decision::TaskStarted {
                             index,
+                            pod: task.pod.clone(),
                             restarts: task.restarts,
                         });
                     }
@@ -262,7 +273,10 @@ pub fn plan(observed: &Observed<'_>) -> Plan {
 fn replace(plan: &mut Plan, pod: &TaskPod, reason: DeleteReason) {
     if reason == DeleteReason::Replace {
         if let Some(index) = pod.index {
-            plan.decisions.push(Decision::Replacing { index });
+            plan.decisions.push(Decision::Replacing {
+                index,
+                pod: (pod.name.clone(), pod.uid.clone()),
+            });
         }
     }
     plan.delete.push(Deletion {
@@ -311,6 +325,7 @@ fn failed_task(
             if first_report {
                 plan.decisions.push(Decision::ConfigurationError {
                     index: task.index,
+                    pod: (pod.name.clone(), pod.uid.clone()),
                     message: ended.message.clone(),
                 });
             }
@@ -340,6 +355,7 @@ fn failed_task(
     if first_report {
         plan.decisions.push(Decision::TaskFailed {
             index: task.index,
+            pod: (pod.name.clone(), pod.uid.clone()),
             failure,
         });
     }
@@ -359,6 +375,7 @@ fn failed_task(
     if first_report {
         plan.decisions.push(Decision::RestartScheduled {
             index: task.index,
+            pod: (pod.name.clone(), pod.uid.clone()),
             at: decision.restart_at,
             delay: inputs
                 .backoff

@@ -79,6 +79,7 @@ async fn reconcile_connector(ctx: &Context, namespace: &str, name: &str) -> Resu
                     reason: "OffsetsDeleted",
                     action: "DeleteOffsets",
                     note: done,
+                    related: None,
                 }],
             )
             .await;
@@ -170,7 +171,7 @@ async fn reconcile_connector(ctx: &Context, namespace: &str, name: &str) -> Resu
         inputs.state,
         inputs.desired_tasks(),
     );
-    notes.extend(events::for_decisions(&plan.decisions));
+    notes.extend(events::for_decisions(namespace, &plan.decisions));
     events::publish(&ctx.recorder, &regarding, &notes).await;
 
     let mut phases: BTreeMap<String, i64> = BTreeMap::new();
@@ -251,6 +252,7 @@ pub fn error_policy(object: Arc<KafkaConnector>, error: &Error, ctx: Arc<Context
         reason: category,
         action: "Reconcile",
         note: error.to_string(),
+        related: None,
     };
     let regarding = object.object_ref(&());
     let recorder = ctx.recorder.clone();

@@ -198,7 +198,10 @@ pub fn build(
             reason::SCALING,
             format!("stopping: deleting {leftover} task pods"),
         )
-    } else if plan.terminating > 0 || plan.orphans > 0 || previous_desired.is_some_and(|d| d != desired) {
+    } else if plan.terminating > 0
+        || plan.orphans > 0
+        || previous_desired.is_some_and(|d| d != desired)
+    {
         Desired::new(
             condition_type::PROGRESSING,
             Status::True,
@@ -313,8 +316,8 @@ fn describe_not_ready(tasks: &[ferry_crds::status::TaskStatus]) -> String {
 mod tests {
     use super::*;
     use crate::fixtures::{self, failed, observed_pod, ready};
-    use crate::plan::{plan, Observed};
     use crate::observe::TaskPod;
+    use crate::plan::{plan, Observed};
 
     const T0: &str = "2026-11-22T10:00:00Z";
 
@@ -332,11 +335,20 @@ mod tests {
             .map(|t| t.items.clone())
             .unwrap_or_default();
         let now: Timestamp = "2026-11-22T10:00:05Z".parse().unwrap();
-        let p = plan(&Observed { inputs: &inputs, hash: &hash, pods: &pods, previous: &items, now });
+        let p = plan(&Observed {
+            inputs: &inputs,
+            hash: &hash,
+            pods: &pods,
+            previous: &items,
+            now,
+        });
         build(&inputs, &p, readings, previous, now)
     }
 
-    fn condition<'a>(s: &'a KafkaConnectorStatus, t: &str) -> &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+    fn condition<'a>(
+        s: &'a KafkaConnectorStatus,
+        t: &str,
+    ) -> &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
         s.conditions.iter().find(|c| c.type_ == t).unwrap()
     }
 
@@ -344,10 +356,35 @@ mod tests {
     fn all_tasks_ready_is_ready_and_sums_progress() {
         let c = fixtures::sink("  tasks: 2");
         let readings = vec![
-            TaskReading { index: 0, reading: Reading::Report(TaskProgress { state: "Running".into(), records_out: 10, lag: Some(5), ..TaskProgress::default() }) },
-            TaskReading { index: 1, reading: Reading::Report(TaskProgress { state: "Running".into(), records_out: 7, lag: Some(1), ..TaskProgress::default() }) },
+            TaskReading {
+                index: 0,
+                reading: Reading::Report(TaskProgress {
+                    state: "Running".into(),
+                    records_out: 10,
+                    lag: Some(5),
+                    ..TaskProgress::default()
+                }),
+            },
+            TaskReading {
+                index: 1,
+                reading: Reading::Report(TaskProgress {
+                    state: "Running".into(),
+                    records_out: 7,
+                    lag: Some(1),
+                    ..TaskProgress::default()
+                }),
+            },
         ];
-        let s = status_of(&c, &|i| (0..2).map(|n| observed_pod(i, n, 0, "u", &ready(T0))).collect(), &readings, None);
+        let s = status_of(
+            &c,
+            &|i| {
+                (0..2)
+                    .map(|n| observed_pod(i, n, 0, "u", &ready(T0)))
+                    .collect()
+            },
+            &readings,
+            None,
+        );
         assert_eq!(s.state, Some(ConnectorPhase::Running));
         assert_eq!(s.tasks_ready.as_deref(), Some("2/2"));
         assert_eq!(s.replicas, Some(2));
@@ -356,7 +393,10 @@ mod tests {
         assert_eq!(s.restarts, Some(0));
         assert_eq!(s.observed_generation, Some(1));
         let ready_c = condition(&s, "Ready");
-        assert_eq!((ready_c.status.as_str(), ready_c.reason.as_str()), ("True", "AllTasksReady"));
+        assert_eq!(
+            (ready_c.status.as_str(), ready_c.reason.as_str()),
+            ("True", "AllTasksReady")
+        );
         assert_eq!(ready_c.message, "2 of 2 tasks are ready");
         assert_eq!(condition(&s, "Degraded").status, "False");
         assert_eq!(condition(&s, "Progressing").reason, "UpToDate");
@@ -368,29 +408,80 @@ mod tests {
     fn a_stalled_task_and_an_unreadable_one_are_shown() {
         let c = fixtures::sink("  tasks: 2");
         let readings = vec![
-            TaskReading { index: 0, reading: Reading::Report(TaskProgress { stalled: true, lag: Some(42), ..TaskProgress::default() }) },
-            TaskReading { index: 1, reading: Reading::Unavailable("connection refused".into()) },
+            TaskReading {
+                index: 0,
+                reading: Reading::Report(TaskProgress {
+                    stalled: true,
+                    lag: Some(42),
+                    ..TaskProgress::default()
+                }),
+            },
+            TaskReading {
+                index: 1,
+                reading: Reading::Unavailable("connection refused".into()),
+            },
         ];
-        let s = status_of(&c, &|i| (0..2).map(|n| observed_pod(i, n, 0, "u", &ready(T0))).collect(), &readings, None);
+        let s = status_of(
+            &c,
+            &|i| {
+                (0..2)
+                    .map(|n| observed_pod(i, n, 0, "u", &ready(T0)))
+                    .collect()
+            },
+            &readings,
+            None,
+        );
         let stalled = condition(&s, "Stalled");
-        assert_eq!((stalled.status.as_str(), stalled.reason.as_str()), ("True", "NoProgress"));
+        assert_eq!(
+            (stalled.status.as_str(), stalled.reason.as_str()),
+            ("True", "NoProgress")
+        );
         assert!(stalled.message.contains("task 0 has 42 records waiting"));
         assert_eq!(s.tasks.as_ref().unwrap().items[0].phase, "Stalled");
-        let only_unknown = status_of(&c, &|i| (0..2).map(|n| observed_pod(i, n, 0, "u", &ready(T0))).collect(), &readings[1..], None);
+        let only_unknown = status_of(
+            &c,
+            &|i| {
+                (0..2)
+                    .map(|n| observed_pod(i, n, 0, "u", &ready(T0)))
+                    .collect()
+            },
+            &readings[1..],
+            None,
+        );
         let c = condition(&only_unknown, "Stalled");
-        assert_eq!((c.status.as_str(), c.reason.as_str()), ("Unknown", "ProgressUnknown"));
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("Unknown", "ProgressUnknown")
+        );
         assert!(c.message.contains("task 1: connection refused"));
     }
 
     #[test]
     fn a_configuration_error_quotes_the_termination_message() {
         let c = fixtures::sink("");
-        let s = status_of(&c, &|i| vec![observed_pod(i, 0, 0, "u", &failed(78, "spec.sink.file.path: not absolute", T0, T0))], &[], None);
+        let s = status_of(
+            &c,
+            &|i| {
+                vec![observed_pod(
+                    i,
+                    0,
+                    0,
+                    "u",
+                    &failed(78, "spec.sink.file.path: not absolute", T0, T0),
+                )]
+            },
+            &[],
+            None,
+        );
         assert_eq!(s.state, Some(ConnectorPhase::Failed));
         for t in ["Ready", "Degraded"] {
             let cond = condition(&s, t);
             assert_eq!(cond.reason, "ConfigurationError");
-            assert!(cond.message.contains("spec.sink.file.path: not absolute"), "{}", cond.message);
+            assert!(
+                cond.message.contains("spec.sink.file.path: not absolute"),
+                "{}",
+                cond.message
+            );
         }
         assert_eq!(condition(&s, "Ready").status, "False");
         assert_eq!(condition(&s, "Degraded").status, "True");
@@ -399,10 +490,26 @@ mod tests {
     #[test]
     fn backing_off_is_degraded_with_the_next_restart() {
         let c = fixtures::sink("");
-        let s = status_of(&c, &|i| vec![observed_pod(i, 0, 0, "u", &failed(1, "broker unreachable", T0, "2026-11-22T10:00:04Z"))], &[], None);
+        let s = status_of(
+            &c,
+            &|i| {
+                vec![observed_pod(
+                    i,
+                    0,
+                    0,
+                    "u",
+                    &failed(1, "broker unreachable", T0, "2026-11-22T10:00:04Z"),
+                )]
+            },
+            &[],
+            None,
+        );
         assert_eq!(s.state, Some(ConnectorPhase::Failed));
         let d = condition(&s, "Degraded");
-        assert_eq!((d.status.as_str(), d.reason.as_str()), ("True", "BackingOff"));
+        assert_eq!(
+            (d.status.as_str(), d.reason.as_str()),
+            ("True", "BackingOff")
+        );
         assert!(d.message.contains("task 0 failed (Error, exit code 1: broker unreachable); restart 1 at 2026-11-22T10:00:05"), "{}", d.message);
         assert_eq!(s.restarts, Some(1));
     }
@@ -410,17 +517,33 @@ mod tests {
     #[test]
     fn paused_and_stopped_are_ready_once_reached() {
         let paused = fixtures::sink("  state: Paused");
-        let s = status_of(&paused, &|i| vec![observed_pod(i, 0, 0, "u", &ready(T0))], &[], None);
+        let s = status_of(
+            &paused,
+            &|i| vec![observed_pod(i, 0, 0, "u", &ready(T0))],
+            &[],
+            None,
+        );
         assert_eq!(s.state, Some(ConnectorPhase::Paused));
         assert_eq!(condition(&s, "Ready").reason, "Paused");
         assert_eq!(s.tasks.as_ref().unwrap().items[0].phase, "Paused");
         let stopped = fixtures::sink("  state: Stopped");
-        let s = status_of(&stopped, &|i| vec![observed_pod(i, 0, 0, "u", &ready(T0))], &[], None);
+        let s = status_of(
+            &stopped,
+            &|i| vec![observed_pod(i, 0, 0, "u", &ready(T0))],
+            &[],
+            None,
+        );
         assert_eq!(condition(&s, "Ready").status, "False");
         assert_eq!(condition(&s, "Progressing").status, "True");
         let s = status_of(&stopped, &|_| vec![], &[], Some(&s));
         assert_eq!(s.state, Some(ConnectorPhase::Stopped));
-        assert_eq!((condition(&s, "Ready").status.as_str(), condition(&s, "Ready").reason.as_str()), ("True", "Stopped"));
+        assert_eq!(
+            (
+                condition(&s, "Ready").status.as_str(),
+                condition(&s, "Ready").reason.as_str()
+            ),
+            ("True", "Stopped")
+        );
         assert_eq!(s.tasks_ready.as_deref(), Some("0/0"));
         assert_eq!(s.replicas, Some(0));
     }
