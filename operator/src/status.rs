@@ -208,12 +208,12 @@ pub fn build(
             reason::SCALING,
             format!("scaling to {desired} tasks"),
         )
-    } else if missing > 0 && !plan.create.is_empty() {
+    } else if missing > 0 {
         Desired::new(
             condition_type::PROGRESSING,
             Status::True,
             reason::STARTING,
-            format!("starting {} task pods", plan.create.len()),
+            format!("starting {missing} of {desired} tasks"),
         )
     } else {
         Desired::new(
