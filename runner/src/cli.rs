@@ -103,11 +103,23 @@ mod tests {
     #[test]
     fn parses_run_and_validate() {
         let c = Cli::try_parse_from([
-            "ferry-runner", "run", "-f", "/etc/x/c.yaml", "--task-index", "2", "--task-count", "3",
-            "--admin-addr", "127.0.0.1:9999", "--log-format", "json",
+            "ferry-runner",
+            "run",
+            "-f",
+            "/etc/x/c.yaml",
+            "--task-index",
+            "2",
+            "--task-count",
+            "3",
+            "--admin-addr",
+            "127.0.0.1:9999",
+            "--log-format",
+            "json",
         ])
         .unwrap();
-        let Command::Run(r) = c.command else { panic!("not run") };
+        let Command::Run(r) = c.command else {
+            panic!("not run")
+        };
         assert_eq!(r.task_index, 2);
         assert_eq!(r.state_file(), PathBuf::from("/etc/x/state"));
         assert_eq!(r.log_format(), LogFormat::Json);

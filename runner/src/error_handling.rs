@@ -192,7 +192,10 @@ pub fn dlq_context_headers(
             headers::CONNECTOR_NAME.to_string(),
             task.connector.clone().into_bytes(),
         ),
-        (headers::TASK_ID.to_string(), task.task.to_string().into_bytes()),
+        (
+            headers::TASK_ID.to_string(),
+            task.task.to_string().into_bytes(),
+        ),
         (
             headers::STAGE.to_string(),
             failure.stage.connect_name().as_bytes().to_vec(),
@@ -239,7 +242,9 @@ impl RetryPolicy {
         if attempt == 0 || elapsed >= self.timeout {
             return None;
         }
-        let factor = 1u32.checked_shl(attempt.saturating_sub(1).min(20)).unwrap_or(u32::MAX);
+        let factor = 1u32
+            .checked_shl(attempt.saturating_sub(1).min(20))
+            .unwrap_or(u32::MAX);
         let delay = RETRY_INITIAL_DELAY
             .saturating_mul(factor)
             .min(self.max_delay.max(Duration::from_millis(1)));
@@ -377,8 +382,15 @@ mod tests {
     #[test]
     fn dlq_headers_use_connect_names_and_string_values() {
         let h = dlq_context_headers(
-            &TaskIdentity { connector: "orders".into(), task: 2 },
-            &RecordCoordinates { topic: "in".into(), partition: Some(3), offset: Some(42) },
+            &TaskIdentity {
+                connector: "orders".into(),
+                task: 2,
+            },
+            &RecordCoordinates {
+                topic: "in".into(),
+                partition: Some(3),
+                offset: Some(42),
+            },
             &failure(),
         );
         let get = |k: &str| {
@@ -389,9 +401,15 @@ mod tests {
         assert_eq!(get("__connect.errors.topic").as_deref(), Some("in"));
         assert_eq!(get("__connect.errors.partition").as_deref(), Some("3"));
         assert_eq!(get("__connect.errors.offset").as_deref(), Some("42"));
-        assert_eq!(get("__connect.errors.connector.name").as_deref(), Some("orders"));
+        assert_eq!(
+            get("__connect.errors.connector.name").as_deref(),
+            Some("orders")
+        );
         assert_eq!(get("__connect.errors.task.id").as_deref(), Some("2"));
-        assert_eq!(get("__connect.errors.stage").as_deref(), Some("VALUE_CONVERTER"));
+        assert_eq!(
+            get("__connect.errors.stage").as_deref(),
+            Some("VALUE_CONVERTER")
+        );
         assert_eq!(
             get("__connect.errors.class.name").as_deref(),
             Some("ferry.converter.value.json")
@@ -404,13 +422,19 @@ mod tests {
             get("__connect.errors.exception.message").as_deref(),
             Some("value: expected JSON")
         );
-        assert!(get("__connect.errors.exception.stacktrace").unwrap().contains("Caused by: EOF"));
+        assert!(get("__connect.errors.exception.stacktrace")
+            .unwrap()
+            .contains("Caused by: EOF"));
         assert_eq!(h.len(), 10);
     }
 
     #[test]
     fn failed_record_message_names_coordinates_and_stage() {
-        let at = RecordCoordinates { topic: "orders".into(), partition: Some(1), offset: Some(7) };
+        let at = RecordCoordinates {
+            topic: "orders".into(),
+            partition: Some(1),
+            offset: Some(7),
+        };
         assert_eq!(
             record_failed_message(&at, &failure()),
             "record orders/1@7 failed in VALUE_CONVERTER: value: expected JSON"
@@ -419,25 +443,58 @@ mod tests {
 
     #[test]
     fn backoff_doubles_caps_and_stops_at_the_timeout() {
-        let p = RetryPolicy { timeout: Duration::from_secs(10), max_delay: Duration::from_secs(2) };
-        assert_eq!(p.next_delay(1, Duration::ZERO), Some(Duration::from_millis(300)));
-        assert_eq!(p.next_delay(2, Duration::ZERO), Some(Duration::from_millis(600)));
-        assert_eq!(p.next_delay(3, Duration::ZERO), Some(Duration::from_millis(1200)));
-        assert_eq!(p.next_delay(4, Duration::ZERO), Some(Duration::from_secs(2)));
-        assert_eq!(p.next_delay(60, Duration::ZERO), Some(Duration::from_secs(2)));
-        assert_eq!(p.next_delay(4, Duration::from_millis(9500)), Some(Duration::from_millis(500)));
+        let p = RetryPolicy {
+            timeout: Duration::from_secs(10),
+            max_delay: Duration::from_secs(2),
+        };
+        assert_eq!(
+            p.next_delay(1, Duration::ZERO),
+            Some(Duration::from_millis(300))
+        );
+        assert_eq!(
+            p.next_delay(2, Duration::ZERO),
+            Some(Duration::from_millis(600))
+        );
+        assert_eq!(
+            p.next_delay(3, Duration::ZERO),
+            Some(Duration::from_millis(1200))
+        );
+        assert_eq!(
+            p.next_delay(4, Duration::ZERO),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            p.next_delay(60, Duration::ZERO),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            p.next_delay(4, Duration::from_millis(9500)),
+            Some(Duration::from_millis(500))
+        );
         assert_eq!(p.next_delay(4, Duration::from_secs(10)), None);
-        let off = RetryPolicy { timeout: Duration::ZERO, max_delay: Duration::from_secs(60) };
+        let off = RetryPolicy {
+            timeout: Duration::ZERO,
+            max_delay: Duration::from_secs(60),
+        };
         assert_eq!(off.next_delay(1, Duration::ZERO), None);
     }
 
     #[test]
     fn tolerance_decides_the_action() {
         let spec: ErrorHandling = serde_yaml::from_str("{}").unwrap();
-        assert_eq!(ErrorPolicy::from_spec(Some(&spec)).decide(), FailureAction::FailTask);
-        assert_eq!(ErrorPolicy::from_spec(None).decide(), FailureAction::FailTask);
+        assert_eq!(
+            ErrorPolicy::from_spec(Some(&spec)).decide(),
+            FailureAction::FailTask
+        );
+        assert_eq!(
+            ErrorPolicy::from_spec(None).decide(),
+            FailureAction::FailTask
+        );
         let spec: ErrorHandling = serde_yaml::from_str("tolerance: All").unwrap();
-        assert_eq!(ErrorPolicy::from_spec(Some(&spec)).decide(), FailureAction::Skip);
+        assert_eq!(
+            ErrorPolicy::from_spec(Some(&spec)).decide(),
+            FailureAction::Skip
+        );
         let spec: ErrorHandling =
             serde_yaml::from_str("tolerance: All\ndeadLetterQueue: {topic: dlq}").unwrap();
         assert_eq!(
@@ -448,9 +505,14 @@ mod tests {
 
     #[test]
     fn validation_names_fields() {
-        let spec: ErrorHandling =
-            serde_yaml::from_str("deadLetterQueue: {topic: ''}\nretryTimeoutSeconds: 5\nretryMaxDelaySeconds: 0").unwrap();
-        let fields: Vec<String> = validate(Some(&spec), true).into_iter().map(|e| e.field).collect();
+        let spec: ErrorHandling = serde_yaml::from_str(
+            "deadLetterQueue: {topic: ''}\nretryTimeoutSeconds: 5\nretryMaxDelaySeconds: 0",
+        )
+        .unwrap();
+        let fields: Vec<String> = validate(Some(&spec), true)
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
         assert!(fields.contains(&"spec.errors.deadLetterQueue".to_string()));
         assert!(fields.contains(&"spec.errors.deadLetterQueue.topic".to_string()));
         assert!(fields.contains(&"spec.errors.retryMaxDelaySeconds".to_string()));

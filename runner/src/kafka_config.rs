@@ -37,7 +37,7 @@ impl Credentials {
 }
 
 /// What a `spec.kafka.config` key becomes.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 enum KeyRule {
     /// Passed to librdkafka as it is.
     Pass,
@@ -121,7 +121,10 @@ pub fn client_properties(
         match rule(key) {
             KeyRule::Pass => {
                 if let Some(msg) = librdkafka_rejects(key, value) {
-                    errors.push(ConfigError { field, message: msg });
+                    errors.push(ConfigError {
+                        field,
+                        message: msg,
+                    });
                 } else {
                     props.insert(key.clone(), value.clone());
                 }
@@ -141,9 +144,24 @@ pub fn client_properties(
     let tls = kafka.tls.is_some();
     if let Some(t) = &kafka.tls {
         let files = [
-            (t.ca.is_some(), contract::KAFKA_TLS_CA_FILE, "ssl.ca.location", "ca"),
-            (t.cert.is_some(), contract::KAFKA_TLS_CERT_FILE, "ssl.certificate.location", "cert"),
-            (t.key.is_some(), contract::KAFKA_TLS_KEY_FILE, "ssl.key.location", "key"),
+            (
+                t.ca.is_some(),
+                contract::KAFKA_TLS_CA_FILE,
+                "ssl.ca.location",
+                "ca",
+            ),
+            (
+                t.cert.is_some(),
+                contract::KAFKA_TLS_CERT_FILE,
+                "ssl.certificate.location",
+                "cert",
+            ),
+            (
+                t.key.is_some(),
+                contract::KAFKA_TLS_KEY_FILE,
+                "ssl.key.location",
+                "key",
+            ),
         ];
         for (set, file, prop, name) in files {
             if !set {
@@ -261,7 +279,11 @@ config:
             ]
         );
         assert!(errs[2].message.contains("secretKeyRef"));
-        assert!(errs[1].message.contains("No such configuration property"), "{}", errs[1].message);
+        assert!(
+            errs[1].message.contains("No such configuration property"),
+            "{}",
+            errs[1].message
+        );
     }
 
     #[test]

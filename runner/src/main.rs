@@ -1,1 +1,78 @@
-fn main() {}
+//! `ferry-runner`: runs one task of a KafkaConnector (`run`), or checks a connector file
+//! offline (`validate`).
+
+use clap::Parser;
+use ferry_crds::contract;
+use ferry_runner::cli::{Cli, Command, LogFormat, ValidateArgs};
+use ferry_runner::kafka_config::Credentials;
+use ferry_runner::plugins::TaskShare;
+use ferry_runner::task_config::{load, CheckMode};
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn validate(args: &ValidateArgs) -> i32 {
+    let yaml = match std::fs::read_to_string(&args.file) {
+        Ok(y) => y,
+        Err(e) => {
+            eprintln!("{}: cannot read: {e}", args.file);
+            return contract::EXIT_CONFIG_ERROR;
+        }
+    };
+    let share = TaskShare {
+        index: args.task_index,
+        count: args.task_count,
+    };
+    match load(&yaml, share, &Credentials::default(), CheckMode::Offline) {
+        Ok(cfg) => {
+            println!(
+                "{}: valid ({} {}/{})",
+                args.file,
+                if cfg.spec.sink.is_some() {
+                    "sink"
+                } else {
+                    "source"
+                },
+                cfg.namespace,
+                cfg.name
+            );
+            contract::EXIT_OK
+        }
+        Err(errors) => {
+            for e in &errors {
+                println!("{e}");
+            }
+            eprintln!("{}: {} problem(s)", args.file, errors.len());
+            contract::EXIT_CONFIG_ERROR
+        }
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Validate(args) => validate(&args),
+        Command::Run(args) => {
+            init_logging(args.log_format());
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            runtime.block_on(ferry_runner::runtime::run(args))
+        }
+    };
+    std::process::exit(code);
+}

@@ -85,8 +85,14 @@ impl TaskMetrics {
     /// Registers the metrics with the task's identity labels.
     pub fn new(namespace: &str, connector: &str, task: u32) -> Arc<Self> {
         let labels = [
-            (Cow::Borrowed("connector"), Cow::Owned(connector.to_string())),
-            (Cow::Borrowed("namespace"), Cow::Owned(namespace.to_string())),
+            (
+                Cow::Borrowed("connector"),
+                Cow::Owned(connector.to_string()),
+            ),
+            (
+                Cow::Borrowed("namespace"),
+                Cow::Owned(namespace.to_string()),
+            ),
             (Cow::Borrowed("task"), Cow::Owned(task.to_string())),
         ];
         let mut registry = Registry::with_prefix_and_labels("ferry_task", labels.into_iter());
@@ -133,11 +139,7 @@ impl TaskMetrics {
             errors.clone(),
         );
         let retries = Counter::default();
-        registry.register(
-            "retries",
-            "Retries of retriable failures",
-            retries.clone(),
-        );
+        registry.register("retries", "Retries of retriable failures", retries.clone());
         let dlq_records = Counter::default();
         registry.register(
             "dlq_records",
@@ -359,7 +361,13 @@ mod tests {
         assert!(is_stalled(RunState::Running, None, true, long, w));
         assert!(!is_stalled(RunState::Running, Some(0), false, long, w));
         assert!(!is_stalled(RunState::Paused, Some(5), true, long, w));
-        assert!(!is_stalled(RunState::Running, Some(5), true, Duration::from_secs(10), w));
+        assert!(!is_stalled(
+            RunState::Running,
+            Some(5),
+            true,
+            Duration::from_secs(10),
+            w
+        ));
     }
 
     #[test]

@@ -44,7 +44,11 @@ impl OffsetTracker {
             Some(s) => s,
             None => self.partitions.entry(tp.clone()).or_default(),
         };
-        if state.pending.back().is_some_and(|(last, _)| *last >= offset) {
+        if state
+            .pending
+            .back()
+            .is_some_and(|(last, _)| *last >= offset)
+        {
             state.pending.clear();
         }
         state.pending.push_back((offset, false));
@@ -105,7 +109,10 @@ mod tests {
     use super::*;
 
     fn tp(p: i32) -> TopicPartition {
-        TopicPartition { topic: "t".into(), partition: p }
+        TopicPartition {
+            topic: "t".into(),
+            partition: p,
+        }
     }
 
     #[test]
@@ -116,7 +123,10 @@ mod tests {
         }
         t.acknowledged(&tp(0), 12);
         t.acknowledged(&tp(0), 11);
-        assert!(t.take_committable().is_empty(), "10 is not acknowledged yet");
+        assert!(
+            t.take_committable().is_empty(),
+            "10 is not acknowledged yet"
+        );
         t.acknowledged(&tp(0), 10);
         assert_eq!(t.take_committable(), vec![(tp(0), 13)]);
         assert!(t.take_committable().is_empty(), "nothing moved");

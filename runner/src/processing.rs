@@ -80,22 +80,29 @@ pub fn transform_and_encode(cfg: &TaskConfig, metrics: &TaskMetrics, record: Rec
 
 /// Describes a converter failure.
 pub fn convert_failure(e: &crate::convert::ConvertError) -> RecordFailure {
-    let (stage, part) = match e.part() {
-        crate::convert::RecordPart::Key => (Stage::KeyConverter, "key"),
-        crate::convert::RecordPart::Value => (Stage::ValueConverter, "value"),
-        crate::convert::RecordPart::Header => (Stage::HeaderConverter, "header"),
+    use crate::convert::RecordPart;
+    let (stage, part) = match &e.part {
+        RecordPart::Key => (Stage::KeyConverter, "key"),
+        RecordPart::Value => (Stage::ValueConverter, "value"),
+        RecordPart::Header(_) => (Stage::HeaderConverter, "header"),
     };
-    RecordFailure::from_error(stage, format!("ferry.converter.{part}"), "ConvertError", e)
+    let mut f =
+        RecordFailure::from_error(stage, format!("ferry.converter.{part}"), "ConvertError", e);
+    // The coordinates are said once, by whoever reports the failure.
+    f.message = format!("cannot {} the {}: {}", e.action, e.part, e.reason);
+    f
 }
 
 /// Describes a transform failure.
 pub fn transform_failure(e: &crate::transform::TransformError) -> RecordFailure {
-    RecordFailure::from_error(
+    let mut f = RecordFailure::from_error(
         Stage::Transformation,
-        format!("ferry.transform.{}", e.transform_name()),
+        format!("ferry.transform.{}", e.transform),
         "TransformError",
         e,
-    )
+    );
+    f.message = format!("transform {:?}: {}", e.transform, e.reason);
+    f
 }
 
 /// Logs a failed record when `spec.errors.logErrors` is set (with its contents when
@@ -116,7 +123,9 @@ pub fn log_failure(
                 .map(|b| String::from_utf8_lossy(b).into_owned())
                 .unwrap_or_else(|| "null".into())
         };
-        let (key, value) = raw.map(|r| (show(&r.key), show(&r.value))).unwrap_or_default();
+        let (key, value) = raw
+            .map(|r| (show(&r.key), show(&r.value)))
+            .unwrap_or_default();
         tracing::warn!(record = %at, stage, class = %failure.class_name, error = %failure.message, key, value, "record failed");
     } else {
         tracing::warn!(record = %at, stage, class = %failure.class_name, error = %failure.message, "record failed");

@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
 use rdkafka::message::{BorrowedMessage, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::statistics::Statistics;
@@ -25,8 +27,8 @@ use tokio::task::JoinSet;
 
 use crate::desired_state::DesiredState;
 use crate::error_handling::{
-    dlq_context_headers, record_failed_message, FailureAction, RecordCoordinates, RecordFailure,
-    Stage, TaskIdentity,
+    dlq_context_headers, record_failed_message, FailureAction, RecordCoordinates, Stage,
+    TaskIdentity,
 };
 use crate::kafka_admin::{ensure_topic, TopicRequest};
 use crate::kafka_config::to_client_config;
@@ -106,7 +108,9 @@ impl ConsumerContext for SinkContext {
             if !offsets.is_empty() && !consumer.assignment_lost() {
                 match consumer.commit(&to_tpl(&offsets), CommitMode::Sync) {
                     Ok(()) => self.metrics.committed(),
-                    Err(e) => tracing::warn!(error = %e, "commit on revocation failed; the records will be read again"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "commit on revocation failed; the records will be read again")
+                    }
                 }
             }
         }
@@ -123,10 +127,16 @@ impl ConsumerContext for SinkContext {
         }
     }
 
-    fn commit_callback(&self, result: rdkafka::error::KafkaResult<()>, _offsets: &TopicPartitionList) {
+    fn commit_callback(
+        &self,
+        result: rdkafka::error::KafkaResult<()>,
+        _offsets: &TopicPartitionList,
+    ) {
         match result {
             Ok(()) => self.metrics.committed(),
-            Err(e) => tracing::warn!(error = %e, "offset commit failed; retried at the next commit"),
+            Err(e) => {
+                tracing::warn!(error = %e, "offset commit failed; retried at the next commit")
+            }
         }
     }
 }
@@ -289,9 +299,9 @@ pub async fn run(
             .map_err(TaskError::Kafka)?;
             let mut pc = to_client_config(&cfg.kafka);
             pc.set("enable.idempotence", "true").set("acks", "all");
-            let producer: FutureProducer = pc
-                .create()
-                .map_err(|e| TaskError::Kafka(format!("cannot create the dead letter queue producer: {e}")))?;
+            let producer: FutureProducer = pc.create().map_err(|e| {
+                TaskError::Kafka(format!("cannot create the dead letter queue producer: {e}"))
+            })?;
             Some((producer, d.clone()))
         }
         None => None,
@@ -511,11 +521,23 @@ fn apply_desired(
     if let Err(e) = r {
         tracing::warn!(error = %e, "cannot change the paused state of the partitions");
     }
-    metrics.set_state(if pause { RunState::Paused } else { RunState::Running });
-    tracing::info!(paused = pause, "consumption {}", if pause { "paused" } else { "resumed" });
+    metrics.set_state(if pause {
+        RunState::Paused
+    } else {
+        RunState::Running
+    });
+    tracing::info!(
+        paused = pause,
+        "consumption {}",
+        if pause { "paused" } else { "resumed" }
+    );
 }
 
-fn commit(consumer: &StreamConsumer<SinkContext>, tracker: &Mutex<OffsetTracker>, mode: CommitMode) {
+fn commit(
+    consumer: &StreamConsumer<SinkContext>,
+    tracker: &Mutex<OffsetTracker>,
+    mode: CommitMode,
+) {
     let offsets = lock(tracker).take_committable();
     if offsets.is_empty() {
         return;
@@ -537,7 +559,8 @@ async fn wait_for_kafka(
 ) -> Result<(), TaskError> {
     let started = Instant::now();
     loop {
-        let r = tokio::task::block_in_place(|| consumer.fetch_metadata(None, Duration::from_secs(5)));
+        let r =
+            tokio::task::block_in_place(|| consumer.fetch_metadata(None, Duration::from_secs(5)));
         match r {
             Ok(_) => return Ok(()),
             Err(e) if started.elapsed() > Duration::from_secs(60) => {

@@ -97,13 +97,18 @@ pub async fn run(
     .await
     .map_err(|e| TaskError::Kafka(e.to_string()))?;
     let mut task = build_source(&source_spec.plugin, cfg.share);
-    let stored = store.load().await.map_err(|e| TaskError::Kafka(e.to_string()))?;
+    let stored = store
+        .load()
+        .await
+        .map_err(|e| TaskError::Kafka(e.to_string()))?;
     let mine: BTreeMap<_, _> = task
         .partitions()
         .into_iter()
         .filter_map(|p| stored.get(&p).map(|o| (p, o.clone())))
         .collect();
-    task.start(mine).await.map_err(|e| TaskError::Plugin(e.to_string()))?;
+    task.start(mine)
+        .await
+        .map_err(|e| TaskError::Plugin(e.to_string()))?;
     metrics.set_ready(true);
     metrics.set_state(RunState::Running);
     tracing::info!(plugin = plugin_name, "source task started");
@@ -124,8 +129,16 @@ pub async fn run(
         if desired.has_changed().unwrap_or(false) {
             let d = *desired.borrow_and_update();
             paused = d == DesiredState::Paused;
-            metrics.set_state(if paused { RunState::Paused } else { RunState::Running });
-            tracing::info!(paused, "production {}", if paused { "paused" } else { "resumed" });
+            metrics.set_state(if paused {
+                RunState::Paused
+            } else {
+                RunState::Running
+            });
+            tracing::info!(
+                paused,
+                "production {}",
+                if paused { "paused" } else { "resumed" }
+            );
         }
         // Collect the deliveries that completed, in order.
         if let Err(e) = drain_deliveries(&cfg, &metrics, &mut in_flight, &mut acked, false).await {
@@ -174,7 +187,10 @@ pub async fn run(
                 metrics.error(Stage::TaskPoll);
                 let since = *poll_failing_since.get_or_insert_with(Instant::now);
                 poll_attempt += 1;
-                match (&e, cfg.errors.retry.next_delay(poll_attempt, since.elapsed())) {
+                match (
+                    &e,
+                    cfg.errors.retry.next_delay(poll_attempt, since.elapsed()),
+                ) {
                     (PluginError::Retriable(_), Some(delay)) => {
                         metrics.retry();
                         tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "source poll failed; retrying");
@@ -182,7 +198,9 @@ pub async fn run(
                         continue;
                     }
                     _ => {
-                        outcome = Err(TaskError::Plugin(format!("the {plugin_name} source failed: {e}")));
+                        outcome = Err(TaskError::Plugin(format!(
+                            "the {plugin_name} source failed: {e}"
+                        )));
                         break;
                     }
                 }
@@ -198,7 +216,11 @@ pub async fn run(
             let raw = match transform_and_encode(&cfg, &metrics, sr.record) {
                 Produced::Raw(raw) => raw,
                 Produced::Filtered => {
-                    in_flight.push_back(InFlight { partition: Some((sr.partition, sr.offset)), delivery: None, topic: at.topic });
+                    in_flight.push_back(InFlight {
+                        partition: Some((sr.partition, sr.offset)),
+                        delivery: None,
+                        topic: at.topic,
+                    });
                     continue;
                 }
                 Produced::Failed(failure) => {
@@ -207,16 +229,24 @@ pub async fn run(
                         outcome = Err(e);
                         break 'run;
                     }
-                    in_flight.push_back(InFlight { partition: Some((sr.partition, sr.offset)), delivery: None, topic: at.topic });
+                    in_flight.push_back(InFlight {
+                        partition: Some((sr.partition, sr.offset)),
+                        delivery: None,
+                        topic: at.topic,
+                    });
                     continue;
                 }
             };
             metrics.records_in(PipelineStage::Write, 1);
             let mut headers = OwnedHeaders::new_with_capacity(raw.headers.len());
             for (k, v) in &raw.headers {
-                headers = headers.insert(Header { key: k, value: v.as_deref() });
+                headers = headers.insert(Header {
+                    key: k,
+                    value: v.as_deref(),
+                });
             }
-            let mut rec: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&raw.topic).headers(headers);
+            let mut rec: FutureRecord<'_, [u8], [u8]> =
+                FutureRecord::to(&raw.topic).headers(headers);
             if let Some(p) = raw.partition {
                 rec = rec.partition(p);
             }
@@ -237,7 +267,9 @@ pub async fn run(
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                         rec = Some(back);
                         // Wait for deliveries to make room.
-                        if let Err(e) = drain_deliveries(&cfg, &metrics, &mut in_flight, &mut acked, true).await {
+                        if let Err(e) =
+                            drain_deliveries(&cfg, &metrics, &mut in_flight, &mut acked, true).await
+                        {
                             outcome = Err(e);
                             break 'run;
                         }
@@ -252,14 +284,23 @@ pub async fn run(
                             }
                             break None;
                         }
-                        outcome = Err(TaskError::Kafka(format!("cannot send a record to {}: {e}", raw.topic)));
+                        outcome = Err(TaskError::Kafka(format!(
+                            "cannot send a record to {}: {e}",
+                            raw.topic
+                        )));
                         break 'run;
                     }
                 }
             };
-            in_flight.push_back(InFlight { partition: Some((sr.partition, sr.offset)), delivery, topic: raw.topic.clone() });
+            in_flight.push_back(InFlight {
+                partition: Some((sr.partition, sr.offset)),
+                delivery,
+                topic: raw.topic.clone(),
+            });
             while in_flight.len() >= MAX_IN_FLIGHT {
-                if let Err(e) = drain_deliveries(&cfg, &metrics, &mut in_flight, &mut acked, true).await {
+                if let Err(e) =
+                    drain_deliveries(&cfg, &metrics, &mut in_flight, &mut acked, true).await
+                {
                     outcome = Err(e);
                     break 'run;
                 }
@@ -332,7 +373,9 @@ async fn drain_deliveries(
             },
         };
         wait = false;
-        let Some(item) = in_flight.pop_front() else { break };
+        let Some(item) = in_flight.pop_front() else {
+            break;
+        };
         match result {
             None | Some(Ok(Ok(_))) => {
                 if result.is_some() {
@@ -341,16 +384,29 @@ async fn drain_deliveries(
             }
             Some(Ok(Err((e, _)))) => {
                 metrics.error(Stage::KafkaProduce);
-                let at = RecordCoordinates { topic: item.topic.clone(), partition: None, offset: None };
+                let at = RecordCoordinates {
+                    topic: item.topic.clone(),
+                    partition: None,
+                    offset: None,
+                };
                 let failure = produce_failure(&e);
                 if !record_level(&e) {
-                    return Err(TaskError::Kafka(format!("a record to {} was not delivered: {e}", item.topic)));
+                    return Err(TaskError::Kafka(format!(
+                        "a record to {} was not delivered: {e}",
+                        item.topic
+                    )));
                 }
-                let offset = item.partition.as_ref().map(|p| p.1.clone()).unwrap_or_default();
+                let offset = item
+                    .partition
+                    .as_ref()
+                    .map(|p| p.1.clone())
+                    .unwrap_or_default();
                 tolerate(cfg, &at, &failure, &offset)?;
             }
             Some(Err(_)) => {
-                return Err(TaskError::Kafka("the producer stopped before a delivery report".into()))
+                return Err(TaskError::Kafka(
+                    "the producer stopped before a delivery report".into(),
+                ))
             }
         }
         if let Some((p, o)) = item.partition {

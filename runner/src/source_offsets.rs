@@ -65,7 +65,10 @@ pub fn apply_offset_record(
         return;
     };
     let Ok(partition) = serde_json::from_str::<SourcePartition>(partition_json) else {
-        tracing::warn!(key, "offsets topic: ignoring a key whose partition is not a JSON object of strings");
+        tracing::warn!(
+            key,
+            "offsets topic: ignoring a key whose partition is not a JSON object of strings"
+        );
         return;
     };
     match value {
@@ -136,9 +139,12 @@ impl KafkaOffsetStore {
             message,
         };
         let mut cfg = to_client_config(&self.props);
-        cfg.set("group.id", format!("ferry-offsets-reader-{}", std::process::id()))
-            .set("enable.auto.commit", "false")
-            .set("enable.partition.eof", "false");
+        cfg.set(
+            "group.id",
+            format!("ferry-offsets-reader-{}", std::process::id()),
+        )
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false");
         let consumer: BaseConsumer = cfg
             .create()
             .map_err(|e| err(format!("cannot create a consumer: {e}")))?;
@@ -242,8 +248,18 @@ mod tests {
         assert_eq!(key, "shop/lines/{\"path\":\"/in.txt\"}");
         let mut m = BTreeMap::new();
         let prefix = key_prefix("shop", "lines");
-        apply_offset_record(&prefix, key.as_bytes(), Some(br#"{"position":"10"}"#), &mut m);
-        apply_offset_record(&prefix, key.as_bytes(), Some(br#"{"position":"20"}"#), &mut m);
+        apply_offset_record(
+            &prefix,
+            key.as_bytes(),
+            Some(br#"{"position":"10"}"#),
+            &mut m,
+        );
+        apply_offset_record(
+            &prefix,
+            key.as_bytes(),
+            Some(br#"{"position":"20"}"#),
+            &mut m,
+        );
         apply_offset_record(
             &prefix,
             b"shop/other/{\"path\":\"/in.txt\"}",

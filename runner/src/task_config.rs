@@ -79,6 +79,7 @@ fn section<T: DeserializeOwned>(value: &serde_yaml::Value, field: &str) -> Resul
     serde_yaml::from_str::<T>(&text).map_err(|e| {
         let (path, message) = split_serde_error(&e.to_string());
         let field = match path {
+            Some(p) if p == "spec" || p.starts_with("spec.") => p,
             Some(p) if p.starts_with('[') => format!("{field}{p}"),
             Some(p) => format!("{field}.{p}"),
             None => field.to_string(),
@@ -142,14 +143,17 @@ pub fn load(
 
     // Check each section on its own, so that one mistake does not hide the others.
     let mut section_failed = false;
-    let mut check = |v: Option<&serde_yaml::Value>, field: &str, f: &dyn Fn(&serde_yaml::Value, &str) -> Result<(), ConfigError>| {
-        if let Some(v) = v {
-            if let Err(e) = f(v, field) {
-                errors.push(e);
-                section_failed = true;
+    let mut check =
+        |v: Option<&serde_yaml::Value>,
+         field: &str,
+         f: &dyn Fn(&serde_yaml::Value, &str) -> Result<(), ConfigError>| {
+            if let Some(v) = v {
+                if let Err(e) = f(v, field) {
+                    errors.push(e);
+                    section_failed = true;
+                }
             }
-        }
-    };
+        };
     check(spec_value.get("kafka"), "spec.kafka", &|v, f| {
         section::<ferry_crds::connector::KafkaSpec>(v, f).map(drop)
     });
@@ -228,7 +232,11 @@ pub fn load(
             .source
             .as_ref()
             .map(|s| format!("{} source", s.plugin.name()))
-            .or_else(|| spec.sink.as_ref().map(|s| format!("{} sink", s.plugin.name())))
+            .or_else(|| {
+                spec.sink
+                    .as_ref()
+                    .map(|s| format!("{} sink", s.plugin.name()))
+            })
             .unwrap_or_default();
         errors.push(ConfigError {
             field: "spec.delivery".into(),
@@ -320,8 +328,14 @@ spec:
 "#,
         );
         assert!(f.contains(&"spec.sink.file.path".to_string()), "{f:?}");
-        assert!(f.contains(&"spec.kafka.config[\"group.id\"]".to_string()), "{f:?}");
-        assert!(f.contains(&"spec.errors.deadLetterQueue".to_string()), "{f:?}");
+        assert!(
+            f.contains(&"spec.kafka.config[\"group.id\"]".to_string()),
+            "{f:?}"
+        );
+        assert!(
+            f.contains(&"spec.errors.deadLetterQueue".to_string()),
+            "{f:?}"
+        );
     }
 
     #[test]
@@ -338,13 +352,18 @@ spec:
     file: {path: /tmp/x, bogus: 1}
 "#,
         );
-        assert!(f.iter().any(|x| x.starts_with("spec.kafka.tls.ca")), "{f:?}");
+        assert!(
+            f.iter().any(|x| x.starts_with("spec.kafka.tls.ca")),
+            "{f:?}"
+        );
         assert!(f.iter().any(|x| x.starts_with("spec.sink")), "{f:?}");
     }
 
     #[test]
     fn header_and_topology_errors() {
-        let f = fields("apiVersion: v1\nkind: Pod\nmetadata: {}\nspec: {kafka: {bootstrapServers: b}}\n");
+        let f = fields(
+            "apiVersion: v1\nkind: Pod\nmetadata: {}\nspec: {kafka: {bootstrapServers: b}}\n",
+        );
         assert_eq!(f, vec!["apiVersion", "kind", "metadata.name", "spec"]);
         let bad_regex = GOOD.replace("topics: [lines]", "topicsRegex: '('");
         assert_eq!(fields(&bad_regex), vec!["spec.sink.topicsRegex"]);
@@ -357,8 +376,13 @@ spec:
     #[test]
     fn serde_errors_are_split_into_field_and_message() {
         assert_eq!(
-            split_serde_error("tls.ca: unknown field `ky`, expected `name` or `key` at line 3 column 7"),
-            (Some("tls.ca".into()), "unknown field `ky`, expected `name` or `key`".into())
+            split_serde_error(
+                "tls.ca: unknown field `ky`, expected `name` or `key` at line 3 column 7"
+            ),
+            (
+                Some("tls.ca".into()),
+                "unknown field `ky`, expected `name` or `key`".into()
+            )
         );
         assert_eq!(
             split_serde_error("missing field `path`"),

@@ -47,12 +47,24 @@ mod tests {
     #[test]
     fn exit_codes_follow_the_contract() {
         let e = TaskError::Config(vec![
-            ConfigError { field: "spec.a".into(), message: "bad".into() },
-            ConfigError { field: "spec.b".into(), message: "worse".into() },
+            ConfigError {
+                field: "spec.a".into(),
+                message: "bad".into(),
+            },
+            ConfigError {
+                field: "spec.b".into(),
+                message: "worse".into(),
+            },
         ]);
         assert_eq!(e.exit_code(), 78);
-        assert_eq!(e.to_string(), "invalid configuration: spec.a: bad; spec.b: worse");
-        assert_eq!(TaskError::RecordFailed("record t/0@1 failed".into()).exit_code(), 65);
+        assert_eq!(
+            e.to_string(),
+            "invalid configuration: spec.a: bad; spec.b: worse"
+        );
+        assert_eq!(
+            TaskError::RecordFailed("record t/0@1 failed".into()).exit_code(),
+            65
+        );
         assert_eq!(TaskError::Kafka("down".into()).exit_code(), 1);
         assert_eq!(TaskError::Plugin("down".into()).exit_code(), 1);
     }

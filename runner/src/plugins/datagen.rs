@@ -215,17 +215,26 @@ mod tests {
             t.start(BTreeMap::new()).await.unwrap();
             loop {
                 match t.poll().await.unwrap() {
-                    SourcePoll::Records(r) => seqs.extend(r.into_iter().map(|r| {
-                        crate::value_text::value_text(&r.record.key)
-                            .trim_start_matches("key-")
-                            .len()
-                    })),
+                    SourcePoll::Records(r) => {
+                        seqs.extend(r.into_iter().map(|r| match &r.record.value.value {
+                            crate::data::Value::Struct(fields) => fields[0].clone(),
+                            other => panic!("not a datagen value: {other:?}"),
+                        }))
+                    }
                     SourcePoll::Finished => break,
                     SourcePoll::Idle => {}
                 }
             }
         }
-        assert_eq!(seqs.len(), 10);
+        seqs.sort_by_key(|v| match v {
+            crate::data::Value::Int64(n) => *n,
+            _ => -1,
+        });
+        let expected: Vec<crate::data::Value> = (0..10).map(crate::data::Value::Int64).collect();
+        assert_eq!(
+            seqs, expected,
+            "the tasks together produce every sequence number once"
+        );
         let t = DatagenTask::new(&spec(Some(10)), TaskShare { index: 0, count: 3 });
         assert_eq!(t.local_total, Some(4));
         let t = DatagenTask::new(&spec(Some(10)), TaskShare { index: 2, count: 3 });

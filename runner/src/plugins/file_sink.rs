@@ -58,7 +58,8 @@ impl FileSinkTask {
             file.set_len(keep).map_err(|e| fail("truncate", e))?;
             file.sync_all().map_err(|e| fail("flush", e))?;
         }
-        file.seek(SeekFrom::End(0)).map_err(|e| fail("seek in", e))?;
+        file.seek(SeekFrom::End(0))
+            .map_err(|e| fail("seek in", e))?;
         Ok(Self {
             path,
             file,
@@ -121,9 +122,14 @@ mod tests {
 
     #[test]
     fn validation_requires_an_absolute_path() {
-        let errs = validate(&FileSink { path: "out.txt".into() });
+        let errs = validate(&FileSink {
+            path: "out.txt".into(),
+        });
         assert_eq!(errs[0].field, "spec.sink.file.path");
-        assert!(validate(&FileSink { path: "/tmp/out.txt".into() }).is_empty());
+        assert!(validate(&FileSink {
+            path: "/tmp/out.txt".into()
+        })
+        .is_empty());
     }
 
     #[test]
@@ -131,7 +137,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.txt");
         std::fs::write(&path, "a\nb\npartial").unwrap();
-        let spec = FileSink { path: path.display().to_string() };
+        let spec = FileSink {
+            path: path.display().to_string(),
+        };
         drop(FileSinkTask::open(&spec).unwrap());
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "a\nb\n");
         std::fs::write(&path, "no newline at all").unwrap();

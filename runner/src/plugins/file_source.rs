@@ -16,7 +16,6 @@ use ferry_crds::plugins::FileSource;
 
 use super::{PluginError, SourceOffset, SourcePartition, SourcePoll, SourceRecord, SourceTask};
 use crate::config_error::ConfigError;
-use crate::record::Record;
 
 /// Default lines per batch (Kafka Connect's `batch.size`).
 pub const DEFAULT_BATCH_SIZE: u32 = 2000;
@@ -25,10 +24,9 @@ const POSITION: &str = "position";
 
 /// Checks a `file` source block.
 pub fn validate(spec: &FileSource) -> Vec<ConfigError> {
-    let mut out: Vec<ConfigError> =
-        super::check_absolute_path(&spec.path, "spec.source.file.path")
-            .into_iter()
-            .collect();
+    let mut out: Vec<ConfigError> = super::check_absolute_path(&spec.path, "spec.source.file.path")
+        .into_iter()
+        .collect();
     if spec.topic.trim().is_empty() {
         out.push(ConfigError {
             field: "spec.source.file.topic".into(),
@@ -78,7 +76,9 @@ impl FileSourceTask {
             partition: spec.partition,
             batch_size: spec.batch_size.unwrap_or(DEFAULT_BATCH_SIZE).max(1) as usize,
             poll_interval: Duration::from_millis(
-                spec.poll_interval_ms.unwrap_or(DEFAULT_POLL_INTERVAL_MS).max(1),
+                spec.poll_interval_ms
+                    .unwrap_or(DEFAULT_POLL_INTERVAL_MS)
+                    .max(1),
             ),
             position: 0,
             reader: None,
@@ -119,7 +119,10 @@ impl FileSourceTask {
             self.position = 0;
         }
         file.seek(SeekFrom::Start(self.position)).map_err(|e| {
-            PluginError::Fatal(format!("file source: cannot seek in {}: {e}", self.path.display()))
+            PluginError::Fatal(format!(
+                "file source: cannot seek in {}: {e}",
+                self.path.display()
+            ))
         })?;
         self.reader = Some(BufReader::with_capacity(256 * 1024, file));
         Ok(true)
@@ -252,10 +255,16 @@ mod tests {
             texts(t.poll().await.unwrap()),
             vec![("one".into(), "4".into()), ("two".into(), "9".into())]
         );
-        assert_eq!(texts(t.poll().await.unwrap()), vec![("three".into(), "15".into())]);
+        assert_eq!(
+            texts(t.poll().await.unwrap()),
+            vec![("three".into(), "15".into())]
+        );
         assert!(matches!(t.poll().await.unwrap(), SourcePoll::Idle));
         std::fs::write(&path, "one\ntwo\r\nthree\nfour\n").unwrap();
-        assert_eq!(texts(t.poll().await.unwrap()), vec![("four".into(), "20".into())]);
+        assert_eq!(
+            texts(t.poll().await.unwrap()),
+            vec![("four".into(), "20".into())]
+        );
 
         let mut again = FileSourceTask::new(&spec(&path));
         let stored = BTreeMap::from([(
@@ -281,7 +290,10 @@ mod tests {
         t.start(stored).await.unwrap();
         assert!(matches!(t.poll().await.unwrap(), SourcePoll::Idle));
         std::fs::write(&path, "x\n").unwrap();
-        assert_eq!(texts(t.poll().await.unwrap()), vec![("x".into(), "2".into())]);
+        assert_eq!(
+            texts(t.poll().await.unwrap()),
+            vec![("x".into(), "2".into())]
+        );
     }
 
     #[test]
@@ -292,7 +304,11 @@ mod tests {
         let fields: Vec<String> = validate(&s).into_iter().map(|e| e.field).collect();
         assert_eq!(
             fields,
-            vec!["spec.source.file.path", "spec.source.file.topic", "spec.source.file.batchSize"]
+            vec![
+                "spec.source.file.path",
+                "spec.source.file.topic",
+                "spec.source.file.batchSize"
+            ]
         );
     }
 }

@@ -1,0 +1,224 @@
+//! Kill -9 chaos: a file → Kafka → file pipeline of two standalone runners, each killed with
+//! SIGKILL at random points, then restarted. Every input line must reach the output at least
+//! once, in order: the output may jump back (records replayed after a crash) but never skip
+//! ahead.
+//!
+//! `FERRY_CHAOS_ITERATIONS` sets the number of kills (default 10; the full run uses 50).
+
+mod runner_support;
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use ferry_e2e::harness::Stack;
+use runner_support::*;
+
+/// A small deterministic generator for kill timing and victims (seeded from the clock,
+/// printed so a failing run can be replayed with `FERRY_CHAOS_SEED`).
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self, below: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % below.max(1)
+    }
+}
+
+/// Checks the output: every sequence number `0..total` appears, and each line is either the
+/// successor of the previous one or a replay (not greater than the previous one).
+fn check_order(output: &[String], total: u64) -> Result<usize, String> {
+    let mut seen = vec![false; total as usize];
+    let mut prev: Option<u64> = None;
+    let mut duplicates = 0;
+    for (i, line) in output.iter().enumerate() {
+        let seq: u64 = line
+            .strip_prefix("line-")
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| format!("output line {i} is not an input line: {line:?}"))?;
+        if seq >= total {
+            return Err(format!(
+                "output line {i} ({line}) was never written to the input"
+            ));
+        }
+        match prev {
+            None if seq != 0 => return Err(format!("the output starts at {line}, not line-00000000")),
+            Some(p) if seq > p + 1 => {
+                return Err(format!(
+                    "output line {i} skips ahead from line-{p:08} to {line}: lines in between were lost or reordered"
+                ))
+            }
+            _ => {}
+        }
+        if seen[seq as usize] {
+            duplicates += 1;
+        }
+        seen[seq as usize] = true;
+        prev = Some(seq);
+    }
+    if let Some(missing) = seen.iter().position(|s| !s) {
+        return Err(format!("line-{missing:08} never reached the output"));
+    }
+    Ok(duplicates)
+}
+
+#[test]
+fn order_check_accepts_replays_and_rejects_gaps() {
+    let l = |v: &[u64]| v.iter().map(|s| format!("line-{s:08}")).collect::<Vec<_>>();
+    assert_eq!(check_order(&l(&[0, 1, 2, 1, 2, 3]), 4), Ok(2));
+    assert!(check_order(&l(&[0, 2, 1, 3]), 4)
+        .unwrap_err()
+        .contains("skips ahead"));
+    assert!(check_order(&l(&[0, 1, 2]), 4)
+        .unwrap_err()
+        .contains("line-00000003"));
+    assert!(check_order(&l(&[1, 2]), 3).unwrap_err().contains("starts"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_never_loses_or_reorders_lines() {
+    let stack = Stack::from_env().expect("the local stack");
+    let iterations: u32 = std::env::var("FERRY_CHAOS_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let seed: u64 = std::env::var("FERRY_CHAOS_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1)
+        });
+    println!("chaos: {iterations} kills, FERRY_CHAOS_SEED={seed}");
+    let mut rng = Lcg(seed);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("in.txt");
+    let output = dir.path().join("out.txt");
+    let topic = unique("chaos");
+    create_topic(&stack.kafka_bootstrap, &topic, 1).await;
+    let converters = "  converters: {key: {string: {}}, value: {string: {}}}\n";
+    let source_file = dir.path().join("source.yaml");
+    std::fs::write(
+        &source_file,
+        format!(
+            r#"apiVersion: ferry.rs/v1alpha1
+kind: KafkaConnector
+metadata: {{name: {topic}-src, namespace: e2e}}
+spec:
+  kafka: {{bootstrapServers: "{}"}}
+  source:
+    file: {{path: {}, topic: {topic}, batchSize: 500, pollIntervalMs: 50}}
+{converters}"#,
+            stack.kafka_bootstrap,
+            input.display()
+        ),
+    )
+    .expect("write source");
+    let sink_file = dir.path().join("sink.yaml");
+    std::fs::write(
+        &sink_file,
+        file_sink_yaml(
+            &format!("{topic}-sink"),
+            &stack.kafka_bootstrap,
+            &topic,
+            &output,
+            converters,
+        ),
+    )
+    .expect("write sink");
+
+    // The writer appends lines for the whole chaos phase.
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let writer_input = input.clone();
+    let writer = tokio::spawn(async move {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&writer_input)
+            .expect("input");
+        let mut n: u64 = 0;
+        loop {
+            let mut chunk = String::new();
+            for _ in 0..40 {
+                chunk.push_str(&format!("line-{n:08}\n"));
+                n += 1;
+            }
+            f.write_all(chunk.as_bytes()).expect("append");
+            tokio::select! {
+                _ = stop_rx.wait_for(|s| *s) => return n,
+                _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+            }
+        }
+    });
+
+    let started = Instant::now();
+    let src_admin = free_admin_addr();
+    let sink_admin = free_admin_addr();
+    let mut source = spawn_runner(&stack, &source_file, &src_admin, &[]);
+    let mut sink = spawn_runner(&stack, &sink_file, &sink_admin, &[]);
+    let (mut source_kills, mut sink_kills) = (0, 0);
+    for i in 0..iterations {
+        tokio::time::sleep(Duration::from_millis(300 + rng.next(1700))).await;
+        let victim = rng.next(3);
+        if victim != 1 {
+            assert!(
+                source.child.try_wait().expect("wait").is_none(),
+                "the source runner exited on its own before kill {i}"
+            );
+            kill9(&source.child);
+            let _ = source.child.wait().await;
+            source = spawn_runner(&stack, &source_file, &src_admin, &[]);
+            source_kills += 1;
+        }
+        if victim != 0 {
+            assert!(
+                sink.child.try_wait().expect("wait").is_none(),
+                "the sink runner exited on its own before kill {i}"
+            );
+            kill9(&sink.child);
+            let _ = sink.child.wait().await;
+            sink = spawn_runner(&stack, &sink_file, &sink_admin, &[]);
+            sink_kills += 1;
+        }
+    }
+    let _ = stop_tx.send(true);
+    let total = writer.await.expect("writer");
+
+    // Everything written must arrive.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut result = check_order(&lines(&output), total);
+    while result.is_err() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        result = check_order(&lines(&output), total);
+    }
+    terminate(&source.child);
+    terminate(&sink.child);
+    let source_exit = source.child.wait().await.expect("source exit");
+    let sink_exit = sink.child.wait().await.expect("sink exit");
+    let out = lines(&output);
+    let duplicates = match check_order(&out, total) {
+        Ok(d) => d,
+        Err(e) => panic!(
+            "{e} (seed {seed}; {} output lines for {total} input lines)",
+            out.len()
+        ),
+    };
+    println!(
+        "chaos: {iterations} kills ({source_kills} of the source, {sink_kills} of the sink) in {:.1}s; {total} lines in, {} lines out, {duplicates} duplicates ({:.2}%), 0 lost",
+        started.elapsed().as_secs_f64(),
+        out.len(),
+        100.0 * duplicates as f64 / total as f64
+    );
+    assert!(
+        source_exit.success(),
+        "source runner exit after SIGTERM: {source_exit}"
+    );
+    assert!(
+        sink_exit.success(),
+        "sink runner exit after SIGTERM: {sink_exit}"
+    );
+}

@@ -1,0 +1,196 @@
+//! Poison records against a real broker: with `tolerance: All` they go to the dead letter
+//! queue with Kafka Connect's context headers and the task keeps running; with
+//! `tolerance: None` the task fails with the record's coordinates in its termination message.
+
+mod runner_support;
+
+use std::time::{Duration, Instant};
+
+use ferry_e2e::harness::Stack;
+use runner_support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_records_go_to_the_dead_letter_queue_with_context_headers() {
+    let stack = Stack::from_env().expect("the local stack");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let topic = unique("dlq-in");
+    let dlq = format!("{topic}-dlq");
+    let name = unique("dlq");
+    create_topic(&stack.kafka_bootstrap, &topic, 1).await;
+    let p = producer(&stack.kafka_bootstrap);
+    let mut poison_offsets = Vec::new();
+    for i in 0..20 {
+        if i % 5 == 3 {
+            let o = produce(
+                &p,
+                &topic,
+                Some(b"k-bad"),
+                Some(b"{not json"),
+                &[("trace", b"t-1")],
+            )
+            .await;
+            poison_offsets.push(o);
+        } else {
+            produce(
+                &p,
+                &topic,
+                Some(b"k"),
+                Some(format!("{{\"n\":{i}}}").as_bytes()),
+                &[],
+            )
+            .await;
+        }
+    }
+    let out = dir.path().join("out.txt");
+    let file = dir.path().join("sink.yaml");
+    std::fs::write(
+        &file,
+        file_sink_yaml(
+            &name,
+            &stack.kafka_bootstrap,
+            &topic,
+            &out,
+            &format!(
+                "  converters: {{key: {{string: {{}}}}, value: {{json: {{schemas: false}}}}}}\n  errors: {{tolerance: All, logErrors: true, deadLetterQueue: {{topic: {dlq}, contextHeaders: true}}}}\n"
+            ),
+        ),
+    )
+    .expect("write");
+    let admin = free_admin_addr();
+    let mut runner = spawn_runner(&stack, &file, &admin, &[]);
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while lines(&out).len() < 16 && Instant::now() < deadline {
+        assert!(
+            runner.child.try_wait().expect("wait").is_none(),
+            "the runner stopped on a poison record with tolerance All"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(lines(&out).len(), 16, "every good record is written");
+    let bootstrap = stack.kafka_bootstrap.clone();
+    let dlq_topic = dlq.clone();
+    let dead = tokio::task::spawn_blocking(move || {
+        read_topic(&bootstrap, &dlq_topic, 4, Duration::from_secs(30))
+    })
+    .await
+    .expect("read dlq");
+    assert_eq!(
+        dead.len(),
+        4,
+        "one dead letter queue record per poison record"
+    );
+    for (r, offset) in dead.iter().zip(&poison_offsets) {
+        assert_eq!(r.key.as_deref(), Some(&b"k-bad"[..]), "original key");
+        assert_eq!(
+            r.value.as_deref(),
+            Some(&b"{not json"[..]),
+            "original value bytes"
+        );
+        assert_eq!(
+            r.header("trace").as_deref(),
+            Some("t-1"),
+            "original headers are kept"
+        );
+        assert_eq!(
+            r.header("__connect.errors.topic").as_deref(),
+            Some(topic.as_str())
+        );
+        assert_eq!(r.header("__connect.errors.partition").as_deref(), Some("0"));
+        assert_eq!(
+            r.header("__connect.errors.offset"),
+            Some(offset.to_string())
+        );
+        assert_eq!(
+            r.header("__connect.errors.connector.name").as_deref(),
+            Some(name.as_str())
+        );
+        assert_eq!(r.header("__connect.errors.task.id").as_deref(), Some("0"));
+        assert_eq!(
+            r.header("__connect.errors.stage").as_deref(),
+            Some("VALUE_CONVERTER")
+        );
+        assert!(r
+            .header("__connect.errors.class.name")
+            .is_some_and(|c| c.contains("converter")));
+        assert!(r.header("__connect.errors.exception.class.name").is_some());
+        assert!(r
+            .header("__connect.errors.exception.message")
+            .is_some_and(|m| !m.is_empty()));
+        assert!(r.header("__connect.errors.exception.stacktrace").is_some());
+    }
+    // The metrics count them.
+    let (_, metrics) = http_get(&admin, "/metrics").await.expect("metrics");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("ferry_task_dlq_records_total{") && l.ends_with(" 4")),
+        "{metrics}"
+    );
+    assert!(metrics
+        .lines()
+        .any(|l| l.contains("ferry_task_errors_total{")
+            && l.contains("stage=\"value_converter\"")
+            && l.ends_with(" 4")));
+    terminate(&runner.child);
+    let status = runner.child.wait().await.expect("exit");
+    assert!(status.success(), "graceful stop: {status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_record_fails_the_task_with_tolerance_none() {
+    let stack = Stack::from_env().expect("the local stack");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let topic = unique("poison");
+    create_topic(&stack.kafka_bootstrap, &topic, 1).await;
+    let p = producer(&stack.kafka_bootstrap);
+    for i in 0..3 {
+        produce(
+            &p,
+            &topic,
+            None,
+            Some(format!("{{\"n\":{i}}}").as_bytes()),
+            &[],
+        )
+        .await;
+    }
+    let bad = produce(&p, &topic, None, Some(b"{broken"), &[]).await;
+    produce(&p, &topic, None, Some(b"{\"n\":9}"), &[]).await;
+    let out = dir.path().join("out.txt");
+    let file = dir.path().join("sink.yaml");
+    std::fs::write(
+        &file,
+        file_sink_yaml(
+            &unique("poison"),
+            &stack.kafka_bootstrap,
+            &topic,
+            &out,
+            "  converters: {value: {json: {schemas: false}}}\n",
+        ),
+    )
+    .expect("write");
+    let termination = dir.path().join("termination-log");
+    let termination_env = termination.display().to_string();
+    let mut runner = spawn_runner(
+        &stack,
+        &file,
+        &free_admin_addr(),
+        &[("FERRY_TERMINATION_LOG", &termination_env)],
+    );
+    let status = tokio::time::timeout(Duration::from_secs(60), runner.child.wait())
+        .await
+        .expect("the runner stops on the poison record")
+        .expect("exit status");
+    assert_eq!(status.code(), Some(65), "EXIT_RECORD_FAILED");
+    let message = std::fs::read_to_string(&termination).expect("termination message");
+    let expected = format!("record {topic}/0@{bad} failed in VALUE_CONVERTER: ");
+    assert!(
+        message.starts_with(&expected),
+        "termination message {message:?} should start with {expected:?}"
+    );
+    assert_eq!(
+        lines(&out).len(),
+        3,
+        "the records before the poison record are written"
+    );
+}

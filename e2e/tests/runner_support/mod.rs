@@ -1,0 +1,272 @@
+//! Shared by the runner end-to-end tests: spawning `target/debug/ferry-runner` standalone,
+//! Kafka topics, producing and reading records.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use ferry_e2e::harness::{random_suffix, Stack};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use tokio::process::{Child, Command};
+
+/// The debug runner binary (built by `e2e/test` before the tests run).
+pub fn runner_binary(stack: &Stack) -> PathBuf {
+    stack.repo_root.join("target/debug/ferry-runner")
+}
+
+/// A unique name for a test's topics and connectors.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", random_suffix(6))
+}
+
+/// Creates a topic with `partitions` partitions.
+pub async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("admin client");
+    let t = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let r = admin
+        .create_topics([&t], &AdminOptions::new())
+        .await
+        .expect("create topics");
+    for x in r {
+        x.expect("topic created");
+    }
+}
+
+/// An idempotent producer.
+pub fn producer(bootstrap: &str) -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("enable.idempotence", "true")
+        .create()
+        .expect("producer")
+}
+
+/// Produces one record to partition 0 and returns its offset.
+pub async fn produce(
+    p: &FutureProducer,
+    topic: &str,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    headers: &[(&str, &[u8])],
+) -> i64 {
+    let mut h = OwnedHeaders::new();
+    for (k, v) in headers {
+        h = h.insert(Header {
+            key: k,
+            value: Some(*v),
+        });
+    }
+    let mut r: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).partition(0).headers(h);
+    if let Some(k) = key {
+        r = r.key(k);
+    }
+    if let Some(v) = value {
+        r = r.payload(v);
+    }
+    let (_, offset) = p
+        .send(r, Duration::from_secs(10))
+        .await
+        .map_err(|(e, _)| e)
+        .expect("delivered");
+    offset
+}
+
+/// One record read back from Kafka.
+#[derive(Debug, Clone)]
+pub struct ReadRecord {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+impl ReadRecord {
+    /// The first header named `name`, as UTF-8.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| v.as_ref())
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    }
+}
+
+/// Reads every record of a topic (all partitions) from the beginning, waiting up to
+/// `timeout` for at least `expect` records.
+pub fn read_topic(
+    bootstrap: &str,
+    topic: &str,
+    expect: usize,
+    timeout: Duration,
+) -> Vec<ReadRecord> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", unique("ferry-e2e-reader"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let deadline = std::time::Instant::now() + timeout;
+    let partitions = loop {
+        let md = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(5))
+            .expect("metadata");
+        let ps: Vec<i32> = md
+            .topics()
+            .iter()
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .collect();
+        if !ps.is_empty() || std::time::Instant::now() > deadline {
+            break ps;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let mut tpl = TopicPartitionList::new();
+    for p in partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .expect("tpl");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut out = Vec::new();
+    while out.len() < expect && std::time::Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            out.push(ReadRecord {
+                partition: m.partition(),
+                offset: m.offset(),
+                key: m.key().map(<[u8]>::to_vec),
+                value: m.payload().map(<[u8]>::to_vec),
+                headers: m
+                    .headers()
+                    .map(|h| {
+                        use rdkafka::message::Headers;
+                        h.iter()
+                            .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            });
+        }
+    }
+    out
+}
+
+/// A standalone runner process.
+pub struct Runner {
+    pub child: Child,
+    pub admin: String,
+}
+
+/// Starts `ferry-runner run -f <file>` with its admin server on `admin`.
+pub fn spawn_runner(stack: &Stack, file: &Path, admin: &str, extra_env: &[(&str, &str)]) -> Runner {
+    let mut cmd = Command::new(runner_binary(stack));
+    cmd.arg("run")
+        .arg("-f")
+        .arg(file)
+        .arg("--admin-addr")
+        .arg(admin)
+        .arg("--log-format")
+        .arg("text")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().unwrap_or_else(|e| {
+        panic!(
+            "cannot start {}: {e} (build it with cargo build -p ferry-runner)",
+            runner_binary(stack).display()
+        )
+    });
+    Runner {
+        child,
+        admin: admin.to_string(),
+    }
+}
+
+/// A free loopback port for an admin server.
+pub fn free_admin_addr() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    format!("127.0.0.1:{port}")
+}
+
+/// GET `http://<admin><path>` and return the body (plain HTTP/1.1, no client library).
+pub async fn http_get(admin: &str, path: &str) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(admin).await.ok()?;
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .ok()?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.ok()?;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status: u16 = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Some((status, body))
+}
+
+/// Sends SIGTERM (graceful shutdown) to a child.
+pub fn terminate(child: &Child) {
+    if let Some(pid) = child.id() {
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status();
+    }
+}
+
+/// Sends SIGKILL to a child.
+pub fn kill9(child: &Child) {
+    if let Some(pid) = child.id() {
+        let _ = std::process::Command::new("kill")
+            .arg("-KILL")
+            .arg(pid.to_string())
+            .status();
+    }
+}
+
+/// A connector file for a sink reading `topic` into the file `out`.
+pub fn file_sink_yaml(
+    name: &str,
+    bootstrap: &str,
+    topic: &str,
+    out: &Path,
+    extra_spec: &str,
+) -> String {
+    format!(
+        r#"apiVersion: ferry.rs/v1alpha1
+kind: KafkaConnector
+metadata: {{name: {name}, namespace: e2e}}
+spec:
+  kafka: {{bootstrapServers: "{bootstrap}"}}
+  sink:
+    topics: [{topic}]
+    file: {{path: {out}}}
+{extra_spec}"#,
+        out = out.display()
+    )
+}
+
+/// Lines of a file (empty when it does not exist).
+pub fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
