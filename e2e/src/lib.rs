@@ -2,3 +2,4 @@
 //! harness the end-to-end tests use to talk to the stack.
 
 pub mod harness;
+pub mod kubelet;

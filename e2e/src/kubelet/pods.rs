@@ -1,0 +1,94 @@
+//! The pod watch: every pod bound to this node gets a pod worker; updates go to it, and a
+//! pod that disappears from the API has its processes killed.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::Api;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use super::context::KubeletContext;
+use super::pod_worker::run_pod;
+
+struct Worker {
+    pod_tx: watch::Sender<Option<Pod>>,
+    task: JoinHandle<()>,
+}
+
+/// Watches the pods bound to this node until shutdown; returns the still-running workers
+/// so the caller can wait for their processes to stop.
+pub async fn watch_pods(ctx: Arc<KubeletContext>, synced: Arc<AtomicBool>) -> Vec<JoinHandle<()>> {
+    let api: Api<Pod> = Api::all(ctx.client.clone());
+    let config = watcher::Config::default().fields(&format!("spec.nodeName={}", ctx.node_name));
+    let mut stream = watcher(api, config).default_backoff().boxed();
+    let mut workers: HashMap<String, Worker> = HashMap::new();
+    let mut listing: Option<HashSet<String>> = None;
+    let mut shutdown = ctx.shutdown.clone();
+    loop {
+        let event = tokio::select! {
+            event = stream.next() => event,
+            _ = shutdown.changed() => None,
+        };
+        let Some(event) = event else { break };
+        // Forget workers whose pod is gone and whose task ended.
+        workers.retain(|_, w| !(w.task.is_finished() && w.pod_tx.borrow().is_none()));
+        match event {
+            Ok(watcher::Event::Init) => listing = Some(HashSet::new()),
+            Ok(watcher::Event::InitApply(pod)) => {
+                if let (Some(seen), Some(uid)) = (listing.as_mut(), pod.metadata.uid.clone()) {
+                    seen.insert(uid);
+                }
+                apply(&ctx, &mut workers, pod);
+            }
+            Ok(watcher::Event::InitDone) => {
+                if let Some(seen) = listing.take() {
+                    let gone: Vec<String> = workers
+                        .keys()
+                        .filter(|uid| !seen.contains(*uid))
+                        .cloned()
+                        .collect();
+                    for uid in gone {
+                        if let Some(worker) = workers.remove(&uid) {
+                            worker.pod_tx.send_replace(None);
+                        }
+                    }
+                }
+                if !synced.swap(true, Ordering::SeqCst) {
+                    info!(node = %ctx.node_name, pods = workers.len(), "watching pods bound to this node");
+                }
+            }
+            Ok(watcher::Event::Apply(pod)) => apply(&ctx, &mut workers, pod),
+            Ok(watcher::Event::Delete(pod)) => {
+                if let Some(worker) = pod
+                    .metadata
+                    .uid
+                    .as_ref()
+                    .and_then(|uid| workers.remove(uid))
+                {
+                    worker.pod_tx.send_replace(None);
+                }
+            }
+            Err(error) => warn!(%error, "watching pods failed; retrying"),
+        }
+    }
+    workers.into_values().map(|w| w.task).collect()
+}
+
+fn apply(ctx: &Arc<KubeletContext>, workers: &mut HashMap<String, Worker>, pod: Pod) {
+    let Some(uid) = pod.metadata.uid.clone() else {
+        return;
+    };
+    if let Some(worker) = workers.get(&uid) {
+        worker.pod_tx.send_replace(Some(pod));
+        return;
+    }
+    let (pod_tx, pod_rx) = watch::channel(Some(pod));
+    let task = tokio::spawn(run_pod(ctx.clone(), pod_rx));
+    workers.insert(uid, Worker { pod_tx, task });
+}
