@@ -3,7 +3,8 @@
 //! OpenAPI schema can say. Each rule's message names the field it is about.
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
-    CustomResourceDefinition, ValidationRule,
+    CustomResourceDefinition, JSONSchemaProps, JSONSchemaPropsOrArray, JSONSchemaPropsOrBool,
+    ValidationRule,
 };
 use kube::CustomResourceExt;
 use serde_json::{json, Value};
@@ -35,7 +36,8 @@ pub const CREDENTIAL_CONFIG_KEYS: &[&str] = &[
     "ssl_key",
 ];
 
-/// The `KafkaConnector` CRD: the derived one plus the rules on the whole object.
+/// The `KafkaConnector` CRD: the derived one, with descriptions reflowed for `kubectl
+/// explain` and the rules on the whole object.
 pub fn crd() -> CustomResourceDefinition {
     let mut crd = KafkaConnector::crd();
     for version in &mut crd.spec.versions {
@@ -44,6 +46,7 @@ pub fn crd() -> CustomResourceDefinition {
             .as_mut()
             .and_then(|s| s.open_api_v3_schema.as_mut())
         {
+            reflow_descriptions(root);
             root.x_kubernetes_validations
                 .get_or_insert_with(Vec::new)
                 .push(ValidationRule {
@@ -56,6 +59,46 @@ pub fn crd() -> CustomResourceDefinition {
         }
     }
     crd
+}
+
+/// Joins the lines of every description into paragraphs: doc comments are wrapped at 100
+/// columns, and `kubectl explain` wraps again, which would leave ragged lines.
+fn reflow_descriptions(schema: &mut JSONSchemaProps) {
+    if let Some(description) = schema.description.as_mut() {
+        *description = reflow(description);
+    }
+    let children =
+        schema
+            .properties
+            .iter_mut()
+            .flat_map(|p| p.values_mut())
+            .chain(schema.items.iter_mut().filter_map(|items| match items {
+                JSONSchemaPropsOrArray::Schema(schema) => Some(schema.as_mut()),
+                JSONSchemaPropsOrArray::Schemas(_) => None,
+            }))
+            .chain(schema.additional_properties.iter_mut().filter_map(
+                |additional| match additional {
+                    JSONSchemaPropsOrBool::Schema(schema) => Some(schema.as_mut()),
+                    JSONSchemaPropsOrBool::Bool(_) => None,
+                },
+            ));
+    for child in children {
+        reflow_descriptions(child);
+    }
+}
+
+/// `"a\nb\n\nc"` → `"a b\n\nc"`: single line breaks become spaces, paragraphs stay.
+fn reflow(text: &str) -> String {
+    text.split("\n\n")
+        .map(|paragraph| {
+            paragraph
+                .lines()
+                .map(str::trim)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect::<Vec<_>>()
+        .join("\n\n")
 }
 
 /// The CRD as YAML, with [`CRD_HEADER`]: the content of every file in [`CRD_FILES`].
@@ -288,6 +331,12 @@ mod tests {
             exactly_one_rule(&["file", "null"]),
             "[has(self.file), has(self.__null__)].exists_one(x, x)"
         );
+    }
+
+    #[test]
+    fn descriptions_become_paragraphs() {
+        assert_eq!(reflow("a\n b\n\nc\nd"), "a b\n\nc d");
+        assert_eq!(reflow("one line"), "one line");
     }
 
     #[test]

@@ -1,0 +1,353 @@
+//! The `KafkaConnector` API against the real API server of the local stack: the CRD from
+//! `crds/kafkaconnector.yaml` is accepted and established; every resource in
+//! `tests/corpus/valid` passes validation and every one in `tests/corpus/invalid` is refused
+//! with the error its first line names (`# expect: <substring>`); `kubectl explain` shows the
+//! field documentation; the `/scale` subresource and the printer columns work.
+//!
+//! Run with the stack up (`e2e/stack up`); `e2e/test` does both.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ferry_e2e::harness::{wait_for_named, Stack, TestNamespace};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use serde_json::json;
+
+const FIELD_MANAGER: &str = "ferry-e2e-api";
+const CRD_NAME: &str = "kafkaconnectors.ferry.rs";
+
+fn corpus_dir(kind: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/corpus")
+        .join(kind)
+}
+
+/// The corpus files of one kind, sorted, with their contents.
+fn corpus(kind: &str) -> Vec<(String, String)> {
+    let dir = corpus_dir(kind);
+    let mut files: Vec<(String, String)> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
+        .map(|entry| entry.expect("a directory entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
+        .map(|path| {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let text = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+            (name, text)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+fn kafka_connector_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("ferry.rs", "v1alpha1", "KafkaConnector"),
+        "kafkaconnectors",
+    )
+}
+
+/// Applies `crds/kafkaconnector.yaml` with server-side apply and waits until it is Established.
+async fn install_crd(stack: &Stack, client: &Client) {
+    let path = stack.repo_root.join("crds/kafkaconnector.yaml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let crd: CustomResourceDefinition =
+        serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    api.patch(
+        CRD_NAME,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&crd),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("the API server refused the CRD: {e}"));
+    wait_for_named(
+        "the KafkaConnector CRD to be Established",
+        Duration::from_secs(30),
+        || {
+            let api = api.clone();
+            async move {
+                let crd = api.get(CRD_NAME).await.ok()?;
+                let established = crd
+                    .status?
+                    .conditions?
+                    .into_iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True");
+                established.then_some(())
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Creates `manifest` in `namespace` as a server-side dry run with strict field validation
+/// (what `kubectl create --dry-run=server` does). `Err` holds the API server's message.
+async fn dry_run_create(client: &Client, namespace: &str, manifest: &str) -> Result<(), String> {
+    let mut object: serde_json::Value =
+        serde_yaml::from_str(manifest).map_err(|e| format!("not YAML: {e}"))?;
+    object["metadata"]["namespace"] = json!(namespace);
+    let body = serde_json::to_vec(&object).map_err(|e| e.to_string())?;
+    let url = format!("/apis/ferry.rs/v1alpha1/namespaces/{namespace}/kafkaconnectors");
+    let mut request = kube::core::Request::new(&url)
+        .create(
+            &PostParams {
+                dry_run: true,
+                field_manager: Some(FIELD_MANAGER.to_owned()),
+            },
+            body,
+        )
+        .map_err(|e| e.to_string())?;
+    let uri = format!("{}&fieldValidation=Strict", request.uri());
+    *request.uri_mut() = uri.parse().map_err(|e| format!("bad URI {uri}: {e}"))?;
+    match client.request_text(request).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) => Err(status.message),
+        Err(e) => Err(format!("request failed: {e}")),
+    }
+}
+
+/// Runs `body` in a fresh namespace, deletes the namespace, then reports `body`'s failures.
+async fn in_namespace<F, Fut>(prefix: &str, body: F)
+where
+    F: FnOnce(Stack, Client, String) -> Fut,
+    Fut: std::future::Future<Output = Vec<String>>,
+{
+    let stack = Stack::from_env().unwrap_or_else(|e| panic!("{e}"));
+    let client = stack.client().await.unwrap_or_else(|e| panic!("{e}"));
+    install_crd(&stack, &client).await;
+    let ns = TestNamespace::create(&client, prefix)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let failures = body(stack, client, ns.name.clone()).await;
+    let cleanup = ns.cleanup().await;
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    cleanup.unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn valid_corpus_is_accepted() {
+    in_namespace("api-valid", |_, client, ns| async move {
+        let files = corpus("valid");
+        assert!(
+            files.len() >= 10,
+            "the valid corpus has only {} files",
+            files.len()
+        );
+        let mut failures = Vec::new();
+        for (name, text) in files {
+            if let Err(message) = dry_run_create(&client, &ns, &text).await {
+                failures.push(format!("valid/{name} was refused: {message}"));
+            }
+        }
+        failures
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_corpus_is_refused_with_the_expected_error() {
+    in_namespace("api-invalid", |_, client, ns| async move {
+        let files = corpus("invalid");
+        assert!(files.len() >= 30, "the invalid corpus has only {} files", files.len());
+        let mut failures = Vec::new();
+        for (name, text) in files {
+            let Some(expect) = text
+                .lines()
+                .next()
+                .and_then(|line| line.strip_prefix("# expect: "))
+                .map(str::trim)
+                .filter(|e| !e.is_empty())
+            else {
+                failures.push(format!("invalid/{name}: the first line must be `# expect: <part of the error>`"));
+                continue;
+            };
+            match dry_run_create(&client, &ns, &text).await {
+                Ok(()) => failures.push(format!("invalid/{name} was accepted; expected: {expect}")),
+                Err(message) if message.contains(expect) => {}
+                Err(message) => failures.push(format!(
+                    "invalid/{name} was refused, but not with the expected error\n  expected: {expect}\n  got:      {message}"
+                )),
+            }
+        }
+        failures
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_explain_shows_the_field_docs() {
+    in_namespace("api-explain", |stack, _, _| async move {
+        // The API server publishes a new CRD's OpenAPI a moment after it is Established.
+        let explained = wait_for_named(
+            "kubectl explain kafkaconnector.spec.kafka",
+            Duration::from_secs(60),
+            || {
+                let stack = stack.clone();
+                async move {
+                    let out = stack
+                        .kubectl(["explain", "kafkaconnector.spec.kafka"])
+                        .await
+                        .ok()?;
+                    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+                    (out.status.success() && text.contains("bootstrapServers")).then_some(text)
+                }
+            },
+        )
+        .await;
+        let text = match explained {
+            Ok(text) => text,
+            Err(e) => return vec![e.to_string()],
+        };
+        // kubectl wraps long descriptions; compare with the line breaks removed.
+        let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        let mut failures = Vec::new();
+        for expected in [
+            "How the tasks connect to Kafka.",
+            "bootstrapServers",
+            "Comma-separated `host:port` list of brokers",
+            "Credentials are not allowed here: use `tls` and `sasl`, which read them from Secrets.",
+            "SASL authentication, with credentials from Secrets.",
+        ] {
+            if !flat.contains(expected) {
+                failures.push(format!(
+                    "kubectl explain kafkaconnector.spec.kafka lacks {expected:?}:\n{text}"
+                ));
+            }
+        }
+        let out = stack
+            .kubectl(["explain", "kc.spec.offsets.reset.to"])
+            .await
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default();
+        if !out.contains(
+            "an RFC 3339 time (e.g. `2026-11-22T08:00:00Z`) or milliseconds since the epoch",
+        ) {
+            failures.push(format!(
+                "kubectl explain kc.spec.offsets.reset.to lacks its docs:\n{out}"
+            ));
+        }
+        failures
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scale_subresource_and_printer_columns() {
+    in_namespace("api-scale", |stack, client, ns| async move {
+        let mut failures = Vec::new();
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(client.clone(), &ns, &kafka_connector_resource());
+        let name = "scaled";
+        // Stopped: even an operator watching every namespace starts no pods for it.
+        let connector = json!({
+            "apiVersion": "ferry.rs/v1alpha1",
+            "kind": "KafkaConnector",
+            "metadata": {"name": name},
+            "spec": {
+                "kafka": {"bootstrapServers": "kafka:9092"},
+                "sink": {"topics": ["orders"], "null": {}},
+                "state": "Stopped",
+            },
+        });
+        let created = api
+            .patch(name, &PatchParams::apply(FIELD_MANAGER), &Patch::Apply(&connector))
+            .await;
+        let created = match created {
+            Ok(created) => created,
+            Err(e) => return vec![format!("creating the connector failed: {e}")],
+        };
+        if created.data["spec"]["tasks"] != json!(1) {
+            failures.push(format!("spec.tasks should default to 1, got {}", created.data["spec"]["tasks"]));
+        }
+        if created.data["spec"]["delivery"] != json!("AtLeastOnce") {
+            failures.push(format!("spec.delivery should default to AtLeastOnce, got {}", created.data["spec"]["delivery"]));
+        }
+
+        // The operator publishes these; here the test plays its part.
+        let status = json!({
+            "apiVersion": "ferry.rs/v1alpha1",
+            "kind": "KafkaConnector",
+            "status": {
+                "state": "Running",
+                "tasks": {"desired": 3, "ready": 2, "items": [
+                    {"index": 0, "pod": "scaled-task-0", "phase": "Running", "restarts": 4},
+                ]},
+                "tasksReady": "2/3",
+                "replicas": 2,
+                "selector": format!("ferry.rs/connector={name}"),
+                "restarts": 4,
+                "lag": 1234,
+                "conditions": [{
+                    "type": "Ready", "status": "False", "reason": "TasksNotReady",
+                    "message": "2 of 3 tasks ready", "lastTransitionTime": "2026-11-22T08:00:00Z",
+                }],
+            },
+        });
+        if let Err(e) = api
+            .patch_status(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&status))
+            .await
+        {
+            return vec![format!("writing the status failed: {e}")];
+        }
+
+        match api.get_scale(name).await {
+            Ok(scale) => {
+                let spec_replicas = scale.spec.as_ref().and_then(|s| s.replicas);
+                let status = scale.status.as_ref();
+                if spec_replicas != Some(1) {
+                    failures.push(format!("/scale spec.replicas should be spec.tasks (1), got {spec_replicas:?}"));
+                }
+                if status.map(|s| s.replicas) != Some(2) {
+                    failures.push(format!("/scale status.replicas should be status.replicas (2), got {status:?}"));
+                }
+                if status.and_then(|s| s.selector.as_deref()) != Some("ferry.rs/connector=scaled") {
+                    failures.push(format!("/scale status.selector should be ferry.rs/connector=scaled, got {status:?}"));
+                }
+            }
+            Err(e) => failures.push(format!("GET /scale failed: {e}")),
+        }
+
+        let scaled = stack
+            .kubectl(["scale", "-n", &ns, &format!("kc/{name}"), "--replicas=3"])
+            .await;
+        match scaled {
+            Ok(out) if out.status.success() => match api.get(name).await {
+                Ok(obj) if obj.data["spec"]["tasks"] == json!(3) => {}
+                Ok(obj) => failures.push(format!("kubectl scale --replicas=3 left spec.tasks at {}", obj.data["spec"]["tasks"])),
+                Err(e) => failures.push(format!("reading the connector failed: {e}")),
+            },
+            Ok(out) => failures.push(format!("kubectl scale failed: {}", String::from_utf8_lossy(&out.stderr))),
+            Err(e) => failures.push(e.to_string()),
+        }
+
+        match stack.kubectl(["get", "kc", "-n", &ns, name]).await {
+            Ok(out) => {
+                let text = String::from_utf8_lossy(&out.stdout).into_owned();
+                let mut lines = text.lines();
+                let header: Vec<&str> = lines.next().unwrap_or_default().split_whitespace().collect();
+                let row: Vec<&str> = lines.next().unwrap_or_default().split_whitespace().collect();
+                if header != ["NAME", "STATE", "TASKS", "LAG", "RESTARTS", "AGE"] {
+                    failures.push(format!("kubectl get kc columns: {header:?}"));
+                }
+                if row.get(..5) != Some(&["scaled", "Running", "2/3", "1234", "4"][..]) {
+                    failures.push(format!("kubectl get kc row: {row:?}"));
+                }
+            }
+            Err(e) => failures.push(e.to_string()),
+        }
+        failures
+    })
+    .await;
+}
