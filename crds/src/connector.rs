@@ -305,7 +305,8 @@ pub struct SinkSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(
         length(max = 100),
-        inner(length(min = 1, max = 249), pattern(r"^[a-zA-Z0-9._-]+$"))
+        inner(length(min = 1, max = 249), pattern(r"^[a-zA-Z0-9._-]+$")),
+        extend("x-kubernetes-list-type" = "set")
     )]
     pub topics: Vec<String>,
     /// Read every topic whose whole name matches this regular expression, e.g. `orders-.*`,

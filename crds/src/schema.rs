@@ -36,6 +36,25 @@ pub const CREDENTIAL_CONFIG_KEYS: &[&str] = &[
     "ssl_key",
 ];
 
+/// Keys of `spec.kafka.config` that Ferry sets itself: from `spec.kafka` (brokers, security
+/// protocol, SASL mechanism, certificates) or per task (consumer group, static membership,
+/// commits, idempotence, transactions).
+pub const MANAGED_CONFIG_KEYS: &[&str] = &[
+    "bootstrap.servers",
+    "security.protocol",
+    "sasl.mechanism",
+    "sasl.mechanisms",
+    "ssl.ca.pem",
+    "ssl.certificate.pem",
+    "group.id",
+    "group.instance.id",
+    "enable.auto.commit",
+    "enable.auto.offset.store",
+    "partition.assignment.strategy",
+    "enable.idempotence",
+    "transactional.id",
+];
+
 /// The `KafkaConnector` CRD: the derived one, with descriptions reflowed for `kubectl
 /// explain` and the rules on the whole object.
 pub fn crd() -> CustomResourceDefinition {
@@ -153,7 +172,7 @@ fn or_list(names: &[&str]) -> String {
     in_words(names, "or")
 }
 
-fn add_rule(schema: &mut schemars::Schema, rule: String, message: String) {
+fn push_rule(schema: &mut schemars::Schema, rule: Value) {
     let Some(object) = schema.as_object_mut() else {
         return;
     };
@@ -161,8 +180,35 @@ fn add_rule(schema: &mut schemars::Schema, rule: String, message: String) {
         .entry("x-kubernetes-validations")
         .or_insert_with(|| Value::Array(Vec::new()));
     if let Value::Array(rules) = rules {
-        rules.push(json!({"rule": rule, "message": message}));
+        rules.push(rule);
     }
+}
+
+fn add_rule(schema: &mut schemars::Schema, rule: String, message: String) {
+    push_rule(schema, json!({"rule": rule, "message": message}));
+}
+
+/// A rule whose error message is computed (`messageExpression`), e.g. to name the offending
+/// key; `message` is shown if the expression cannot be evaluated.
+fn add_rule_with_expression(
+    schema: &mut schemars::Schema,
+    rule: String,
+    message: String,
+    message_expression: String,
+) {
+    push_rule(
+        schema,
+        json!({"rule": rule, "message": message, "messageExpression": message_expression}),
+    );
+}
+
+/// `'a', 'b'`: names as a CEL list body.
+fn cel_string_list(names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|n| format!("'{n}'"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn has_property(schema: &schemars::Schema, path: &[&str]) -> bool {
@@ -209,17 +255,29 @@ pub fn spec_rules(schema: &mut schemars::Schema) {
 
 /// Rules and bounds on `spec.kafka.config`: no credentials, a bounded size.
 pub fn kafka_config_rules(schema: &mut schemars::Schema) {
-    let keys: Vec<String> = CREDENTIAL_CONFIG_KEYS
-        .iter()
-        .map(|k| format!("'{k}'"))
-        .collect();
-    add_rule(
+    let credential = format!(
+        "k in [{}] || k.lowerAscii().contains('password') || k.lowerAscii().contains('secret')",
+        cel_string_list(CREDENTIAL_CONFIG_KEYS)
+    );
+    add_rule_with_expression(
         schema,
-        format!(
-            "self.all(k, !(k in [{}]) && !k.lowerAscii().contains('password') && !k.lowerAscii().contains('secret'))",
-            keys.join(", ")
-        ),
+        format!("!self.exists(k, {credential})"),
         "spec.kafka.config must not hold credentials (sasl.jaas.config, sasl.username, private keys, keys containing password or secret): use spec.kafka.sasl and spec.kafka.tls, which read them from Secrets".to_owned(),
+        format!(
+            "'spec.kafka.config[\"' + self.filter(k, {credential})[0] + '\"] holds a credential: use spec.kafka.sasl and spec.kafka.tls, which read credentials from Secrets'"
+        ),
+    );
+    let managed = format!("k in [{}]", cel_string_list(MANAGED_CONFIG_KEYS));
+    add_rule_with_expression(
+        schema,
+        format!("!self.exists(k, {managed})"),
+        format!(
+            "spec.kafka.config must not set {}: Ferry sets them from spec.kafka and for each task",
+            in_words(MANAGED_CONFIG_KEYS, "or")
+        ),
+        format!(
+            "'spec.kafka.config[\"' + self.filter(k, {managed})[0] + '\"] is set by Ferry: use spec.kafka.bootstrapServers, spec.kafka.tls and spec.kafka.sasl; consumer groups, transactions and commits are managed per task'"
+        ),
     );
     if let Some(object) = schema.as_object_mut() {
         object.insert("maxProperties".to_owned(), json!(100));
