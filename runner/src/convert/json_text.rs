@@ -54,6 +54,9 @@ impl JsonNode {
     }
 }
 
+/// Longest number accepted (Jackson's default stream read constraint).
+const MAX_NUMBER_LENGTH: usize = 1000;
+
 /// Maximum nesting depth accepted (Jackson's default stream read constraint is 1000).
 const MAX_DEPTH: usize = 1000;
 
@@ -209,6 +212,9 @@ impl Parser<'_> {
             if self.digits() == 0 {
                 return Err(self.error("expected a digit in the exponent"));
             }
+        }
+        if self.i - start > MAX_NUMBER_LENGTH {
+            return Err(self.error("number longer than 1000 characters"));
         }
         Ok(JsonNode::Number(self.text[start..self.i].to_string()))
     }

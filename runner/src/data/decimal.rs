@@ -9,6 +9,9 @@ use std::fmt;
 /// The unscaled integer is kept as Java's `BigInteger.toByteArray()` gives it (big-endian
 /// two's complement, minimal length), which is exactly what Connect's `Decimal` schema
 /// stores in bytes. Equality compares the scale too (`1.0 != 1.00`), as `BigDecimal.equals`.
+/// Most digits [`Decimal::with_scale`] adds.
+const MAX_RESCALE_DIGITS: i64 = 400;
+
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Decimal {
     unscaled: Vec<u8>,
@@ -143,34 +146,56 @@ impl Decimal {
         self.to_java_string().parse().unwrap_or(f64::NAN)
     }
 
-    /// The integer part as `i64` (truncated toward zero, wrapping like Java's
-    /// `BigDecimal.longValue()` when out of range).
+    /// The integer part as `i64`, truncated toward zero and wrapped like Java's
+    /// `BigDecimal.longValue()` (the low 64 bits of the integer part).
     pub fn to_i64_truncated(&self) -> i64 {
-        let plain = self.to_plain_string();
-        let int_text = plain.split('.').next().unwrap_or("0");
-        let (negative, digits) = match int_text.strip_prefix('-') {
-            Some(d) => (true, d),
-            None => (false, int_text),
+        let low64 = |bytes: &[u8]| -> i64 {
+            let fill = if bytes.first().is_some_and(|b| b & 0x80 != 0) { 0xFF } else { 0 };
+            let mut buf = [fill; 8];
+            let take = bytes.len().min(8);
+            buf[8 - take..].copy_from_slice(&bytes[bytes.len() - take..]);
+            i64::from_be_bytes(buf)
         };
-        let mut v: i64 = 0;
-        for d in digits.bytes() {
-            v = v.wrapping_mul(10).wrapping_add(i64::from(d - b'0'));
+        if self.scale <= 0 {
+            // Multiplying by 10^k with k >= 64 clears the low 64 bits (2^k divides 10^k).
+            if self.scale <= -64 {
+                return 0;
+            }
+            let mut v = low64(&self.unscaled);
+            for _ in self.scale..0 {
+                v = v.wrapping_mul(10);
+            }
+            return v;
         }
-        if negative {
-            v.wrapping_neg()
-        } else {
-            v
+        let negative = self.is_negative();
+        let mut magnitude = to_magnitude(&self.unscaled);
+        for _ in 0..self.scale {
+            if magnitude.iter().all(|b| *b == 0) {
+                return 0;
+            }
+            div_rem(&mut magnitude, 10);
         }
+        low64(&from_sign_magnitude(negative, &magnitude))
     }
 
-    /// The same value with scale `scale`, if that needs no rounding.
+    /// The same value with scale `scale`, if that needs no rounding and adds at most
+    /// 400 digits.
     pub fn with_scale(&self, scale: i32) -> Option<Decimal> {
         if scale == self.scale {
             return Some(self.clone());
         }
         let negative = self.is_negative();
         let mut magnitude = to_magnitude(&self.unscaled);
+        if magnitude.iter().all(|b| *b == 0) {
+            return Some(Decimal {
+                unscaled: vec![0],
+                scale,
+            });
+        }
         if scale > self.scale {
+            if i64::from(scale) - i64::from(self.scale) > MAX_RESCALE_DIGITS {
+                return None;
+            }
             for _ in self.scale..scale {
                 mul_add(&mut magnitude, 10, 0);
             }
@@ -358,5 +383,11 @@ mod tests {
         assert_eq!(d.to_f64(), 12.5);
         assert_eq!(Decimal::parse("-12.9").unwrap().to_i64_truncated(), -12);
         assert!(Decimal::parse("-0.1").unwrap().is_negative());
+        assert_eq!(Decimal::parse("1e99999").unwrap().to_i64_truncated(), 0);
+        assert_eq!(Decimal::parse("1e-99999").unwrap().to_i64_truncated(), 0);
+        assert_eq!(Decimal::parse("1e-99999").unwrap().with_scale(0), None);
+        assert_eq!(Decimal::parse("1e99999").unwrap().with_scale(0), None);
+        assert_eq!(Decimal::parse("18446744073709551617").unwrap().to_i64_truncated(), 1);
+        assert_eq!(Decimal::parse("-123.99e1").unwrap().to_i64_truncated(), -1239);
     }
 }

@@ -461,6 +461,9 @@ fn temporal(token: &str) -> Option<Parsed> {
 
 /// `Values.parseAsNumber`.
 fn number(token: &str) -> Option<Parsed> {
+    if token.len() > 1000 {
+        return None;
+    }
     let decimal = Decimal::parse(token).ok()?;
     if let Some(int) = decimal.with_scale(0) {
         let text = int.to_plain_string();
