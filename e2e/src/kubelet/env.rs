@@ -670,6 +670,7 @@ spec:
             r#"
 name: main
 image: ferry/test-shell
+resources: {limits: {memory: 64Mi}, requests: {cpu: 250m}}
 envFrom:
 - configMapRef: {name: settings}
   prefix: CFG_

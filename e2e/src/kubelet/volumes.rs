@@ -521,7 +521,7 @@ mod tests {
     #[test]
     fn secret_items_and_modes() {
         let f = files(plan(
-            "name: s\nsecret: {secretName: creds, defaultMode: 0400, items: [{key: password, path: db/pass}]}\n",
+            "name: s\nsecret: {secretName: creds, defaultMode: 256, items: [{key: password, path: db/pass}]}\n",
         ));
         assert_eq!(f.len(), 1);
         assert_eq!(f["db/pass"].data, b"hunter2");
