@@ -81,7 +81,16 @@ pub const DEFAULT_SCALE_DOWN_STABILIZATION_SECONDS: u32 = 300;
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
-    )
+    ),
+    printcolumn(
+        name = "Message",
+        type_ = "string",
+        priority = 1,
+        json_path = ".status.conditions[?(@.type==\"Ready\")].message",
+        description = "Why the connector is or is not ready"
+    ),
+    selectable = ".spec.state",
+    selectable = ".status.state"
 )]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schemars(transform = schema::spec_rules)]

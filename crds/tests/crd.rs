@@ -94,7 +94,17 @@ fn names_scale_and_columns() {
         .iter()
         .map(|c| c.name.as_str())
         .collect();
-    assert_eq!(columns, ["State", "Tasks", "Lag", "Restarts", "Age"]);
+    assert_eq!(
+        columns,
+        ["State", "Tasks", "Lag", "Restarts", "Age", "Message"]
+    );
+    let selectable: Vec<&str> = version
+        .selectable_fields
+        .iter()
+        .flatten()
+        .map(|f| f.json_path.as_str())
+        .collect();
+    assert_eq!(selectable, [".spec.state", ".status.state"]);
 }
 
 /// Kubernetes rejects a CRD whose schema is not structural: every property and item has a

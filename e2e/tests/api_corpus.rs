@@ -332,6 +332,41 @@ async fn scale_subresource_and_printer_columns() {
             Err(e) => failures.push(e.to_string()),
         }
 
+        for (selector, expected) in [
+            ("spec.state=Stopped", "kafkaconnector.ferry.rs/scaled"),
+            ("spec.state=Running", ""),
+            ("status.state=Running", "kafkaconnector.ferry.rs/scaled"),
+        ] {
+            let listed = stack
+                .kubectl(["get", "kc", "-n", &ns, "--field-selector", selector, "-o", "name"])
+                .await;
+            match listed {
+                Ok(out) if out.status.success() => {
+                    let names = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+                    if names != expected {
+                        failures.push(format!(
+                            "kubectl get kc --field-selector {selector} listed {names:?}, expected {expected:?}"
+                        ));
+                    }
+                }
+                Ok(out) => failures.push(format!(
+                    "kubectl get kc --field-selector {selector} failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                )),
+                Err(e) => failures.push(e.to_string()),
+            }
+        }
+
+        match stack.kubectl(["get", "kc", "-n", &ns, name, "-o", "wide"]).await {
+            Ok(out) => {
+                let text = String::from_utf8_lossy(&out.stdout).into_owned();
+                if !text.contains("MESSAGE") || !text.contains("2 of 3 tasks ready") {
+                    failures.push(format!("kubectl get kc -o wide lacks the Ready message:\n{text}"));
+                }
+            }
+            Err(e) => failures.push(e.to_string()),
+        }
+
         match stack.kubectl(["get", "kc", "-n", &ns, name]).await {
             Ok(out) => {
                 let text = String::from_utf8_lossy(&out.stdout).into_owned();
