@@ -284,7 +284,7 @@ pub async fn heartbeat(
             warn!(%error, "lease renewal failed; retrying");
         }
         tick += 1;
-        if tick % 3 == 0 {
+        if tick.is_multiple_of(3) {
             match post_status(&client, &facts, since).await {
                 Ok(updated) => node = updated,
                 Err(NodeError {
