@@ -167,7 +167,8 @@ spec:
         if victim != 1 {
             assert!(
                 source.child.try_wait().expect("wait").is_none(),
-                "the source runner exited on its own before kill {i}"
+                "the source runner exited on its own before kill {i}:\n{}",
+                source.log_tail()
             );
             kill9(&source.child);
             let _ = source.child.wait().await;
@@ -177,7 +178,8 @@ spec:
         if victim != 0 {
             assert!(
                 sink.child.try_wait().expect("wait").is_none(),
-                "the sink runner exited on its own before kill {i}"
+                "the sink runner exited on its own before kill {i}:\n{}",
+                sink.log_tail()
             );
             kill9(&sink.child);
             let _ = sink.child.wait().await;

@@ -62,7 +62,7 @@ fn bytes_to_kbytes(v: &str) -> Result<String, String> {
 fn rule(key: &str) -> KeyRule {
     const MANAGED: &str = "is set by Ferry for each task and cannot be overridden";
     match key {
-        "bootstrap.servers" => KeyRule::Reject("set spec.kafka.bootstrapServers instead"),
+        "bootstrap.servers" => KeyRule::Reject("is set from spec.kafka.bootstrapServers"),
         "group.id" => KeyRule::Reject(
             "is set by Ferry: sink tasks share the consumer group ferry.<namespace>.<connector>",
         ),
@@ -73,23 +73,23 @@ fn rule(key: &str) -> KeyRule {
         "sasl.jaas.config" | "sasl.username" | "sasl.password" | "ssl.key.password"
         | "ssl.keystore.password" | "ssl.truststore.password" | "ssl.key.pem"
         | "ssl.certificate.pem" | "ssl.ca.pem" => KeyRule::Reject(
-            "credentials never go in spec.kafka.config: use spec.kafka.sasl or spec.kafka.tls with a secretKeyRef",
+            "is a credential, and credentials never go in spec.kafka.config: use spec.kafka.sasl or spec.kafka.tls with a secretKeyRef",
         ),
         "ssl.truststore.location" | "ssl.truststore.type" | "ssl.keystore.location"
         | "ssl.keystore.type" => KeyRule::Reject(
-            "Java key stores are not supported: give PEM certificates in spec.kafka.tls",
+            "configures a Java key store, which librdkafka cannot read: give PEM certificates in spec.kafka.tls",
         ),
         "key.serializer" | "value.serializer" | "key.deserializer" | "value.deserializer" => {
-            KeyRule::Reject("records are (de)serialized by spec.converters")
+            KeyRule::Reject("is a Java client class: records are (de)serialized by spec.converters")
         }
         "max.poll.records" => {
-            KeyRule::Reject("not a librdkafka setting: batches are sized by the runner")
+            KeyRule::Reject("is not a librdkafka setting: batches are sized by the runner")
         }
         "max.request.size" => KeyRule::Map("message.max.bytes", same),
         "delivery.timeout.ms" => KeyRule::Map("message.timeout.ms", same),
         "buffer.memory" => KeyRule::Map("queue.buffering.max.kbytes", bytes_to_kbytes),
         "sasl.mechanism" | "security.protocol" => {
-            KeyRule::Reject("set spec.kafka.sasl and spec.kafka.tls instead")
+            KeyRule::Reject("is set from spec.kafka.sasl and spec.kafka.tls")
         }
         _ => KeyRule::Pass,
     }

@@ -126,19 +126,6 @@ impl ConsumerContext for SinkContext {
             }
         }
     }
-
-    fn commit_callback(
-        &self,
-        result: rdkafka::error::KafkaResult<()>,
-        _offsets: &TopicPartitionList,
-    ) {
-        match result {
-            Ok(()) => self.metrics.committed(),
-            Err(e) => {
-                tracing::warn!(error = %e, "offset commit failed; retried at the next commit")
-            }
-        }
-    }
 }
 
 /// The consumer properties of a sink task.
@@ -380,7 +367,7 @@ pub async fn run(
                 }
                 apply_desired(d, &consumer, &paused, &metrics);
             }
-            _ = commit_tick.tick() => commit(&consumer, &tracker, CommitMode::Async),
+            _ = commit_tick.tick() => commit(&consumer, &tracker, &metrics),
             _ = linger => {
                 batch_deadline = None;
                 if !batch.is_empty() && batch_tx.send(std::mem::take(&mut batch)).await.is_err() {
@@ -497,7 +484,7 @@ pub async fn run(
             }
         }
     }
-    commit(&consumer, &tracker, CommitMode::Sync);
+    commit(&consumer, &tracker, &metrics);
     tracing::info!("sink task stopped; offsets committed");
     outcome
 }
@@ -533,22 +520,23 @@ fn apply_desired(
     );
 }
 
+/// Commits the acknowledged offsets synchronously (a round trip about once a second), so
+/// that `last_commit_timestamp_seconds` only moves on a commit the broker accepted.
 fn commit(
     consumer: &StreamConsumer<SinkContext>,
     tracker: &Mutex<OffsetTracker>,
-    mode: CommitMode,
+    metrics: &TaskMetrics,
 ) {
     let offsets = lock(tracker).take_committable();
     if offsets.is_empty() {
         return;
     }
     let tpl = to_tpl(&offsets);
-    let result = match mode {
-        CommitMode::Sync => tokio::task::block_in_place(|| consumer.commit(&tpl, mode)),
-        CommitMode::Async => consumer.commit(&tpl, mode),
-    };
-    if let Err(e) = result {
-        tracing::warn!(error = %e, "offset commit failed");
+    match tokio::task::block_in_place(|| consumer.commit(&tpl, CommitMode::Sync)) {
+        Ok(()) => metrics.committed(),
+        Err(e) => {
+            tracing::warn!(error = %e, "offset commit failed; the records after the last commit may be read again")
+        }
     }
 }
 

@@ -72,12 +72,11 @@ pub async fn produce(
     if let Some(v) = value {
         r = r.payload(v);
     }
-    let (_, offset) = p
-        .send(r, Duration::from_secs(10))
+    p.send(r, Duration::from_secs(10))
         .await
         .map_err(|(e, _)| e)
-        .expect("delivered");
-    offset
+        .expect("delivered")
+        .offset
 }
 
 /// One record read back from Kafka.
@@ -163,10 +162,28 @@ pub fn read_topic(
 pub struct Runner {
     pub child: Child,
     pub admin: String,
+    /// Where its log lines go (appended across restarts).
+    pub log: PathBuf,
 }
 
-/// Starts `ferry-runner run -f <file>` with its admin server on `admin`.
+impl Runner {
+    /// The last lines of the runner's log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+}
+
+/// Starts `ferry-runner run -f <file>` with its admin server on `admin`; its log goes to
+/// `<file>.log`.
 pub fn spawn_runner(stack: &Stack, file: &Path, admin: &str, extra_env: &[(&str, &str)]) -> Runner {
+    let log = file.with_extension("log");
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .expect("runner log file");
     let mut cmd = Command::new(runner_binary(stack));
     cmd.arg("run")
         .arg("-f")
@@ -174,9 +191,11 @@ pub fn spawn_runner(stack: &Stack, file: &Path, admin: &str, extra_env: &[(&str,
         .arg("--admin-addr")
         .arg(admin)
         .arg("--log-format")
-        .arg("text")
+        .arg("json")
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log_file)
         .kill_on_drop(true);
     for (k, v) in extra_env {
         cmd.env(k, v);
@@ -190,6 +209,7 @@ pub fn spawn_runner(stack: &Stack, file: &Path, admin: &str, extra_env: &[(&str,
     Runner {
         child,
         admin: admin.to_string(),
+        log,
     }
 }
 
