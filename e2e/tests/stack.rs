@@ -194,6 +194,92 @@ spec:
 }
 
 #[tokio::test]
+async fn non_root_pod_with_read_only_root_filesystem_like_a_task_pod() -> anyhow::Result<()> {
+    in_namespace("stack-nonroot", |_stack, client, ns| async move {
+        create::<ConfigMap>(&ns, "metadata: {name: task}\ndata: {connector.yaml: 'name: demo'}\n").await?;
+        create::<Pod>(
+            &ns,
+            r#"
+metadata: {name: task}
+spec:
+  restartPolicy: Never
+  securityContext: {runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, fsGroup: 65532}
+  containers:
+  - name: runner
+    image: ferry/test-shell
+    command: [/bin/sh, -c]
+    args:
+    - |
+      root=rw; (echo x > /var/tmp/ferry-ro-check) 2>/dev/null || root=ro
+      tmp=fail; echo x > /tmp/scratch && tmp=ok
+      cfg=fail; echo x > /etc/ferry/task/new 2>/dev/null || cfg=ro
+      echo "uid=$(id -u) gid=$(id -g) root=$root tmp=$tmp cfg=$cfg config=$(cat /etc/ferry/task/connector.yaml)" > /dev/termination-log
+    securityContext: {readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, runAsUser: 65532, runAsGroup: 65532}
+    volumeMounts:
+    - {name: config, mountPath: /etc/ferry/task, readOnly: true}
+    - {name: tmp, mountPath: /tmp}
+  volumes:
+  - {name: config, configMap: {name: task}}
+  - {name: tmp, emptyDir: {}}
+"#,
+        )
+        .await?;
+        let pod = harness::wait_pod_phase(&client, &ns.name, "task", "Succeeded", WAIT).await?;
+        let term = terminated(&pod, 0).ok_or_else(|| anyhow!("no terminated state"))?;
+        assert_eq!(
+            term.message.as_deref().map(str::trim),
+            Some("uid=65532 gid=65532 root=ro tmp=ok cfg=ro config=name: demo")
+        );
+        ensure!(!Path::new("/var/tmp/ferry-ro-check").exists(), "the container wrote to the host's root filesystem");
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn failing_liveness_probe_restarts_the_container() -> anyhow::Result<()> {
+    in_namespace("stack-liveness", |_stack, _client, ns| async move {
+        create::<Pod>(
+            &ns,
+            r#"
+metadata: {name: stuck}
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: main
+    image: ferry/test-shell
+    command: [/bin/sh, -c, "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+    livenessProbe:
+      httpGet: {path: /healthz, port: 8080}
+      periodSeconds: 1
+      failureThreshold: 2
+"#,
+        )
+        .await?;
+        let pods: Api<Pod> = ns.api();
+        let status =
+            harness::wait_for_named("a restart after failed liveness probes", WAIT, || async {
+                let pod = pods.get("stuck").await.ok()?;
+                let cs = pod.status?.container_statuses?.into_iter().next()?;
+                (cs.restart_count >= 1).then_some(cs)
+            })
+            .await?;
+        let last = status
+            .last_state
+            .and_then(|s| s.terminated)
+            .ok_or_else(|| anyhow!("no lastState.terminated"))?;
+        let message = last.message.unwrap_or_default();
+        ensure!(
+            message.contains("Liveness probe failed"),
+            "lastState message does not name the liveness probe: {message}"
+        );
+        assert_eq!(last.exit_code, 0, "the container's SIGTERM trap exits 0");
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
 async fn exit_code_and_termination_message_are_reported() -> anyhow::Result<()> {
     in_namespace("stack-exit", |_stack, client, ns| async move {
         create::<Pod>(
