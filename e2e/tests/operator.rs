@@ -385,3 +385,44 @@ async fn an_operator_restart_leaves_running_tasks_untouched_and_converges() {
     assert_eq!(c.status.as_ref().unwrap().restarts, Some(0));
     teardown(ns, operator).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_elect_one_leader_and_the_other_takes_over() {
+    let stack = Stack::from_env().expect("the local stack");
+    let client = stack.client().await.expect("client");
+    apply_crd(&stack, &client).await;
+    let ns = TestNamespace::create(&client, "op-lease").await.expect("namespace");
+    let n = ns.name.clone();
+    let lease_args = ["--leader-election", "true", "--lease-name", "ferry-e2e", "--lease-namespace", n.as_str(), "--lease-duration-seconds", "6"];
+    let first = Operator::start_with(&stack, &n, &lease_args);
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> = Api::namespaced(client.clone(), &n);
+    let holder = || async {
+        leases
+            .get_opt("ferry-e2e")
+            .await
+            .ok()
+            .flatten()
+            .and_then(|l| l.spec?.holder_identity)
+            .filter(|h| !h.is_empty())
+    };
+    let first_holder = wait_for_named("a leader", Duration::from_secs(30), holder).await.unwrap();
+    let second = Operator::start_with(&stack, &n, &lease_args);
+    let topic = format!("lease-{}", random_suffix(6));
+    let body = |extra: &str| null_sink("l", &topic, &stack.kafka_bootstrap, extra);
+    apply_connector(&client, &n, &body("  tasks: 1")).await;
+    let before = uids(&wait_ready_tasks(&client, &n, "l", 1, START).await);
+    assert_eq!(holder().await.as_deref(), Some(first_holder.as_str()), "the standby must not take the Lease");
+
+    // The leader dies without releasing the Lease: the standby takes over once it expires.
+    first.stop().await;
+    let second_holder = wait_for_named("a new leader", Duration::from_secs(30), || async {
+        holder().await.filter(|h| *h != first_holder)
+    })
+    .await
+    .unwrap();
+    assert_ne!(second_holder, first_holder);
+    apply_connector(&client, &n, &body("  tasks: 2")).await;
+    let after = uids(&wait_ready_tasks(&client, &n, "l", 2, START).await);
+    assert_eq!(after[&0], before[&0], "the new leader keeps the running task");
+    teardown(ns, second).await;
+}

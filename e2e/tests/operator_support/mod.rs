@@ -56,6 +56,11 @@ pub struct Operator {
 impl Operator {
     /// Starts `target/debug/ferry-operator` for `namespace`, leader election off.
     pub fn start(stack: &Stack, namespace: &str) -> Operator {
+        Self::start_with(stack, namespace, &["--leader-election", "false"])
+    }
+
+    /// Starts `target/debug/ferry-operator` for `namespace` with extra arguments.
+    pub fn start_with(stack: &Stack, namespace: &str, extra: &[&str]) -> Operator {
         let binary = stack.repo_root.join("target/debug/ferry-operator");
         assert!(
             binary.exists(),
@@ -65,7 +70,8 @@ impl Operator {
         let log_dir = stack.repo_root.join("target/e2e-logs");
         std::fs::create_dir_all(&log_dir).expect("create target/e2e-logs");
         let log = log_dir.join(format!(
-            "ferry-operator-{namespace}-{}.log",
+            "ferry-operator-{namespace}-{}-{}.log",
+            ferry_e2e::harness::random_suffix(4),
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_millis())
@@ -77,8 +83,6 @@ impl Operator {
             .args([
                 "--namespace",
                 namespace,
-                "--leader-election",
-                "false",
                 "--metrics-addr",
                 "127.0.0.1:0",
                 "--resync-seconds",
@@ -86,6 +90,7 @@ impl Operator {
                 "--runner-image",
                 "ferry/runner:e2e",
             ])
+            .args(extra)
             .env("KUBECONFIG", &stack.kubeconfig)
             .env("RUST_LOG", "info,ferry_operator=debug,kube=warn")
             .stdin(Stdio::null())
