@@ -9,6 +9,7 @@ pub mod pipeline;
 pub mod plugins;
 pub mod schema;
 pub mod status;
+pub mod validation;
 
 pub use connector::{KafkaConnector, KafkaConnectorSpec};
 pub use status::KafkaConnectorStatus;
