@@ -214,8 +214,12 @@ pub async fn run_pod(ctx: Arc<KubeletContext>, mut pod_rx: watch::Receiver<Optio
     let spec = pod.spec.clone().unwrap_or_default();
     let host_network = spec.host_network == Some(true);
     let previous_ip = pod.status.as_ref().and_then(|s| s.pod_ip.clone());
+    let adopt = adoption(&pod);
     let pod_ip = if host_network {
         Ok(ctx.host_ip.clone())
+    } else if adopt == Adoption::Terminal {
+        // Finished pods keep reporting their old address but hold none.
+        Ok(previous_ip.clone().unwrap_or_default())
     } else {
         match ctx.ip_pool.lock() {
             Ok(mut pool) => pool
@@ -232,7 +236,6 @@ pub async fn run_pod(ctx: Arc<KubeletContext>, mut pod_rx: watch::Receiver<Optio
         }
     };
     let dir = ctx.root_dir.join("pods").join(&uid);
-    let adopt = adoption(&pod);
     let policy = RestartPolicy::parse(spec.restart_policy.as_deref());
     let record = initial_record(&ctx, &pod, &pod_ip, policy, &adopt);
     let shared = Arc::new(Shared {
@@ -250,10 +253,15 @@ pub async fn run_pod(ctx: Arc<KubeletContext>, mut pod_rx: watch::Receiver<Optio
     info!(pod = %format!("{namespace}/{name}"), %uid, ip = %shared.pod_ip, dir = %dir.display(), adoption = ?adopt, "pod accepted");
 
     let (stop_tx, stop_rx) = watch::channel::<Option<StopReason>>(None);
+    // A finished pod's status was written by whoever finished it; it is never rewritten.
+    let writes_status = adopt != Adoption::Terminal;
     let writer = {
         let shared = shared.clone();
         let mut stop_rx = stop_rx.clone();
         tokio::spawn(async move {
+            if !writes_status {
+                return;
+            }
             loop {
                 shared.write_status().await;
                 tokio::select! {
@@ -316,7 +324,9 @@ pub async fn run_pod(ctx: Arc<KubeletContext>, mut pod_rx: watch::Receiver<Optio
     }
     let _ = writer.await;
     if let StopReason::Deleted { .. } = reason {
-        shared.write_status().await;
+        if writes_status {
+            shared.write_status().await;
+        }
         finish_deletion(&shared).await;
     }
     if reason != StopReason::Shutdown {
@@ -347,9 +357,7 @@ async fn finish_deletion(shared: &Shared) {
 
 /// Releases the pod's address, tokens and directory.
 fn release(shared: &Shared) {
-    if let Ok(mut pool) = shared.ctx.ip_pool.lock() {
-        pool.release(&shared.uid);
-    }
+    release_address(shared);
     shared.ctx.tokens.forget(&shared.uid);
     if let Err(error) = std::fs::remove_dir_all(&shared.dir) {
         if error.kind() != std::io::ErrorKind::NotFound {
@@ -569,6 +577,9 @@ async fn run_containers(shared: Arc<Shared>, stop_rx: watch::Receiver<Option<Sto
         .await;
         if exit != Some(0) {
             refresher.abort();
+            if exit.is_some() {
+                release_address(&shared);
+            }
             return;
         }
     }
@@ -611,6 +622,17 @@ async fn run_containers(shared: Arc<Shared>, stop_rx: watch::Receiver<Option<Sto
         let _ = task.await;
     }
     refresher.abort();
+    if stop_rx.borrow().is_none() {
+        // Every container finished for good: the pod is Succeeded or Failed and its address
+        // can go to another pod, as with a real kubelet.
+        release_address(&shared);
+    }
+}
+
+fn release_address(shared: &Shared) {
+    if let Ok(mut pool) = shared.ctx.ip_pool.lock() {
+        pool.release(&shared.uid);
+    }
 }
 
 /// Plans every volume and writes those whose content changed.

@@ -29,6 +29,9 @@ pub async fn watch_pods(ctx: Arc<KubeletContext>, synced: Arc<AtomicBool>) -> Ve
     let mut stream = watcher(api, config).default_backoff().boxed();
     let mut workers: HashMap<String, Worker> = HashMap::new();
     let mut listing: Option<HashSet<String>> = None;
+    // The first listing is held back until complete, so pods that ran under a previous
+    // kubelet get their old addresses back before new pods take addresses.
+    let mut first_listing: Option<Vec<Pod>> = Some(Vec::new());
     let mut shutdown = ctx.shutdown.clone();
     loop {
         let event = tokio::select! {
@@ -44,9 +47,18 @@ pub async fn watch_pods(ctx: Arc<KubeletContext>, synced: Arc<AtomicBool>) -> Ve
                 if let (Some(seen), Some(uid)) = (listing.as_mut(), pod.metadata.uid.clone()) {
                     seen.insert(uid);
                 }
-                apply(&ctx, &mut workers, pod);
+                match first_listing.as_mut() {
+                    Some(held) => held.push(pod),
+                    None => apply(&ctx, &mut workers, pod),
+                }
             }
             Ok(watcher::Event::InitDone) => {
+                if let Some(held) = first_listing.take() {
+                    reserve_addresses(&ctx, &held);
+                    for pod in held {
+                        apply(&ctx, &mut workers, pod);
+                    }
+                }
                 if let Some(seen) = listing.take() {
                     let gone: Vec<String> = workers
                         .keys()
@@ -78,6 +90,20 @@ pub async fn watch_pods(ctx: Arc<KubeletContext>, synced: Arc<AtomicBool>) -> Ve
         }
     }
     workers.into_values().map(|w| w.task).collect()
+}
+
+/// Gives pods that already report an address (from a previous kubelet) that address again.
+fn reserve_addresses(ctx: &KubeletContext, pods: &[Pod]) {
+    let Ok(mut pool) = ctx.ip_pool.lock() else { return };
+    for pod in pods {
+        let host_network = pod.spec.as_ref().and_then(|s| s.host_network).unwrap_or(false);
+        let previous = pod.status.as_ref().and_then(|s| s.pod_ip.as_deref());
+        if let (false, Some(uid), Some(ip)) = (host_network, pod.metadata.uid.as_deref(), previous) {
+            if let Err(error) = pool.allocate(uid, Some(ip)) {
+                warn!(%error, "cannot reserve the previous address of a pod");
+            }
+        }
+    }
 }
 
 fn apply(ctx: &Arc<KubeletContext>, workers: &mut HashMap<String, Worker>, pod: Pod) {
