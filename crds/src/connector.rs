@@ -837,9 +837,10 @@ pub struct PodTemplateSpec {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
     /// Extra labels on the task pods. The `app.kubernetes.io/name`,
-    /// `app.kubernetes.io/instance` and `ferry.rs/*` labels are set by the operator and
-    /// cannot be overridden.
+    /// `app.kubernetes.io/instance`, `app.kubernetes.io/managed-by` and `ferry.rs/*` labels
+    /// are set by the operator and cannot be given here.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(transform = schema::pod_label_rules)]
     pub labels: BTreeMap<String, String>,
     /// ServiceAccount the task pods run as. Default: none, and no API token is mounted.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -10,7 +10,7 @@ use kube::CustomResourceExt;
 use serde_json::{json, Value};
 
 use crate::connector::{in_words, KafkaConnector};
-use crate::names::MAX_CONNECTOR_NAME_LENGTH;
+use crate::names::{LABEL_INSTANCE, LABEL_MANAGED_BY, LABEL_NAME, MAX_CONNECTOR_NAME_LENGTH};
 use crate::plugins::{SINK_PLUGINS, SOURCE_PLUGINS};
 
 /// Where the generated CRD is kept, relative to the repository root. `crdgen --write`
@@ -342,6 +342,34 @@ fn hoist_plugin_blocks(schema: &mut schemars::Schema) {
             }
             properties.insert(name, block);
         }
+    }
+}
+
+/// Labels the operator sets on task pods; `spec.template.pod.labels` cannot set them (nor any
+/// `ferry.rs/` label).
+pub const RESERVED_POD_LABELS: &[&str] = &[LABEL_NAME, LABEL_INSTANCE, LABEL_MANAGED_BY];
+
+/// Whether `key` is a label only the operator sets on task pods.
+pub fn is_reserved_pod_label(key: &str) -> bool {
+    RESERVED_POD_LABELS.contains(&key) || key.starts_with("ferry.rs/")
+}
+
+/// `spec.template.pod.labels` leaves the operator's labels alone.
+pub fn pod_label_rules(schema: &mut schemars::Schema) {
+    let reserved = format!(
+        "k in [{}] || k.startsWith('ferry.rs/')",
+        cel_string_list(RESERVED_POD_LABELS)
+    );
+    add_rule_with_expression(
+        schema,
+        format!("!self.exists(k, {reserved})"),
+        "spec.template.pod.labels must not set app.kubernetes.io/name, app.kubernetes.io/instance, app.kubernetes.io/managed-by or ferry.rs/ labels: the operator sets them".to_owned(),
+        format!(
+            "'spec.template.pod.labels[\"' + self.filter(k, {reserved})[0] + '\"] is set by the operator on every task pod and cannot be given here'"
+        ),
+    );
+    if let Some(object) = schema.as_object_mut() {
+        object.insert("maxProperties".to_owned(), json!(64));
     }
 }
 

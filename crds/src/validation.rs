@@ -18,7 +18,7 @@ use crate::pipeline::{
     Converters, TransformSpec, CONVERTER_KINDS, HEADER_CONVERTER_KINDS, PREDICATE_KINDS,
     TRANSFORM_KINDS,
 };
-use crate::schema::{CREDENTIAL_CONFIG_KEYS, MANAGED_CONFIG_KEYS};
+use crate::schema::{is_reserved_pod_label, CREDENTIAL_CONFIG_KEYS, MANAGED_CONFIG_KEYS};
 
 /// One problem in a connector: the field (e.g. `spec.kafka.config["group.id"]`) and what is
 /// wrong with it.
@@ -207,6 +207,12 @@ pub fn validate_spec(spec: &KafkaConnectorSpec) -> Vec<Violation> {
                     "must be 1 to 253 characters",
                 );
             }
+        }
+        for key in pod.labels.keys().filter(|k| is_reserved_pod_label(k)) {
+            r.add(
+                format!("spec.template.pod.labels[{key:?}]"),
+                "is set by the operator on every task pod and cannot be given here",
+            );
         }
     }
     r.0
@@ -605,6 +611,10 @@ mod tests {
         assert_violation(
             &format!("{SINK}template: {{pod: {{serviceAccountName: ''}}}}"),
             "spec.template.pod.serviceAccountName",
+        );
+        assert_violation(
+            &format!("{SINK}template: {{pod: {{labels: {{team: a, ferry.rs/task: '9'}}}}}}"),
+            "spec.template.pod.labels[\"ferry.rs/task\"]: is set by the operator",
         );
     }
 
