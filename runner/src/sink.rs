@@ -5,7 +5,7 @@
 //! task (`group.instance.id` `<connector>-task-<i>`), cooperative rebalancing, and a bounded
 //! prefetch. Records are written in batches by a separate writer so that reading and writing
 //! overlap; an offset is committed only after every record up to it is durable downstream
-//! (written, filtered out, or in the dead letter queue). Offsets are committed every second,
+//! (written, filtered out, or in the dead letter queue). Offsets are committed every 500 ms,
 //! on revocation and on shutdown.
 
 use std::collections::BTreeMap;
@@ -45,7 +45,7 @@ pub const MAX_BATCH_RECORDS: usize = 4096;
 /// How long a partial batch waits for more records.
 pub const BATCH_LINGER: Duration = Duration::from_millis(100);
 /// How often acknowledged offsets are committed.
-pub const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
+pub const COMMIT_INTERVAL: Duration = Duration::from_millis(500);
 /// Batches queued for the writer (besides the one being written).
 const WRITER_QUEUE: usize = 2;
 

@@ -3,7 +3,7 @@
 //!
 //! The producer is idempotent (`enable.idempotence=true`, `acks=all`), so librdkafka's
 //! retries neither reorder nor duplicate records. Acknowledged offsets are stored every
-//! second and on shutdown.
+//! 500 ms and on shutdown.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -28,7 +28,7 @@ use crate::task_config::TaskConfig;
 use crate::task_error::TaskError;
 
 /// How often acknowledged source offsets are stored.
-pub const OFFSET_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+pub const OFFSET_FLUSH_INTERVAL: Duration = Duration::from_millis(500);
 /// Most records sent to Kafka and not yet acknowledged.
 pub const MAX_IN_FLIGHT: usize = 20_000;
 
