@@ -131,9 +131,9 @@ pub struct KafkaConnectorSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub errors: Option<ErrorHandling>,
     /// `AtLeastOnce` (default): after a failure some records may be written twice, none is
-    /// lost. `ExactlyOnce`: each record is written once, where the plugin supports it
-    /// (sources through Kafka transactions, the Postgres sink through one database
-    /// transaction holding rows and offsets).
+    /// lost. `ExactlyOnce`: each record is written once, where the plugin supports it:
+    /// sources write records and offsets in one Kafka transaction; sinks that can, store
+    /// records and offsets in one transaction of the external system.
     #[serde(default)]
     pub delivery: Delivery,
     /// How failed tasks are restarted: exponential backoff between restarts.
