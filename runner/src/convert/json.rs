@@ -91,15 +91,17 @@ impl JsonConverter {
     pub fn schema_to_node(&self, schema: &Schema) -> Result<JsonNode, DataError> {
         let mut members = vec![(
             "type".to_string(),
-            JsonNode::String(schema.schema_type.name().to_string()),
+            JsonNode::String(json_type_name(schema.schema_type).to_string()),
         )];
         match schema.schema_type {
             SchemaType::Array => {
-                let items = schema
-                    .value_schema
-                    .as_deref()
-                    .ok_or_else(|| DataError::new("array schema without an element schema"))?;
-                members.push(("items".to_string(), self.schema_to_node(items)?));
+                // An array schema without element schema (inferred from mixed values) is
+                // written with "items": null, as Connect writes it.
+                let items = match schema.value_schema.as_deref() {
+                    Some(items) => self.schema_to_node(items)?,
+                    None => JsonNode::Null,
+                };
+                members.push(("items".to_string(), items));
             }
             SchemaType::Map => {
                 let (Some(k), Some(v)) = (&schema.key_schema, &schema.value_schema) else {
@@ -212,9 +214,12 @@ impl JsonConverter {
                     ..Schema::new(SchemaType::Struct)
                 }
             }
-            other => match SchemaType::from_name(other) {
-                Some(t) if t.is_primitive() && t.name() == other => Schema::new(t),
-                _ => return Err(DataError::new(format!("Unknown schema type: {other}"))),
+            other => match SchemaType::ALL
+                .into_iter()
+                .find(|t| t.is_primitive() && json_type_name(*t) == other)
+            {
+                Some(t) => Schema::new(t),
+                None => return Err(DataError::new(format!("Unknown schema type: {other}"))),
             },
         };
         schema.optional = matches!(node.get("optional"), Some(JsonNode::Bool(true)));
@@ -277,6 +282,7 @@ impl JsonConverter {
         if let Some(logical) = schema.logical_type() {
             return logical_to_value(schema, logical, node);
         }
+        check_logical_name(schema)?;
         let mismatch = || {
             DataError::new(format!(
                 "expected {} for a {} schema, found {}",
@@ -414,6 +420,7 @@ impl JsonConverter {
             if let Some(logical) = schema.logical_type() {
                 return self.logical_to_node(schema, logical, value);
             }
+            check_logical_name(schema)?;
         }
         let schema_type = match schema {
             Some(s) => s.schema_type,
@@ -533,6 +540,30 @@ impl JsonConverter {
                 v.type_name()
             ))),
         }
+    }
+}
+
+/// The type names of Connect's JSON schemas (`float` and `double` for the float types).
+fn json_type_name(t: SchemaType) -> &'static str {
+    match t {
+        SchemaType::Float32 => "float",
+        SchemaType::Float64 => "double",
+        other => other.name(),
+    }
+}
+
+/// Refuses a schema that carries a logical type's name with another type (Connect picks the
+/// logical conversion by name and then fails on the value).
+fn check_logical_name(schema: &Schema) -> Result<(), DataError> {
+    match schema.name.as_deref() {
+        Some(name @ (crate::data::DECIMAL_NAME
+        | crate::data::DATE_NAME
+        | crate::data::TIME_NAME
+        | crate::data::TIMESTAMP_NAME)) => Err(DataError::new(format!(
+            "a {} schema named {name} is not that logical type",
+            schema.schema_type
+        ))),
+        _ => Ok(()),
     }
 }
 
@@ -738,7 +769,7 @@ mod tests {
     #[test]
     fn envelope_round_trips_every_type() {
         let c = conv(true, DecimalFormat::Base64);
-        let text = r#"{"schema":{"type":"struct","fields":[{"type":"int8","optional":false,"field":"a"},{"type":"int16","optional":false,"field":"b"},{"type":"int32","optional":true,"field":"c"},{"type":"int64","optional":false,"default":7,"field":"d"},{"type":"float32","optional":false,"field":"e"},{"type":"float64","optional":false,"field":"f"},{"type":"boolean","optional":false,"field":"g"},{"type":"string","optional":false,"doc":"text","field":"h"},{"type":"bytes","optional":false,"field":"i"},{"type":"array","items":{"type":"string","optional":false},"optional":false,"field":"j"},{"type":"map","keys":{"type":"int32","optional":false},"values":{"type":"string","optional":true},"optional":false,"field":"k"},{"type":"bytes","optional":false,"name":"org.apache.kafka.connect.data.Decimal","version":1,"parameters":{"scale":"2"},"field":"l"},{"type":"int32","optional":false,"name":"org.apache.kafka.connect.data.Date","version":1,"field":"m"},{"type":"int32","optional":false,"name":"org.apache.kafka.connect.data.Time","version":1,"field":"n"},{"type":"int64","optional":false,"name":"org.apache.kafka.connect.data.Timestamp","version":1,"field":"o"}],"optional":false,"name":"shop.Order","version":3},"payload":{"a":1,"b":2,"c":null,"d":7,"e":1.5,"f":2.25,"g":true,"h":"x","i":"AQID","j":["p","q"],"k":[[1,"one"],[2,null]],"l":"BNI=","m":20000,"n":3600000,"o":1700000000000}}"#;
+        let text = r#"{"schema":{"type":"struct","fields":[{"type":"int8","optional":false,"field":"a"},{"type":"int16","optional":false,"field":"b"},{"type":"int32","optional":true,"field":"c"},{"type":"int64","optional":false,"default":7,"field":"d"},{"type":"float","optional":false,"field":"e"},{"type":"double","optional":false,"field":"f"},{"type":"boolean","optional":false,"field":"g"},{"type":"string","optional":false,"doc":"text","field":"h"},{"type":"bytes","optional":false,"field":"i"},{"type":"array","items":{"type":"string","optional":false},"optional":false,"field":"j"},{"type":"map","keys":{"type":"int32","optional":false},"values":{"type":"string","optional":true},"optional":false,"field":"k"},{"type":"bytes","optional":false,"name":"org.apache.kafka.connect.data.Decimal","version":1,"parameters":{"scale":"2"},"field":"l"},{"type":"int32","optional":false,"name":"org.apache.kafka.connect.data.Date","version":1,"field":"m"},{"type":"int32","optional":false,"name":"org.apache.kafka.connect.data.Time","version":1,"field":"n"},{"type":"int64","optional":false,"name":"org.apache.kafka.connect.data.Timestamp","version":1,"field":"o"}],"optional":false,"name":"shop.Order","version":3},"payload":{"a":1,"b":2,"c":null,"d":7,"e":1.5,"f":2.25,"g":true,"h":"x","i":"AQID","j":["p","q"],"k":[[1,"one"],[2,null]],"l":"BNI=","m":20000,"n":3600000,"o":1700000000000}}"#;
         assert_eq!(round_trip(&c, text), text);
         let data = c.to_connect(Some(text.as_bytes())).unwrap();
         let Value::Struct(values) = &data.value else {

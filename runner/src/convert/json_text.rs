@@ -190,14 +190,11 @@ impl Parser<'_> {
         if self.s.get(self.i) == Some(&b'-') {
             self.i += 1;
         }
-        let int_start = self.i;
         let n = self.digits();
         if n == 0 {
             return Err(self.error("expected a digit"));
         }
-        if n > 1 && self.s[int_start] == b'0' {
-            return Err(self.error("leading zeroes are not allowed"));
-        }
+        // Leading zeroes are accepted, as Connect's JSON reader accepts them (`007` is 7).
         if self.s.get(self.i) == Some(&b'.') {
             self.i += 1;
             if self.digits() == 0 {
@@ -311,6 +308,18 @@ pub fn write_string(s: &str, out: &mut String) {
                 out.push(HEX[b >> 4] as char);
                 out.push(HEX[b & 0xF] as char);
             }
+            c if (c as u32) > 0xFFFF => {
+                // Jackson writes characters outside the Basic Multilingual Plane as an
+                // escaped surrogate pair.
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    let u = *unit as usize;
+                    out.push_str("\\u");
+                    for shift in [12, 8, 4, 0] {
+                        out.push(HEX[(u >> shift) & 0xF] as char);
+                    }
+                }
+            }
             c => out.push(c),
         }
     }
@@ -379,7 +388,7 @@ mod tests {
         let node = parse(text.as_bytes()).unwrap();
         assert_eq!(
             node.to_text(),
-            "{\"a\":1,\"b\":[true,false,null],\"c\":{\"d\":\"x\\\"y\\\\z\\n\\u0001é😀\"},\"e\":-1.50e+3}"
+            "{\"a\":1,\"b\":[true,false,null],\"c\":{\"d\":\"x\\\"y\\\\z\\n\\u0001é\\uD83D\\uDE00\"},\"e\":-1.50e+3}"
         );
         assert_eq!(
             parse(b" [ 1 , 2 ] ").unwrap(),
@@ -403,7 +412,7 @@ mod tests {
     #[test]
     fn rejects_what_jackson_rejects() {
         for bad in [
-            "", "{", "[1,]", "{\"a\":1,}", "01", "1.", ".5", "-", "1e", "'a'", "{a:1}", "nul",
+            "", "{", "[1,]", "{\"a\":1,}", "1.", ".5", "-", "1e", "'a'", "{a:1}", "nul",
             "\"\u{1}\"", "NaN", "[1] x", "\"\\x\"",
         ] {
             assert!(parse(bad.as_bytes()).is_err(), "{bad:?}");

@@ -291,6 +291,9 @@ impl ValueParser {
         }
         let token: String = self.s[self.i..].iter().collect();
         let token = token.trim();
+        if token == "null" {
+            return Some(SchemaAndValue::null());
+        }
         if token == "true" || token == "false" {
             return Some(SchemaAndValue::new(
                 Schema::new(SchemaType::Boolean),
@@ -555,41 +558,46 @@ fn widen(value: Value, to: SchemaType) -> Value {
     }
 }
 
+/// A list of parsed values: an array schema of their common element schema, or of no
+/// element schema when they have none (mixed or no elements), as Connect infers it.
 fn list_of(items: Vec<Parsed>) -> Parsed {
     let schemas: Vec<&Option<Schema>> = items.iter().map(|(s, _)| s).collect();
-    match common_schema(&schemas) {
-        Some(Some(element)) => {
-            let t = element.schema_type;
-            let values = items.into_iter().map(|(_, v)| widen(v, t)).collect();
-            (
-                Some(Schema::array(element.into_optional())),
-                Value::Array(values),
-            )
+    let element = common_schema(&schemas).flatten();
+    let values = match &element {
+        Some(e) => {
+            let t = e.schema_type;
+            items.into_iter().map(|(_, v)| widen(v, t)).collect()
         }
-        _ => (None, Value::Array(items.into_iter().map(|(_, v)| v).collect())),
-    }
+        None => items.into_iter().map(|(_, v)| v).collect(),
+    };
+    let schema = Schema {
+        value_schema: element.map(Box::new),
+        ..Schema::new(SchemaType::Array)
+    };
+    (Some(schema), Value::Array(values))
 }
 
+/// A map of parsed entries, with the common key and value schemas when there are some.
 fn map_of(entries: Vec<(Parsed, Parsed)>) -> Parsed {
     let key_schemas: Vec<&Option<Schema>> = entries.iter().map(|((s, _), _)| s).collect();
     let value_schemas: Vec<&Option<Schema>> = entries.iter().map(|(_, (s, _))| s).collect();
-    match (common_schema(&key_schemas), common_schema(&value_schemas)) {
-        (Some(Some(ks)), Some(Some(vs))) => {
-            let (kt, vt) = (ks.schema_type, vs.schema_type);
-            let values = entries
-                .into_iter()
-                .map(|((_, k), (_, v))| (widen(k, kt), widen(v, vt)))
-                .collect();
-            (
-                Some(Schema::map(ks.into_optional(), vs.into_optional())),
-                Value::Map(values),
-            )
-        }
-        _ => (
-            None,
-            Value::Map(entries.into_iter().map(|((_, k), (_, v))| (k, v)).collect()),
-        ),
-    }
+    let ks = common_schema(&key_schemas).flatten();
+    let vs = common_schema(&value_schemas).flatten();
+    let (kt, vt) = (ks.as_ref().map(|s| s.schema_type), vs.as_ref().map(|s| s.schema_type));
+    let values = entries
+        .into_iter()
+        .map(|((_, k), (_, v))| {
+            let k = kt.map_or(k.clone(), |t| widen(k, t));
+            let v = vt.map_or(v.clone(), |t| widen(v, t));
+            (k, v)
+        })
+        .collect();
+    let schema = Schema {
+        key_schema: ks.map(Box::new),
+        value_schema: vs.map(Box::new),
+        ..Schema::new(SchemaType::Map)
+    };
+    (Some(schema), Value::Map(values))
 }
 
 /// The schema name of a logical value, for values built without a schema.

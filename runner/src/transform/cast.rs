@@ -95,14 +95,16 @@ impl Cast {
                     part.value = cast_value(None, &part.value, to)?;
                     return Ok(record);
                 }
-                let Value::Map(entries) = &mut part.value else {
+                if !matches!(part.value, Value::Map(_)) {
                     return Err(not_a_map(&part.value, PURPOSE));
-                };
-                for (k, v) in entries.iter_mut() {
-                    if let Value::String(name) = k {
-                        if let Some(to) = self.cast_of(name) {
-                            *v = cast_value(None, v, to)?;
-                        }
+                }
+                // Every cast field is set, to null when absent (as Connect's map put).
+                for (name, to) in &self.fields {
+                    let current = part.value.map_get(name).cloned().unwrap_or(Value::Null);
+                    let cast = cast_value(None, &current, *to)
+                        .map_err(|e| format!("field {name:?}: {e}"))?;
+                    if let Value::Map(entries) = &mut part.value {
+                        super::map_put(entries, name, cast);
                     }
                 }
                 Ok(record)
@@ -454,7 +456,8 @@ mod tests {
                 ("a", Value::Int32(42)),
                 ("b", Value::Boolean(true)),
                 ("c", Value::Int64(1))
-            ])
+            ]),
+            "fields keep their place"
         );
     }
 

@@ -637,6 +637,9 @@ impl SetSchemaMetadata {
 
     pub fn apply(&self, mut record: Record) -> Result<Record, Failure> {
         let part = operating(&mut record, self.target);
+        if part.schema.is_none() && part.value.is_null() {
+            return Ok(record);
+        }
         let Some(schema) = &mut part.schema else {
             return Err("setting schema metadata needs a schema; this record has none".to_string());
         };
