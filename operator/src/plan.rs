@@ -49,6 +49,8 @@ pub struct Deletion {
     pub uid: String,
     /// Why.
     pub reason: DeleteReason,
+    /// The pod's configuration hash (for the log of a replacement).
+    pub hash: Option<String>,
 }
 
 /// A decision worth an Event.
@@ -167,6 +169,7 @@ pub fn plan(observed: &Observed<'_>) -> Plan {
                         pod: pod.name.clone(),
                         uid: pod.uid.clone(),
                         reason: DeleteReason::Orphan,
+                        hash: pod.hash.clone(),
                     });
                 }
             }
@@ -283,6 +286,7 @@ fn replace(plan: &mut Plan, pod: &TaskPod, reason: DeleteReason) {
         pod: pod.name.clone(),
         uid: pod.uid.clone(),
         reason,
+        hash: pod.hash.clone(),
     });
 }
 
@@ -335,6 +339,7 @@ fn failed_task(
                 pod: pod.name.clone(),
                 uid: pod.uid.clone(),
                 reason: DeleteReason::RetryAfterSpecChange,
+                hash: pod.hash.clone(),
             });
         } else {
             task.phase = task_phase::FAILED.to_string();
@@ -369,6 +374,7 @@ fn failed_task(
             pod: pod.name.clone(),
             uid: pod.uid.clone(),
             reason: DeleteReason::Replace,
+            hash: pod.hash.clone(),
         });
         return;
     }
@@ -387,6 +393,7 @@ fn failed_task(
             pod: pod.name.clone(),
             uid: pod.uid.clone(),
             reason: DeleteReason::Restart,
+            hash: pod.hash.clone(),
         });
     } else {
         task.phase = task_phase::BACKING_OFF.to_string();

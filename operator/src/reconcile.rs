@@ -140,7 +140,8 @@ async fn reconcile_connector(ctx: &Context, namespace: &str, name: &str) -> Resu
             restarted += 1;
         }
         tracing::info!(connector = %format!("{namespace}/{name}"), pod = %deletion.pod,
-            reason = ?deletion.reason, "deleted task pod");
+            reason = ?deletion.reason, pod_hash = deletion.hash.as_deref().unwrap_or("none"),
+            current_hash = %hash, "deleting task pod");
     }
     if restarted > 0 {
         ctx.metrics.task_restarted(restarted);
