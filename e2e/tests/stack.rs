@@ -274,6 +274,21 @@ spec:
             "lastState message does not name the liveness probe: {message}"
         );
         assert_eq!(last.exit_code, 0, "the container's SIGTERM trap exits 0");
+        let events: Api<Event> = ns.api();
+        harness::wait_for_named("an Unhealthy event from the kubelet", WAIT, || async {
+            let list = events
+                .list(&ListParams::default().fields("involvedObject.name=stuck"))
+                .await
+                .ok()?;
+            list.items
+                .into_iter()
+                .find(|e| {
+                    e.reason.as_deref() == Some("Unhealthy")
+                        && e.reporting_component.as_deref() == Some("kubelet")
+                })
+                .map(|_| ())
+        })
+        .await?;
         Ok(())
     })
     .await

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use kube::runtime::events::Recorder;
 use kube::Client;
 use tokio::sync::watch;
 
@@ -65,6 +66,8 @@ pub struct KubeletContext {
     pub node_cpu_cores: u64,
     /// Node memory in bytes.
     pub node_memory_bytes: u64,
+    /// Publishes pod events (`kubectl describe pod`), as component `kubelet`.
+    pub events: Recorder,
     /// Becomes `true` when the kubelet stops.
     pub shutdown: watch::Receiver<bool>,
 }

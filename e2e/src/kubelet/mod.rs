@@ -114,6 +114,13 @@ pub async fn run(
         ip_pool: Mutex::new(ip_pool::IpPool::new(&config.pod_ip_prefix)),
         node_cpu_cores: facts.cpu_cores,
         node_memory_bytes: facts.memory_bytes,
+        events: kube::runtime::events::Recorder::new(
+            client.clone(),
+            kube::runtime::events::Reporter {
+                controller: "kubelet".into(),
+                instance: Some(config.node_name.clone()),
+            },
+        ),
         shutdown: shutdown.clone(),
     });
     let synced = healthy.clone();

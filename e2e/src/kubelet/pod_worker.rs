@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Container, Pod, Probe};
 use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
-use kube::Api;
+use kube::{Api, Resource};
 use tokio::sync::{mpsc, watch, Notify};
 use tracing::{info, warn};
 
@@ -145,6 +145,29 @@ impl Shared {
             };
             if let Some(c) = list.get_mut(index) {
                 f(c);
+            }
+        });
+    }
+
+    /// Publishes an event about the pod in the background (`kubectl describe pod`).
+    fn event(&self, warning: bool, reason: &str, note: String) {
+        let Some(pod) = self.pod() else { return };
+        let reference = pod.object_ref(&());
+        let recorder = self.ctx.events.clone();
+        let event = kube::runtime::events::Event {
+            type_: if warning {
+                kube::runtime::events::EventType::Warning
+            } else {
+                kube::runtime::events::EventType::Normal
+            },
+            reason: reason.to_string(),
+            note: Some(note),
+            action: reason.to_string(),
+            secondary: None,
+        };
+        tokio::spawn(async move {
+            if let Err(error) = recorder.publish(&event, &reference).await {
+                tracing::debug!(%error, "publishing an event failed");
             }
         });
     }
@@ -496,6 +519,7 @@ async fn run_containers(shared: Arc<Shared>, stop_rx: watch::Receiver<Option<Sto
     let spec = pod.spec.clone().unwrap_or_default();
     // Volumes first; containers wait in ContainerCreating until they are ready.
     let mut volumes_written: BTreeMap<String, VolumePlan> = BTreeMap::new();
+    let mut failed_mounts: u64 = 0;
     loop {
         if stop_rx.borrow().is_some() {
             return;
@@ -503,6 +527,14 @@ async fn run_containers(shared: Arc<Shared>, stop_rx: watch::Receiver<Option<Sto
         match sync_volumes(&shared, &mut volumes_written).await {
             Ok(()) => break,
             Err(message) => {
+                if failed_mounts % 30 == 0 {
+                    shared.event(
+                        true,
+                        "FailedMount",
+                        format!("MountVolume.SetUp failed: {message}"),
+                    );
+                }
+                failed_mounts += 1;
                 shared.update(|r| {
                     for c in r.init_containers.iter_mut().chain(r.containers.iter_mut()) {
                         if matches!(c.phase, ContainerPhase::Waiting { .. }) {
@@ -827,6 +859,7 @@ async fn run_container(
     let image = container.image.clone().unwrap_or_default();
     let backoff: CrashLoopBackoff = shared.ctx.backoff;
     let mut consecutive_crashes: u32 = 0;
+    let mut config_errors: u64 = 0;
     let mut has_run = shared
         .snapshot()
         .and_then(|r| {
@@ -867,6 +900,16 @@ async fn run_container(
                 };
                 c.ready = false;
             });
+            shared.event(
+                true,
+                "BackOff",
+                format!(
+                    "Back-off {}s restarting failed container {} in pod {}",
+                    delay.as_secs(),
+                    container.name,
+                    pod_label
+                ),
+            );
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
                 _ = stop_rx.changed() => return None,
@@ -874,13 +917,19 @@ async fn run_container(
         }
         let Some(entrypoint) = shared.ctx.images.resolve(&image).map(Path::to_path_buf) else {
             let names = shared.ctx.images.names().join(", ");
+            let message = format!(
+                "image {image:?} is not in the local kubelet's image table ({names}); start the kubelet with --image {}=/path/to/executable",
+                super::images::repository(&image)
+            );
+            shared.event(
+                true,
+                "Failed",
+                format!("Failed to pull image {image:?}: {message}"),
+            );
             shared.update_container(init, index, |c| {
                 c.phase = ContainerPhase::Waiting {
                     reason: "ImageNotMapped".into(),
-                    message: Some(format!(
-                        "image {image:?} is not in the local kubelet's image table ({names}); start the kubelet with --image {}=/path/to/executable",
-                        super::images::repository(&image)
-                    )),
+                    message: Some(message),
                 };
             });
             let _ = stop_rx.changed().await;
@@ -907,6 +956,10 @@ async fn run_container(
                     };
                 });
                 warn!(pod = %pod_label, container = %container.name, %message, "cannot create container");
+                if config_errors % 30 == 0 {
+                    shared.event(true, "Failed", format!("Error: {message}"));
+                }
+                config_errors += 1;
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(2)) => {}
                     _ = stop_rx.changed() => return None,
@@ -1071,11 +1124,21 @@ async fn start_once(
                 )
             };
             warn!(pod = %pod_label, container = %container.name, %message, "container failed to start");
+            shared.event(true, "Failed", format!("Error: {message}"));
             return Ok(start_error(message));
         }
     };
     let pid = child.id().unwrap_or_default();
     info!(pod = %pod_label, container = %container.name, pid, program = %command.program.display(), log = %log.display(), "container started");
+    shared.event(
+        false,
+        "Started",
+        format!(
+            "Started container {} (pid {pid}, log {})",
+            container.name,
+            log.display()
+        ),
+    );
     let has_startup_probe = container.startup_probe.is_some();
     let has_readiness_probe = container.readiness_probe.is_some();
     shared.update_container(init, index, |c| {
@@ -1123,10 +1186,12 @@ async fn start_once(
                 _ => Duration::ZERO,
             };
             info!(pod = %pod_label, container = %container.name, pid, grace_seconds = grace.as_secs(), "stopping container (SIGTERM)");
+            shared.event(false, "Killing", format!("Stopping container {}", container.name));
             process::stop(&mut child, grace).await
         }
         Some(message) = liveness_rx.recv() => {
             info!(pod = %pod_label, container = %container.name, pid, %message, "liveness probe failed; restarting container");
+            shared.event(false, "Killing", format!("Container {} failed liveness probe, will be restarted", container.name));
             killed_by_liveness = Some(message);
             process::stop(&mut child, termination_grace).await
         }
@@ -1245,7 +1310,17 @@ async fn run_probes(
             tokio::time::sleep(timing.initial_delay).await;
             loop {
                 let result = probe_once(&shared, &container, &probe, &exec, timing.timeout).await;
+                let before = state.result();
                 let ready = state.observe(result.is_ok()) == ProbeResult::Success;
+                if let Err(message) = &result {
+                    if before != ProbeResult::Failure && state.result() == ProbeResult::Failure {
+                        shared.event(
+                            true,
+                            "Unhealthy",
+                            format!("Readiness probe failed: {message}"),
+                        );
+                    }
+                }
                 shared.update_container(false, index, |c| c.ready = ready);
                 tokio::time::sleep(timing.period).await;
             }
@@ -1262,6 +1337,14 @@ async fn run_probes(
         loop {
             let result = probe_once(&shared, &container, probe, &exec, timing.timeout).await;
             if state.observe(result.is_ok()) == ProbeResult::Failure {
+                shared.event(
+                    true,
+                    "Unhealthy",
+                    format!(
+                        "Liveness probe failed: {}",
+                        result.clone().err().unwrap_or_default()
+                    ),
+                );
                 let _ = liveness_tx
                     .send(format!(
                         "Liveness probe failed: {}",

@@ -94,11 +94,18 @@ pub async fn watch_pods(ctx: Arc<KubeletContext>, synced: Arc<AtomicBool>) -> Ve
 
 /// Gives pods that already report an address (from a previous kubelet) that address again.
 fn reserve_addresses(ctx: &KubeletContext, pods: &[Pod]) {
-    let Ok(mut pool) = ctx.ip_pool.lock() else { return };
+    let Ok(mut pool) = ctx.ip_pool.lock() else {
+        return;
+    };
     for pod in pods {
-        let host_network = pod.spec.as_ref().and_then(|s| s.host_network).unwrap_or(false);
+        let host_network = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.host_network)
+            .unwrap_or(false);
         let previous = pod.status.as_ref().and_then(|s| s.pod_ip.as_deref());
-        if let (false, Some(uid), Some(ip)) = (host_network, pod.metadata.uid.as_deref(), previous) {
+        if let (false, Some(uid), Some(ip)) = (host_network, pod.metadata.uid.as_deref(), previous)
+        {
             if let Err(error) = pool.allocate(uid, Some(ip)) {
                 warn!(%error, "cannot reserve the previous address of a pod");
             }
