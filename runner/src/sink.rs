@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{
@@ -27,8 +28,8 @@ use tokio::task::JoinSet;
 
 use crate::desired_state::DesiredState;
 use crate::error_handling::{
-    dlq_context_headers, record_failed_message, FailureAction, RecordCoordinates, Stage,
-    TaskIdentity,
+    dlq_context_headers, record_failed_message, DlqSettings, FailureAction, RecordCoordinates,
+    Stage, TaskIdentity,
 };
 use crate::kafka_admin::{ensure_topic, TopicRequest};
 use crate::kafka_config::to_client_config;
@@ -190,6 +191,135 @@ fn raw_of(m: &BorrowedMessage<'_>) -> RawRecord {
     }
 }
 
+/// What the read loop does with each consumed record.
+struct RecordHandler {
+    cfg: Arc<TaskConfig>,
+    metrics: Arc<TaskMetrics>,
+    tracker: Arc<Mutex<OffsetTracker>>,
+    dlq: Option<(FutureProducer, DlqSettings)>,
+    dlq_deliveries: JoinSet<Result<(), TaskError>>,
+    identity: TaskIdentity,
+    batch: Vec<Pending>,
+}
+
+impl RecordHandler {
+    fn take_batch(&mut self) -> Vec<Pending> {
+        std::mem::replace(&mut self.batch, Vec::with_capacity(MAX_BATCH_RECORDS))
+    }
+
+    /// Converts and transforms one record into the batch, or handles its failure.
+    fn on_message(&mut self, m: &BorrowedMessage<'_>) -> Result<(), TaskError> {
+        let origin = TopicPartition {
+            topic: m.topic().to_string(),
+            partition: m.partition(),
+        };
+        let offset = m.offset();
+        lock(&self.tracker).consumed(&origin, offset);
+        self.metrics.records_in(PipelineStage::Read, 1);
+        match decode_and_transform(&self.cfg, &self.metrics, raw_of(m)) {
+            Processed::Record(record) => {
+                self.batch.push(Pending {
+                    origin,
+                    offset,
+                    record,
+                });
+                Ok(())
+            }
+            Processed::Filtered => {
+                lock(&self.tracker).acknowledged(&origin, offset);
+                Ok(())
+            }
+            Processed::Failed(raw, failure) => {
+                let at = RecordCoordinates {
+                    topic: origin.topic.clone(),
+                    partition: Some(origin.partition),
+                    offset: Some(offset),
+                };
+                self.metrics.error(failure.stage);
+                log_failure(&self.cfg.errors, &at, &failure, Some(&raw));
+                match self.cfg.errors.decide() {
+                    FailureAction::FailTask => Err(TaskError::RecordFailed(record_failed_message(
+                        &at, &failure,
+                    ))),
+                    FailureAction::Skip => {
+                        lock(&self.tracker).acknowledged(&origin, offset);
+                        Ok(())
+                    }
+                    FailureAction::SendToDeadLetterQueue => {
+                        self.send_to_dlq(origin, offset, at, &raw, &failure)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes the original record, with context headers when asked, to the dead letter
+    /// queue; its offset is acknowledged once Kafka has it.
+    fn send_to_dlq(
+        &mut self,
+        origin: TopicPartition,
+        offset: i64,
+        at: RecordCoordinates,
+        raw: &RawRecord,
+        failure: &crate::error_handling::RecordFailure,
+    ) -> Result<(), TaskError> {
+        let Some((producer, settings)) = &self.dlq else {
+            return Ok(());
+        };
+        let mut headers = OwnedHeaders::new();
+        for (k, v) in &raw.headers {
+            headers = headers.insert(rdkafka::message::Header {
+                key: k,
+                value: v.as_deref(),
+            });
+        }
+        if settings.context_headers {
+            for (k, v) in dlq_context_headers(&self.identity, &at, failure) {
+                headers = headers.insert(rdkafka::message::Header {
+                    key: &k,
+                    value: Some(&v),
+                });
+            }
+        }
+        let mut rec: FutureRecord<'_, [u8], [u8]> =
+            FutureRecord::to(&settings.topic).headers(headers);
+        if let Some(k) = raw.key.as_deref() {
+            rec = rec.key(k);
+        }
+        if let Some(v) = raw.value.as_deref() {
+            rec = rec.payload(v);
+        }
+        if let Some(ts) = raw.timestamp {
+            rec = rec.timestamp(ts);
+        }
+        let delivery = producer.send_result(rec).map_err(|(e, _)| {
+            TaskError::Kafka(format!(
+                "cannot write record {at} to the dead letter queue {}: {e}",
+                settings.topic
+            ))
+        })?;
+        let tracker = self.tracker.clone();
+        let metrics = self.metrics.clone();
+        let topic = settings.topic.clone();
+        self.dlq_deliveries.spawn(async move {
+            match delivery.await {
+                Ok(Ok(_)) => {
+                    metrics.dlq_record();
+                    lock(&tracker).acknowledged(&origin, offset);
+                    Ok(())
+                }
+                Ok(Err((e, _))) => Err(TaskError::Kafka(format!(
+                    "cannot write record {at} to the dead letter queue {topic}: {e}"
+                ))),
+                Err(_) => Err(TaskError::Kafka(format!(
+                    "the dead letter queue producer stopped before record {at} was written"
+                ))),
+            }
+        });
+        Ok(())
+    }
+}
+
 /// Writes batches with retries and acknowledges their offsets.
 async fn writer(
     mut sink: Box<dyn SinkTask>,
@@ -322,12 +452,18 @@ pub async fn run(
         cfg.errors.retry,
         plugin_name,
     ));
-    let mut dlq_deliveries: JoinSet<Result<(), TaskError>> = JoinSet::new();
-    let identity = TaskIdentity {
-        connector: cfg.name.clone(),
-        task: cfg.share.index,
+    let mut handler = RecordHandler {
+        cfg: cfg.clone(),
+        metrics: metrics.clone(),
+        tracker: tracker.clone(),
+        dlq,
+        dlq_deliveries: JoinSet::new(),
+        identity: TaskIdentity {
+            connector: cfg.name.clone(),
+            task: cfg.share.index,
+        },
+        batch: Vec::with_capacity(MAX_BATCH_RECORDS),
     };
-    let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH_RECORDS);
     let mut batch_deadline: Option<tokio::time::Instant> = None;
     let mut commit_tick = tokio::time::interval(COMMIT_INTERVAL);
     commit_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -335,7 +471,7 @@ pub async fn run(
     let mut writer_done = false;
 
     apply_desired(*desired.borrow(), &consumer, &paused, &metrics);
-    loop {
+    'run: loop {
         let linger = async {
             match batch_deadline {
                 Some(d) => tokio::time::sleep_until(d).await,
@@ -353,7 +489,7 @@ pub async fn run(
                 }
                 break;
             }
-            Some(r) = dlq_deliveries.join_next(), if !dlq_deliveries.is_empty() => {
+            Some(r) = handler.dlq_deliveries.join_next(), if !handler.dlq_deliveries.is_empty() => {
                 if let Ok(Err(e)) = r {
                     outcome = Err(e);
                     break;
@@ -361,94 +497,44 @@ pub async fn run(
             }
             _ = desired.changed() => {
                 let d = *desired.borrow_and_update();
-                if d == DesiredState::Paused && !batch.is_empty() {
-                    if batch_tx.send(std::mem::take(&mut batch)).await.is_err() { continue; }
+                if d == DesiredState::Paused && !handler.batch.is_empty() {
                     batch_deadline = None;
+                    if batch_tx.send(handler.take_batch()).await.is_err() { continue; }
                 }
                 apply_desired(d, &consumer, &paused, &metrics);
             }
             _ = commit_tick.tick() => commit(&consumer, &tracker, &metrics),
             _ = linger => {
                 batch_deadline = None;
-                if !batch.is_empty() && batch_tx.send(std::mem::take(&mut batch)).await.is_err() {
+                if !handler.batch.is_empty() && batch_tx.send(handler.take_batch()).await.is_err() {
                     continue;
                 }
             }
             m = consumer.recv() => {
-                let m = match m {
-                    Ok(m) => m,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "Kafka consumer error");
-                        continue;
-                    }
-                };
-                let origin = TopicPartition { topic: m.topic().to_string(), partition: m.partition() };
-                let offset = m.offset();
-                lock(&tracker).consumed(&origin, offset);
-                metrics.records_in(PipelineStage::Read, 1);
-                let raw = raw_of(&m);
-                drop(m);
-                match decode_and_transform(&cfg, &metrics, raw) {
-                    Processed::Record(record) => {
-                        batch.push(Pending { origin, offset, record });
-                        if batch.len() >= MAX_BATCH_RECORDS {
-                            batch_deadline = None;
-                            if batch_tx.send(std::mem::take(&mut batch)).await.is_err() { continue; }
-                        } else if batch_deadline.is_none() {
-                            batch_deadline = Some(tokio::time::Instant::now() + BATCH_LINGER);
-                        }
-                    }
-                    Processed::Filtered => lock(&tracker).acknowledged(&origin, offset),
-                    Processed::Failed(raw, failure) => {
-                        let at = RecordCoordinates { topic: origin.topic.clone(), partition: Some(origin.partition), offset: Some(offset) };
-                        metrics.error(failure.stage);
-                        log_failure(&cfg.errors, &at, &failure, Some(&raw));
-                        match cfg.errors.decide() {
-                            FailureAction::FailTask => {
-                                outcome = Err(TaskError::RecordFailed(record_failed_message(&at, &failure)));
-                                break;
-                            }
-                            FailureAction::Skip => lock(&tracker).acknowledged(&origin, offset),
-                            FailureAction::SendToDeadLetterQueue => {
-                                if let Some((producer, settings)) = &dlq {
-                                    let mut headers = OwnedHeaders::new();
-                                    for (k, v) in &raw.headers {
-                                        headers = headers.insert(rdkafka::message::Header { key: k, value: v.as_deref() });
-                                    }
-                                    if settings.context_headers {
-                                        for (k, v) in dlq_context_headers(&identity, &at, &failure) {
-                                            headers = headers.insert(rdkafka::message::Header { key: &k, value: Some(&v) });
-                                        }
-                                    }
-                                    let mut rec: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&settings.topic).headers(headers);
-                                    if let Some(k) = raw.key.as_deref() { rec = rec.key(k); }
-                                    if let Some(v) = raw.value.as_deref() { rec = rec.payload(v); }
-                                    if let Some(ts) = raw.timestamp { rec = rec.timestamp(ts); }
-                                    match producer.send_result(rec) {
-                                        Ok(delivery) => {
-                                            let tracker = tracker.clone();
-                                            let metrics = metrics.clone();
-                                            let topic = settings.topic.clone();
-                                            dlq_deliveries.spawn(async move {
-                                                match delivery.await {
-                                                    Ok(Ok(_)) => {
-                                                        metrics.dlq_record();
-                                                        lock(&tracker).acknowledged(&origin, offset);
-                                                        Ok(())
-                                                    }
-                                                    Ok(Err((e, _))) => Err(TaskError::Kafka(format!("cannot write record {at} to the dead letter queue {topic}: {e}"))),
-                                                    Err(_) => Err(TaskError::Kafka(format!("the dead letter queue producer stopped before record {at} was written"))),
-                                                }
-                                            });
-                                        }
-                                        Err((e, _)) => {
-                                            outcome = Err(TaskError::Kafka(format!("cannot write record {at} to the dead letter queue {}: {e}", settings.topic)));
-                                            break;
-                                        }
-                                    }
-                                }
+                // Take what is already fetched without going through the select again.
+                let mut next = Some(m);
+                let mut taken = 0;
+                while let Some(m) = next.take() {
+                    match m {
+                        Ok(m) => {
+                            if let Err(e) = handler.on_message(&m) {
+                                outcome = Err(e);
+                                break 'run;
                             }
                         }
+                        Err(e) => tracing::warn!(error = %e, "Kafka consumer error"),
+                    }
+                    taken += 1;
+                    if handler.batch.len() >= MAX_BATCH_RECORDS {
+                        batch_deadline = None;
+                        if batch_tx.send(handler.take_batch()).await.is_err() {
+                            continue 'run;
+                        }
+                    } else if batch_deadline.is_none() && !handler.batch.is_empty() {
+                        batch_deadline = Some(tokio::time::Instant::now() + BATCH_LINGER);
+                    }
+                    if taken < MAX_BATCH_RECORDS {
+                        next = consumer.recv().now_or_never();
                     }
                 }
             }
@@ -458,8 +544,8 @@ pub async fn run(
     // Drain: hand over what was read, let the writer and the dead letter queue finish, and
     // commit everything that is durable.
     metrics.set_ready(false);
-    if !batch.is_empty() && !writer_done {
-        let _ = batch_tx.send(std::mem::take(&mut batch)).await;
+    if !handler.batch.is_empty() && !writer_done {
+        let _ = batch_tx.send(handler.take_batch()).await;
     }
     drop(batch_tx);
     if !writer_done {
@@ -477,7 +563,7 @@ pub async fn run(
             }
         }
     }
-    while let Some(r) = dlq_deliveries.join_next().await {
+    while let Some(r) = handler.dlq_deliveries.join_next().await {
         if let Ok(Err(e)) = r {
             if outcome.is_ok() {
                 outcome = Err(e);
