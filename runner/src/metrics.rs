@@ -79,6 +79,7 @@ pub struct TaskMetrics {
     last_commit_unix_ms: AtomicI64,
     started: Instant,
     last_progress_ms: AtomicU64,
+    pending: AtomicU64,
 }
 
 impl TaskMetrics {
@@ -181,6 +182,7 @@ impl TaskMetrics {
             last_commit_unix_ms: AtomicI64::new(0),
             started: Instant::now(),
             last_progress_ms: AtomicU64::new(0),
+            pending: AtomicU64::new(0),
         })
     }
 
@@ -282,6 +284,16 @@ impl TaskMetrics {
         self.ready.load(Ordering::Relaxed) == 1
     }
 
+    /// Sets the number of records read and not yet durable downstream.
+    pub fn set_pending(&self, n: u64) {
+        self.pending.store(n, Ordering::Relaxed);
+    }
+
+    /// Records read and not yet durable downstream.
+    pub fn pending(&self) -> u64 {
+        self.pending.load(Ordering::Relaxed)
+    }
+
     /// Records written so far.
     pub fn records_out_total(&self) -> u64 {
         self.records_out.get()
@@ -326,7 +338,7 @@ impl TaskMetrics {
             stalled: is_stalled(
                 self.state(),
                 lag,
-                self.records_read_total() > self.records_out_total(),
+                self.pending() > 0,
                 self.since_progress(),
                 stall_after,
             ),
@@ -378,6 +390,8 @@ mod tests {
         m.error(Stage::Transformation);
         m.dlq_record();
         m.set_lag(7);
+        m.set_pending(1);
+        assert_eq!(m.pending(), 1);
         m.committed();
         let text = m.encode();
         for needle in [

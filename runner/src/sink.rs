@@ -613,7 +613,11 @@ fn commit(
     tracker: &Mutex<OffsetTracker>,
     metrics: &TaskMetrics,
 ) {
-    let offsets = lock(tracker).take_committable();
+    let offsets = {
+        let mut t = lock(tracker);
+        metrics.set_pending(t.in_flight() as u64);
+        t.take_committable()
+    };
     if offsets.is_empty() {
         return;
     }

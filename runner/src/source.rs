@@ -146,6 +146,7 @@ pub async fn run(
             break;
         }
         if last_flush.elapsed() >= OFFSET_FLUSH_INTERVAL {
+            metrics.set_pending(in_flight.len() as u64);
             if let Err(e) = flush_offsets(&store, &mut acked, &metrics).await {
                 outcome = Err(e);
                 break;
