@@ -1395,11 +1395,15 @@ async fn probe_once(
         let Some(first) = argv.first() else {
             return Err("exec probe has an empty command".into());
         };
+        let path = exec
+            .env
+            .iter()
+            .find(|(k, _)| k == "PATH")
+            .map_or(super::env::DEFAULT_PATH, |(_, v)| v.as_str());
         let program = if first.contains('/') {
             PathBuf::from(first)
         } else {
-            super::env::DEFAULT_PATH
-                .split(':')
+            path.split(':')
                 .map(|d| Path::new(d).join(first))
                 .find(|p| is_executable(p))
                 .ok_or_else(|| format!("exec: {first:?}: executable file not found in $PATH"))?

@@ -54,6 +54,7 @@ pub async fn watch_pods(ctx: Arc<KubeletContext>, synced: Arc<AtomicBool>) -> Ve
             }
             Ok(watcher::Event::InitDone) => {
                 if let Some(held) = first_listing.take() {
+                    remove_orphaned_pod_dirs(&ctx, &held);
                     reserve_addresses(&ctx, &held);
                     for pod in held {
                         apply(&ctx, &mut workers, pod);
@@ -90,6 +91,32 @@ pub async fn watch_pods(ctx: Arc<KubeletContext>, synced: Arc<AtomicBool>) -> Ve
         }
     }
     workers.into_values().map(|w| w.task).collect()
+}
+
+/// Removes the directories of pods that no longer exist (deleted while no kubelet ran).
+fn remove_orphaned_pod_dirs(ctx: &KubeletContext, pods: &[Pod]) {
+    let known: HashSet<&str> = pods
+        .iter()
+        .filter_map(|p| p.metadata.uid.as_deref())
+        .collect();
+    let dir = ctx.root_dir.join("pods");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if known.contains(name.as_str()) {
+            continue;
+        }
+        match std::fs::remove_dir_all(entry.path()) {
+            Ok(()) => {
+                info!(dir = %entry.path().display(), "removed the directory of a pod that no longer exists")
+            }
+            Err(error) => {
+                warn!(dir = %entry.path().display(), %error, "cannot remove an orphaned pod directory")
+            }
+        }
+    }
 }
 
 /// Gives pods that already report an address (from a previous kubelet) that address again.
