@@ -527,7 +527,7 @@ async fn run_containers(shared: Arc<Shared>, stop_rx: watch::Receiver<Option<Sto
         match sync_volumes(&shared, &mut volumes_written).await {
             Ok(()) => break,
             Err(message) => {
-                if failed_mounts % 30 == 0 {
+                if failed_mounts.is_multiple_of(30) {
                     shared.event(
                         true,
                         "FailedMount",
@@ -956,7 +956,7 @@ async fn run_container(
                     };
                 });
                 warn!(pod = %pod_label, container = %container.name, %message, "cannot create container");
-                if config_errors % 30 == 0 {
+                if config_errors.is_multiple_of(30) {
                     shared.event(true, "Failed", format!("Error: {message}"));
                 }
                 config_errors += 1;
