@@ -62,7 +62,23 @@ fn validate(args: &ValidateArgs) -> i32 {
 }
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version are not errors; a bad flag or env value is a configuration
+            // error (never restarted in a loop).
+            let code = if e.use_stderr() {
+                contract::EXIT_CONFIG_ERROR
+            } else {
+                contract::EXIT_OK
+            };
+            if code != contract::EXIT_OK {
+                ferry_runner::termination::write_termination_message(&e.to_string());
+            }
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
     let code = match cli.command {
         Command::Validate(args) => validate(&args),
         Command::Run(args) => {
