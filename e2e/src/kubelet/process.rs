@@ -104,6 +104,7 @@ pub fn log_tail(log: &Path, max_lines: usize, max_bytes: usize) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::sandbox::SandboxSpec;
     use super::*;
 
     #[test]
@@ -117,6 +118,105 @@ mod tests {
         assert_eq!(
             exit_code(ExitStatus::from_raw(libc::SIGTERM)),
             (143, Some(15))
+        );
+    }
+
+    fn shell(script: &str) -> CommandLine {
+        CommandLine {
+            program: "/bin/sh".into(),
+            argv: vec!["sh".into(), "-c".into(), script.into()],
+        }
+    }
+
+    fn sandbox(spec: SandboxSpec) -> Result<Sandbox, String> {
+        Sandbox::new(spec).map_err(|e| e.to_string())
+    }
+
+    #[tokio::test]
+    async fn runs_in_a_private_mount_namespace_with_a_clean_environment() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let volume = dir.path().join("volume");
+        let target = dir.path().join("mnt");
+        std::fs::create_dir_all(&volume).expect("volume dir");
+        std::fs::write(volume.join("greeting"), "hello").expect("volume file");
+        let mounts = vec![super::super::sandbox::Mount {
+            source: volume.clone(),
+            target: target.clone(),
+            read_only: true,
+        }];
+        super::super::sandbox::prepare_mount_points(&mounts).expect("mount points");
+        let spec = SandboxSpec {
+            mounts,
+            working_dir: dir.path().to_path_buf(),
+            ..SandboxSpec::default()
+        };
+        let log = dir.path().join("out.log");
+        let script = format!(
+            "echo \"$(cat {t}/greeting) vars=$(env | grep -v '^PWD=' | grep -v '^SHLVL=' | grep -v '^_=' | sort | tr '\\n' ,)\"; (echo x > {t}/new) 2>/dev/null && echo writable || echo read-only",
+            t = target.display()
+        );
+        let env = vec![("ONLY".to_string(), "this".to_string())];
+        match sandbox(spec) {
+            Ok(sandbox) => {
+                let mut child = spawn(&shell(&script), &env, &log, sandbox).expect("spawn");
+                let status = child.wait().await.expect("wait");
+                let out = std::fs::read_to_string(&log).expect("log");
+                assert!(status.success(), "container failed: {out}");
+                assert_eq!(out, "hello vars=ONLY=this,\nread-only\n");
+                assert!(
+                    std::fs::read_dir(&target).expect("target").next().is_none(),
+                    "the bind mount leaked out of the container's namespace"
+                );
+            }
+            // Without root the kubelet cannot build sandboxes, and says why.
+            Err(message) => assert!(message.contains("not root"), "{message}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn stop_sends_sigterm_to_the_group_then_sigkill() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spec = || SandboxSpec {
+            working_dir: dir.path().to_path_buf(),
+            ..SandboxSpec::default()
+        };
+        let (Ok(graceful), Ok(stubborn)) = (sandbox(spec()), sandbox(spec())) else {
+            assert!(
+                super::super::sandbox::check_privileges().is_err(),
+                "sandboxes fail only without root"
+            );
+            return;
+        };
+        let log = dir.path().join("out.log");
+        let mut child = spawn(
+            &shell("trap 'exit 7' TERM; while :; do sleep 0.1; done"),
+            &[],
+            &log,
+            graceful,
+        )
+        .expect("spawn");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let status = stop(&mut child, Duration::from_secs(5))
+            .await
+            .expect("stop");
+        assert_eq!(exit_code(status), (7, None));
+
+        let mut child = spawn(
+            &shell("trap '' TERM; while :; do sleep 0.1; done"),
+            &[],
+            &log,
+            stubborn,
+        )
+        .expect("spawn");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let started = std::time::Instant::now();
+        let status = stop(&mut child, Duration::from_millis(500))
+            .await
+            .expect("stop");
+        assert_eq!(exit_code(status), (137, Some(9)));
+        assert!(
+            started.elapsed() >= Duration::from_millis(500),
+            "SIGKILL came before the grace period ended"
         );
     }
 
