@@ -216,6 +216,15 @@ impl Stack {
     }
 }
 
+/// Runs the stack's `kubectl` with the stack's kubeconfig (same as [`Stack::kubectl`]).
+pub async fn kubectl<I, S>(stack: &Stack, args: I) -> Result<Output, HarnessError>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    stack.kubectl(args).await
+}
+
 /// The stack directory: `${FERRY_STACK_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ferry-e2e/stack}`.
 fn stack_dir(env: &HashMap<String, String>) -> PathBuf {
     let non_empty = |name: &str| env.get(name).filter(|v| !v.is_empty());

@@ -473,13 +473,13 @@ pub fn expand(input: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
     out
 }
 
-/// The process to start for a container: the expanded argv (argv[0] as the user wrote it)
+/// The process to start for a container: the expanded argv (`argv[0]` as the user wrote it)
 /// and the executable actually run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CommandLine {
     /// The executable: absolute, resolved on the container's `PATH` when needed.
     pub program: PathBuf,
-    /// All arguments including argv[0].
+    /// All arguments including `argv[0]`.
     pub argv: Vec<String>,
 }
 

@@ -1,11 +1,31 @@
 //! The local kubelet: makes a real control plane run the pods bound to one node as local
-//! processes. See `ferry-kubelet --help` and `e2e/stack`.
+//! processes. `e2e/stack` starts it as
+//!
+//! ```text
+//! ferry-kubelet --kubeconfig FILE --node-name ferry-local --root-dir DIR \
+//!   --cluster-ca FILE --api-server-host 127.0.0.1 --api-server-port PORT \
+//!   --image ferry/runner=/abs/path/ferry-runner --image ferry/test-shell=/bin/sh ... \
+//!   --pod-ip-prefix 127.0.1 --health-addr 127.0.0.1:10248 \
+//!   [--crash-loop-backoff-seconds 10] [--crash-loop-backoff-max-seconds 300] [--lease-renew-seconds 10]
+//! ```
+//!
+//! What a pod gets:
+//! - an address `<prefix>.N` (kept across kubelet restarts, freed when the pod finishes);
+//!   `hostNetwork` pods get 127.0.0.1;
+//! - a directory `<root-dir>/pods/<uid>/` with `volumes/<name>/`, `containers/<name>/`
+//!   (termination-message files) and `logs/<container>-<restart>.log` (stdout and stderr; the
+//!   path is in the kubelet log and in the `Started` event);
+//! - per container, a process with a clean environment (`PATH`, `HOME=/`, `HOSTNAME`,
+//!   `KUBERNETES_SERVICE_*`, then `envFrom` and `env`), in its own process group and private
+//!   mount namespace where every volume is bind-mounted at its `mountPath` (read-only when
+//!   asked), the termination-message file at `terminationMessagePath`, `/` read-only with
+//!   `readOnlyRootFilesystem`, running as `runAsUser`/`runAsGroup`. The kubelet must run as
+//!   root for this; otherwise containers fail with a `StartError` saying so.
 //!
 //! Modules: [`node`] (registration, status, lease), [`pods`] (the pod watch),
-//! [`pod_worker`] (one pod's lifecycle), [`process`] and [`sandbox`] (container processes
-//! in private mount namespaces), [`volumes`], [`objects`] and [`token`] (volume contents),
-//! [`env`] (environment and command line), [`probes`], [`status`], [`backoff`],
-//! [`ip_pool`], [`images`], [`health`].
+//! [`pod_worker`] (one pod's lifecycle), [`process`] and [`sandbox`] (container processes),
+//! [`volumes`], [`objects`] and [`token`] (volume contents), [`env`](mod@env) (environment and
+//! command line), [`probes`], [`status`], [`backoff`], [`ip_pool`], [`images`], [`health`].
 
 pub mod backoff;
 pub mod context;
