@@ -825,6 +825,8 @@ fn container_mounts(
             read_only: vm.read_only == Some(true),
         });
     }
+    // Parents before children (`/data` before `/data/cache`), like container runtimes.
+    mounts.sort_by_key(|m| m.target.components().count());
     let termination_path = container
         .termination_message_path
         .clone()
