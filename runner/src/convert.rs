@@ -93,11 +93,9 @@ impl RecordConverters {
             None => Some(HeaderConverter::Simple),
         };
         match (key, value, header) {
-            (Some(key), Some(value), Some(header)) if errors.is_empty() => Ok(RecordConverters {
-                key,
-                value,
-                header,
-            }),
+            (Some(key), Some(value), Some(header)) if errors.is_empty() => {
+                Ok(RecordConverters { key, value, header })
+            }
             _ => Err(errors),
         }
     }
@@ -113,17 +111,17 @@ impl RecordConverters {
         };
         let key = self
             .key
-            .to_connect(raw.key.as_deref())
+            .read(raw.key.as_deref())
             .map_err(|e| fail(RecordPart::Key, e))?;
         let value = self
             .value
-            .to_connect(raw.value.as_deref())
+            .read(raw.value.as_deref())
             .map_err(|e| fail(RecordPart::Value, e))?;
         let mut headers = Vec::with_capacity(raw.headers.len());
         for (name, bytes) in raw.headers {
             let value = self
                 .header
-                .to_connect(bytes.as_deref())
+                .read(bytes.as_deref())
                 .map_err(|e| fail(RecordPart::Header(name.clone()), e))?;
             headers.push(Header { key: name, value });
         }
@@ -149,17 +147,17 @@ impl RecordConverters {
         };
         let key = self
             .key
-            .from_connect(&record.key)
+            .write(&record.key)
             .map_err(|e| fail(RecordPart::Key, e))?;
         let value = self
             .value
-            .from_connect(&record.value)
+            .write(&record.value)
             .map_err(|e| fail(RecordPart::Value, e))?;
         let mut headers = Vec::with_capacity(record.headers.len());
         for header in &record.headers {
             let bytes = self
                 .header
-                .from_connect(&header.value)
+                .write(&header.value)
                 .map_err(|e| fail(RecordPart::Header(header.key.clone()), e))?;
             headers.push((header.key.clone(), bytes));
         }
@@ -176,7 +174,11 @@ impl RecordConverters {
 }
 
 fn exactly_one(field: &str, present: &[(&str, bool)], errors: &mut Vec<ConfigError>) -> bool {
-    let set: Vec<&str> = present.iter().filter(|(_, p)| *p).map(|(n, _)| *n).collect();
+    let set: Vec<&str> = present
+        .iter()
+        .filter(|(_, p)| *p)
+        .map(|(n, _)| *n)
+        .collect();
     let names: Vec<&str> = present.iter().map(|(n, _)| *n).collect();
     match set.len() {
         1 => true,
@@ -258,17 +260,17 @@ fn header_converter(
 }
 
 impl ValueConverter {
-    fn to_connect(&self, bytes: Option<&[u8]>) -> Result<SchemaAndValue, DataError> {
+    fn read(&self, bytes: Option<&[u8]>) -> Result<SchemaAndValue, DataError> {
         match self {
-            ValueConverter::Json(c) => c.to_connect(bytes),
+            ValueConverter::Json(c) => c.read(bytes),
             ValueConverter::String => string_to_connect(bytes),
             ValueConverter::ByteArray => Ok(byte_array_to_connect(bytes)),
         }
     }
 
-    fn from_connect(&self, data: &SchemaAndValue) -> Result<Option<Vec<u8>>, DataError> {
+    fn write(&self, data: &SchemaAndValue) -> Result<Option<Vec<u8>>, DataError> {
         match self {
-            ValueConverter::Json(c) => c.from_connect(data),
+            ValueConverter::Json(c) => c.write(data),
             ValueConverter::String => string_from_connect(data),
             ValueConverter::ByteArray => byte_array_from_connect(data),
         }
@@ -276,20 +278,20 @@ impl ValueConverter {
 }
 
 impl HeaderConverter {
-    fn to_connect(&self, bytes: Option<&[u8]>) -> Result<SchemaAndValue, DataError> {
+    fn read(&self, bytes: Option<&[u8]>) -> Result<SchemaAndValue, DataError> {
         match self {
-            HeaderConverter::Simple => simple_header::to_connect(bytes),
+            HeaderConverter::Simple => simple_header::read(bytes),
             HeaderConverter::String => string_to_connect(bytes),
-            HeaderConverter::Json(c) => c.to_connect(bytes),
+            HeaderConverter::Json(c) => c.read(bytes),
             HeaderConverter::ByteArray => Ok(byte_array_to_connect(bytes)),
         }
     }
 
-    fn from_connect(&self, data: &SchemaAndValue) -> Result<Option<Vec<u8>>, DataError> {
+    fn write(&self, data: &SchemaAndValue) -> Result<Option<Vec<u8>>, DataError> {
         match self {
-            HeaderConverter::Simple => simple_header::from_connect(data),
+            HeaderConverter::Simple => simple_header::write(data),
             HeaderConverter::String => string_from_connect(data),
-            HeaderConverter::Json(c) => c.from_connect(data),
+            HeaderConverter::Json(c) => c.write(data),
             HeaderConverter::ByteArray => byte_array_from_connect(data),
         }
     }

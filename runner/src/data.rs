@@ -100,7 +100,10 @@ impl SchemaType {
 
     /// Whether the type is a primitive (neither array, map nor struct).
     pub fn is_primitive(self) -> bool {
-        !matches!(self, SchemaType::Array | SchemaType::Map | SchemaType::Struct)
+        !matches!(
+            self,
+            SchemaType::Array | SchemaType::Map | SchemaType::Struct
+        )
     }
 }
 
@@ -555,7 +558,10 @@ mod tests {
 
     #[test]
     fn logical_types_are_recognised_by_name_and_type() {
-        assert_eq!(Schema::decimal(2).logical_type(), Some(LogicalType::Decimal));
+        assert_eq!(
+            Schema::decimal(2).logical_type(),
+            Some(LogicalType::Decimal)
+        );
         assert_eq!(Schema::date().logical_type(), Some(LogicalType::Date));
         assert_eq!(Schema::time().logical_type(), Some(LogicalType::Time));
         assert_eq!(

@@ -88,7 +88,10 @@ impl TransformChain {
         for (i, spec) in specs.iter().enumerate() {
             let path = format!("spec.transforms[{i}]");
             if spec.name.trim().is_empty() {
-                errors.push(ConfigError::new(format!("{path}.name"), "must not be empty"));
+                errors.push(ConfigError::new(
+                    format!("{path}.name"),
+                    "must not be empty",
+                ));
             } else if specs[..i].iter().any(|s| s.name == spec.name) {
                 errors.push(ConfigError::new(
                     format!("{path}.name"),
@@ -208,7 +211,10 @@ fn build_predicate(
         return match full_match_regex(&t.pattern) {
             Ok(re) => Some(Predicate::TopicNameMatches(re)),
             Err(e) => {
-                errors.push(ConfigError::new(format!("{path}.topicNameMatches.pattern"), e));
+                errors.push(ConfigError::new(
+                    format!("{path}.topicNameMatches.pattern"),
+                    e,
+                ));
                 None
             }
         };
@@ -355,7 +361,11 @@ pub(crate) fn field_value(
 ) -> Value {
     let v = values.get(index).cloned().unwrap_or(Value::Null);
     if v.is_null() && replace_null_with_default {
-        if let Some(default) = schema.fields.get(index).and_then(|f| f.schema.default.as_ref()) {
+        if let Some(default) = schema
+            .fields
+            .get(index)
+            .and_then(|f| f.schema.default.as_ref())
+        {
             return (**default).clone();
         }
     }
@@ -406,7 +416,10 @@ pub(crate) fn require_names(names: &[String], path: &str, errors: &mut Vec<Confi
         return false;
     }
     if let Some(i) = names.iter().position(|n| n.is_empty()) {
-        errors.push(ConfigError::new(format!("{path}[{i}]"), "must not be empty"));
+        errors.push(ConfigError::new(
+            format!("{path}[{i}]"),
+            "must not be empty",
+        ));
         return false;
     }
     true
@@ -462,17 +475,37 @@ mod tests {
             r#"[{name: dropTest, filter: {}, predicate: {topicNameMatches: {pattern: "test-.*"}}}]"#,
         );
         let value = SchemaAndValue::schemaless(Value::Int64(1));
-        assert_eq!(drop_test.apply(record("test-a", value.clone())).unwrap(), None);
-        assert!(drop_test.apply(record("prod-test-a", value.clone())).unwrap().is_some());
+        assert_eq!(
+            drop_test.apply(record("test-a", value.clone())).unwrap(),
+            None
+        );
+        assert!(drop_test
+            .apply(record("prod-test-a", value.clone()))
+            .unwrap()
+            .is_some());
         let keep_only_test = chain(
             r#"[{name: k, filter: {}, predicate: {topicNameMatches: {pattern: "test-.*"}}, negate: true}]"#,
         );
-        assert!(keep_only_test.apply(record("test-a", value.clone())).unwrap().is_some());
-        assert_eq!(keep_only_test.apply(record("prod", value.clone())).unwrap(), None);
+        assert!(keep_only_test
+            .apply(record("test-a", value.clone()))
+            .unwrap()
+            .is_some());
+        assert_eq!(
+            keep_only_test.apply(record("prod", value.clone())).unwrap(),
+            None
+        );
 
         let tombstones = chain("[{name: t, filter: {}, predicate: {recordIsTombstone: {}}}]");
-        assert_eq!(tombstones.apply(record("a", SchemaAndValue::null())).unwrap(), None);
-        assert!(tombstones.apply(record("a", value.clone())).unwrap().is_some());
+        assert_eq!(
+            tombstones
+                .apply(record("a", SchemaAndValue::null()))
+                .unwrap(),
+            None
+        );
+        assert!(tombstones
+            .apply(record("a", value.clone()))
+            .unwrap()
+            .is_some());
 
         let header = chain("[{name: h, filter: {}, predicate: {hasHeaderKey: {name: skip}}}]");
         let mut r = record("a", value);
@@ -505,7 +538,9 @@ mod tests {
             "[{name: a, filter: {}, predicate: {topicNameMatches: {pattern: '(' }}}]",
         );
         assert!(
-            errors[0].starts_with("spec.transforms[0].predicate.topicNameMatches.pattern: invalid regular expression"),
+            errors[0].starts_with(
+                "spec.transforms[0].predicate.topicNameMatches.pattern: invalid regular expression"
+            ),
             "{errors:?}"
         );
         assert_eq!(
@@ -523,7 +558,9 @@ mod tests {
         let err = c.apply(r).unwrap_err();
         assert_eq!(err.transform, "lift");
         assert_eq!(err.coordinates, "orders/3/42");
-        assert!(err.to_string().starts_with("transform \"lift\" failed on record orders/3/42: "));
+        assert!(err
+            .to_string()
+            .starts_with("transform \"lift\" failed on record orders/3/42: "));
     }
 
     #[test]

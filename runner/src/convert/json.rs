@@ -38,7 +38,7 @@ impl JsonConverter {
     }
 
     /// Bytes to data (`JsonConverter.toConnectData`).
-    pub fn to_connect(&self, bytes: Option<&[u8]>) -> Result<SchemaAndValue, DataError> {
+    pub fn read(&self, bytes: Option<&[u8]>) -> Result<SchemaAndValue, DataError> {
         let Some(bytes) = bytes else {
             return Ok(SchemaAndValue::null());
         };
@@ -67,7 +67,7 @@ impl JsonConverter {
     }
 
     /// Data to bytes (`JsonConverter.fromConnectData`).
-    pub fn from_connect(&self, data: &SchemaAndValue) -> Result<Option<Vec<u8>>, DataError> {
+    pub fn write(&self, data: &SchemaAndValue) -> Result<Option<Vec<u8>>, DataError> {
         if data.schema.is_none() && data.value.is_null() {
             return Ok(None);
         }
@@ -142,7 +142,10 @@ impl JsonConverter {
             members.push(("parameters".to_string(), JsonNode::Object(params)));
         }
         if let Some(default) = &schema.default {
-            members.push(("default".to_string(), self.value_to_node(Some(schema), default)?));
+            members.push((
+                "default".to_string(),
+                self.value_to_node(Some(schema), default)?,
+            ));
         }
         Ok(JsonNode::Object(members))
     }
@@ -265,8 +268,7 @@ impl JsonConverter {
         };
         let node = match node {
             None | Some(JsonNode::Null) => {
-                if let (Some(default), true) = (&schema.default, self.replace_null_with_default)
-                {
+                if let (Some(default), true) = (&schema.default, self.replace_null_with_default) {
                     return Ok((**default).clone());
                 }
                 if schema.optional {
@@ -532,9 +534,7 @@ impl JsonConverter {
             }
             (LogicalType::Date, Value::Date(days)) => Ok(JsonNode::Number(days.to_string())),
             (LogicalType::Time, Value::Time(ms)) => Ok(JsonNode::Number(ms.to_string())),
-            (LogicalType::Timestamp, Value::Timestamp(ms)) => {
-                Ok(JsonNode::Number(ms.to_string()))
-            }
+            (LogicalType::Timestamp, Value::Timestamp(ms)) => Ok(JsonNode::Number(ms.to_string())),
             (logical, v) => Err(DataError::new(format!(
                 "Invalid type for {logical:?}: {}",
                 v.type_name()
@@ -556,10 +556,12 @@ fn json_type_name(t: SchemaType) -> &'static str {
 /// logical conversion by name and then fails on the value).
 fn check_logical_name(schema: &Schema) -> Result<(), DataError> {
     match schema.name.as_deref() {
-        Some(name @ (crate::data::DECIMAL_NAME
-        | crate::data::DATE_NAME
-        | crate::data::TIME_NAME
-        | crate::data::TIMESTAMP_NAME)) => Err(DataError::new(format!(
+        Some(
+            name @ (crate::data::DECIMAL_NAME
+            | crate::data::DATE_NAME
+            | crate::data::TIME_NAME
+            | crate::data::TIMESTAMP_NAME),
+        ) => Err(DataError::new(format!(
             "a {} schema named {name} is not that logical type",
             schema.schema_type
         ))),
@@ -740,15 +742,15 @@ mod tests {
     }
 
     fn round_trip(c: &JsonConverter, text: &str) -> String {
-        let data = c.to_connect(Some(text.as_bytes())).unwrap();
-        String::from_utf8(c.from_connect(&data).unwrap().unwrap()).unwrap()
+        let data = c.read(Some(text.as_bytes())).unwrap();
+        String::from_utf8(c.write(&data).unwrap().unwrap()).unwrap()
     }
 
     #[test]
     fn schemaless_json_reads_as_connect_does() {
         let c = conv(false, DecimalFormat::Base64);
         let data = c
-            .to_connect(Some(br#"{"a":1,"b":1.5,"c":[true,null],"d":"x","e":{}}"#))
+            .read(Some(br#"{"a":1,"b":1.5,"c":[true,null],"d":"x","e":{}}"#))
             .unwrap();
         assert_eq!(data.schema, None);
         assert_eq!(data.value.map_get("a"), Some(&Value::Int64(1)));
@@ -761,9 +763,9 @@ mod tests {
             round_trip(&c, r#"{"a":1e2,"b":-0.0,"c":100.0}"#),
             r#"{"a":100.0,"b":0.0,"c":100.0}"#
         );
-        assert_eq!(c.to_connect(None).unwrap(), SchemaAndValue::null());
-        assert_eq!(c.to_connect(Some(b"")).unwrap(), SchemaAndValue::null());
-        assert_eq!(c.from_connect(&SchemaAndValue::null()).unwrap(), None);
+        assert_eq!(c.read(None).unwrap(), SchemaAndValue::null());
+        assert_eq!(c.read(Some(b"")).unwrap(), SchemaAndValue::null());
+        assert_eq!(c.write(&SchemaAndValue::null()).unwrap(), None);
     }
 
     #[test]
@@ -771,7 +773,7 @@ mod tests {
         let c = conv(true, DecimalFormat::Base64);
         let text = r#"{"schema":{"type":"struct","fields":[{"type":"int8","optional":false,"field":"a"},{"type":"int16","optional":false,"field":"b"},{"type":"int32","optional":true,"field":"c"},{"type":"int64","optional":false,"default":7,"field":"d"},{"type":"float","optional":false,"field":"e"},{"type":"double","optional":false,"field":"f"},{"type":"boolean","optional":false,"field":"g"},{"type":"string","optional":false,"doc":"text","field":"h"},{"type":"bytes","optional":false,"field":"i"},{"type":"array","items":{"type":"string","optional":false},"optional":false,"field":"j"},{"type":"map","keys":{"type":"int32","optional":false},"values":{"type":"string","optional":true},"optional":false,"field":"k"},{"type":"bytes","optional":false,"name":"org.apache.kafka.connect.data.Decimal","version":1,"parameters":{"scale":"2"},"field":"l"},{"type":"int32","optional":false,"name":"org.apache.kafka.connect.data.Date","version":1,"field":"m"},{"type":"int32","optional":false,"name":"org.apache.kafka.connect.data.Time","version":1,"field":"n"},{"type":"int64","optional":false,"name":"org.apache.kafka.connect.data.Timestamp","version":1,"field":"o"}],"optional":false,"name":"shop.Order","version":3},"payload":{"a":1,"b":2,"c":null,"d":7,"e":1.5,"f":2.25,"g":true,"h":"x","i":"AQID","j":["p","q"],"k":[[1,"one"],[2,null]],"l":"BNI=","m":20000,"n":3600000,"o":1700000000000}}"#;
         assert_eq!(round_trip(&c, text), text);
-        let data = c.to_connect(Some(text.as_bytes())).unwrap();
+        let data = c.read(Some(text.as_bytes())).unwrap();
         let Value::Struct(values) = &data.value else {
             panic!("not a struct: {:?}", data.value)
         };
@@ -779,7 +781,7 @@ mod tests {
         assert_eq!(values[12], Value::Date(20000));
         assert_eq!(values[14], Value::Timestamp(1_700_000_000_000));
         let numeric = conv(true, DecimalFormat::Numeric);
-        let out = String::from_utf8(numeric.from_connect(&data).unwrap().unwrap()).unwrap();
+        let out = String::from_utf8(numeric.write(&data).unwrap().unwrap()).unwrap();
         assert!(out.contains(r#""l":12.34"#), "{out}");
     }
 
@@ -787,11 +789,17 @@ mod tests {
     fn missing_fields_use_defaults_and_nulls() {
         let c = conv(true, DecimalFormat::Base64);
         let text = r#"{"schema":{"type":"struct","fields":[{"type":"int64","optional":false,"default":7,"field":"d"},{"type":"string","optional":true,"field":"s"}],"optional":false},"payload":{}}"#;
-        let data = c.to_connect(Some(text.as_bytes())).unwrap();
-        assert_eq!(data.value, Value::Struct(vec![Value::Int64(7), Value::Null]));
+        let data = c.read(Some(text.as_bytes())).unwrap();
+        assert_eq!(
+            data.value,
+            Value::Struct(vec![Value::Int64(7), Value::Null])
+        );
         let bad = r#"{"schema":{"type":"struct","fields":[{"type":"int64","optional":false,"field":"d"}],"optional":false},"payload":{}}"#;
-        let err = c.to_connect(Some(bad.as_bytes())).unwrap_err().to_string();
-        assert!(err.contains("Invalid null value for required INT64 field"), "{err}");
+        let err = c.read(Some(bad.as_bytes())).unwrap_err().to_string();
+        assert!(
+            err.contains("Invalid null value for required INT64 field"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -816,14 +824,15 @@ mod tests {
             r#"{"schema":{"type":"int32","parameters":{"a":1}},"payload":1}"#,
             r#"{"schema":{"type":"int32","default":"x"},"payload":1}"#,
         ] {
-            assert!(c.to_connect(Some(bad.as_bytes())).is_err(), "{bad}");
+            assert!(c.read(Some(bad.as_bytes())).is_err(), "{bad}");
         }
         let required = SchemaAndValue::new(Schema::new(SchemaType::Int32), Value::Null);
-        assert!(c.from_connect(&required).is_err());
+        assert!(c.write(&required).is_err());
         let wrong = SchemaAndValue::new(Schema::new(SchemaType::Int32), Value::String("x".into()));
-        assert!(c.from_connect(&wrong).is_err());
-        let schemaless_decimal = SchemaAndValue::schemaless(Value::Decimal(Decimal::from_i64(1, 0)));
-        assert!(c.from_connect(&schemaless_decimal).is_err());
+        assert!(c.write(&wrong).is_err());
+        let schemaless_decimal =
+            SchemaAndValue::schemaless(Value::Decimal(Decimal::from_i64(1, 0)));
+        assert!(c.write(&schemaless_decimal).is_err());
     }
 
     #[test]
@@ -833,18 +842,19 @@ mod tests {
             Value::Int64(1),
             Value::String("a".into()),
         )]));
-        assert_eq!(c.from_connect(&data).unwrap().unwrap(), br#"[[1,"a"]]"#);
+        assert_eq!(c.write(&data).unwrap().unwrap(), br#"[[1,"a"]]"#);
     }
 
     #[test]
     fn null_with_schema_writes_envelope_or_null() {
         let with = conv(true, DecimalFormat::Base64);
-        let data = SchemaAndValue::new(Schema::new(SchemaType::String).into_optional(), Value::Null);
+        let data =
+            SchemaAndValue::new(Schema::new(SchemaType::String).into_optional(), Value::Null);
         assert_eq!(
-            with.from_connect(&data).unwrap().unwrap(),
+            with.write(&data).unwrap().unwrap(),
             br#"{"schema":{"type":"string","optional":true},"payload":null}"#
         );
         let without = conv(false, DecimalFormat::Base64);
-        assert_eq!(without.from_connect(&data).unwrap().unwrap(), b"null");
+        assert_eq!(without.write(&data).unwrap().unwrap(), b"null");
     }
 }

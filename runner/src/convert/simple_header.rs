@@ -5,7 +5,7 @@ use crate::data::values;
 use crate::data::{DataError, Schema, SchemaAndValue, SchemaType, Value};
 
 /// Header bytes to data.
-pub fn to_connect(bytes: Option<&[u8]>) -> Result<SchemaAndValue, DataError> {
+pub fn read(bytes: Option<&[u8]>) -> Result<SchemaAndValue, DataError> {
     let Some(bytes) = bytes else {
         return Ok(SchemaAndValue::null());
     };
@@ -20,7 +20,7 @@ pub fn to_connect(bytes: Option<&[u8]>) -> Result<SchemaAndValue, DataError> {
 }
 
 /// Header data to bytes.
-pub fn from_connect(data: &SchemaAndValue) -> Result<Option<Vec<u8>>, DataError> {
+pub fn write(data: &SchemaAndValue) -> Result<Option<Vec<u8>>, DataError> {
     if data.value.is_null() {
         return Ok(None);
     }
@@ -35,16 +35,16 @@ mod tests {
 
     #[test]
     fn text_round_trips_with_inferred_types() {
-        let read = to_connect(Some(b"42")).unwrap();
-        assert_eq!(read.value, Value::Int8(42));
-        assert_eq!(from_connect(&read).unwrap().unwrap(), b"42");
-        let read = to_connect(Some(b"hello world")).unwrap();
-        assert_eq!(read.value, Value::String("hello world".into()));
-        assert_eq!(to_connect(None).unwrap(), SchemaAndValue::null());
+        let number = read(Some(b"42")).unwrap();
+        assert_eq!(number.value, Value::Int8(42));
+        assert_eq!(write(&number).unwrap().unwrap(), b"42");
+        let text = read(Some(b"hello world")).unwrap();
+        assert_eq!(text.value, Value::String("hello world".into()));
+        assert_eq!(read(None).unwrap(), SchemaAndValue::null());
         assert_eq!(
-            to_connect(Some(b"")).unwrap().value,
+            read(Some(b"")).unwrap().value,
             Value::String(String::new())
         );
-        assert_eq!(from_connect(&SchemaAndValue::null()).unwrap(), None);
+        assert_eq!(write(&SchemaAndValue::null()).unwrap(), None);
     }
 }

@@ -193,7 +193,11 @@ impl DateFormat {
                         'D' => out.push_str(&num(days - days_from_civil(y, 1, 1) + 1)),
                         'Z' => out.push_str("+0000"),
                         'X' => out.push('Z'),
-                        'z' => out.push_str(if n <= 3 { "UTC" } else { "Coordinated Universal Time" }),
+                        'z' => out.push_str(if n <= 3 {
+                            "UTC"
+                        } else {
+                            "Coordinated Universal Time"
+                        }),
                         _ => {}
                     }
                 }
@@ -278,15 +282,18 @@ impl DateFormat {
                     } else {
                         match c {
                             'M' => {
-                                let (idx, len) = match_name(&s[i..], &MONTHS, *n)
-                                    .ok_or_else(|| fail(&format!("expected a month name at character {i}")))?;
+                                let (idx, len) =
+                                    match_name(&s[i..], &MONTHS, *n).ok_or_else(|| {
+                                        fail(&format!("expected a month name at character {i}"))
+                                    })?;
                                 mo = idx as i64 + 1;
                                 i += len;
                             }
                             'E' => {
-                                let (_, len) = match_name(&s[i..], &WEEKDAYS, *n).ok_or_else(
-                                    || fail(&format!("expected a day name at character {i}")),
-                                )?;
+                                let (_, len) =
+                                    match_name(&s[i..], &WEEKDAYS, *n).ok_or_else(|| {
+                                        fail(&format!("expected a day name at character {i}"))
+                                    })?;
                                 i += len;
                             }
                             'a' => {
@@ -294,13 +301,18 @@ impl DateFormat {
                                 match rest.to_ascii_uppercase().as_str() {
                                     "AM" => pm = Some(false),
                                     "PM" => pm = Some(true),
-                                    _ => return Err(fail(&format!("expected AM or PM at character {i}"))),
+                                    _ => {
+                                        return Err(fail(&format!(
+                                            "expected AM or PM at character {i}"
+                                        )))
+                                    }
                                 }
                                 i += 2;
                             }
                             'Z' | 'X' | 'z' => {
-                                let (off, len) = parse_offset(&s[i..])
-                                    .ok_or_else(|| fail(&format!("expected a time zone at character {i}")))?;
+                                let (off, len) = parse_offset(&s[i..]).ok_or_else(|| {
+                                    fail(&format!("expected a time zone at character {i}"))
+                                })?;
                                 offset_ms = off;
                                 i += len;
                             }
@@ -408,7 +420,9 @@ mod tests {
 
     #[test]
     fn civil_round_trip() {
-        for days in [-1_000_000, -719_468, -1, 0, 1, 59, 365, 10_957, 20_000, 2_932_896] {
+        for days in [
+            -1_000_000, -719_468, -1, 0, 1, 59, 365, 10_957, 20_000, 2_932_896,
+        ] {
             let (y, m, d) = civil_from_days(days);
             assert_eq!(days_from_civil(y, m, d), days);
         }
@@ -423,9 +437,12 @@ mod tests {
             ("yyyy-MM-dd'T'HH:mm:ss.SSS'Z'", "2023-11-14T22:15:23.456Z"),
             ("yyyyMMdd", "20231114"),
             ("yy/M/d h:mm a", "23/11/14 10:15 PM"),
-            ("EEE, d MMM yyyy HH:mm:ss Z", "Tue, 14 MMM 2023 22:15:23 +0000"
-                .replace("MMM", "Nov")
-                .as_str()),
+            (
+                "EEE, d MMM yyyy HH:mm:ss Z",
+                "Tue, 14 MMM 2023 22:15:23 +0000"
+                    .replace("MMM", "Nov")
+                    .as_str(),
+            ),
             ("EEEE MMMM D", "Tuesday November 318"),
             ("yyyy-MM-dd'T'HH:mm:ssXXX", "2023-11-14T22:15:23Z"),
             ("'It''s' HH 'o''clock'", "It's 22 o'clock"),
@@ -434,7 +451,9 @@ mod tests {
             assert_eq!(f.format(ts), expected, "{pattern}");
         }
         assert_eq!(
-            DateFormat::new("yyyy-MM-dd HH:mm:ss.SSS").unwrap().format(-1),
+            DateFormat::new("yyyy-MM-dd HH:mm:ss.SSS")
+                .unwrap()
+                .format(-1),
             "1969-12-31 23:59:59.999"
         );
     }
@@ -470,9 +489,15 @@ mod tests {
             assert!(DateFormat::new(bad).is_err(), "{bad}");
         }
         let f = DateFormat::new("yyyy-MM-dd").unwrap();
-        for bad in ["", "2023", "2023-xx-01", "abcd-01-01", "2023-01-01x".trim_end_matches('x')]
-            .iter()
-            .take(4)
+        for bad in [
+            "",
+            "2023",
+            "2023-xx-01",
+            "abcd-01-01",
+            "2023-01-01x".trim_end_matches('x'),
+        ]
+        .iter()
+        .take(4)
         {
             assert!(f.parse(bad).is_err(), "{bad}");
         }

@@ -150,7 +150,11 @@ impl Decimal {
     /// `BigDecimal.longValue()` (the low 64 bits of the integer part).
     pub fn to_i64_truncated(&self) -> i64 {
         let low64 = |bytes: &[u8]| -> i64 {
-            let fill = if bytes.first().is_some_and(|b| b & 0x80 != 0) { 0xFF } else { 0 };
+            let fill = if bytes.first().is_some_and(|b| b & 0x80 != 0) {
+                0xFF
+            } else {
+                0
+            };
             let mut buf = [fill; 8];
             let take = bytes.len().min(8);
             buf[8 - take..].copy_from_slice(&bytes[bytes.len() - take..]);
@@ -342,7 +346,10 @@ mod tests {
         assert_eq!(Decimal::from_i64(-128, 0).unscaled_bytes(), &[0x80]);
         assert_eq!(Decimal::from_i64(-129, 0).unscaled_bytes(), &[0xFF, 0x7F]);
         assert_eq!(Decimal::from_i64(1234, 2).unscaled_bytes(), &[0x04, 0xD2]);
-        assert_eq!(Decimal::from_unscaled_bytes(&[], 0), Decimal::from_i64(0, 0));
+        assert_eq!(
+            Decimal::from_unscaled_bytes(&[], 0),
+            Decimal::from_i64(0, 0)
+        );
     }
 
     #[test]
@@ -356,7 +363,11 @@ mod tests {
             ("-0.00000012", "-1.2E-7", "-0.00000012"),
             ("1E+3", "1E+3", "1000"),
             ("1.5e3", "1.5E+3", "1500"),
-            ("123456789012345678901234567890.5", "123456789012345678901234567890.5", "123456789012345678901234567890.5"),
+            (
+                "123456789012345678901234567890.5",
+                "123456789012345678901234567890.5",
+                "123456789012345678901234567890.5",
+            ),
             ("-0", "0", "0"),
             (".5", "0.5", "0.5"),
             ("+7", "7", "7"),
@@ -370,7 +381,18 @@ mod tests {
 
     #[test]
     fn parse_rejects_garbage() {
-        for bad in ["", "-", ".", "1.2.3", "abc", "1e", "1e+", "--1", "1_000", "1e99999999999"] {
+        for bad in [
+            "",
+            "-",
+            ".",
+            "1.2.3",
+            "abc",
+            "1e",
+            "1e+",
+            "--1",
+            "1_000",
+            "1e99999999999",
+        ] {
             assert!(Decimal::parse(bad).is_err(), "{bad}");
         }
     }
@@ -387,7 +409,15 @@ mod tests {
         assert_eq!(Decimal::parse("1e-99999").unwrap().to_i64_truncated(), 0);
         assert_eq!(Decimal::parse("1e-99999").unwrap().with_scale(0), None);
         assert_eq!(Decimal::parse("1e99999").unwrap().with_scale(0), None);
-        assert_eq!(Decimal::parse("18446744073709551617").unwrap().to_i64_truncated(), 1);
-        assert_eq!(Decimal::parse("-123.99e1").unwrap().to_i64_truncated(), -1239);
+        assert_eq!(
+            Decimal::parse("18446744073709551617")
+                .unwrap()
+                .to_i64_truncated(),
+            1
+        );
+        assert_eq!(
+            Decimal::parse("-123.99e1").unwrap().to_i64_truncated(),
+            -1239
+        );
     }
 }

@@ -3,8 +3,8 @@
 //! simple header converter and `InsertHeader`).
 
 use super::date_format::DateFormat;
-use super::{Decimal, Schema, SchemaAndValue, SchemaType, Value, MILLIS_PER_DAY};
 use super::{DataError, DATE_NAME, TIMESTAMP_NAME, TIME_NAME};
+use super::{Decimal, Schema, SchemaAndValue, SchemaType, Value, MILLIS_PER_DAY};
 use base64::Engine;
 
 const ISO_DATE: &str = "yyyy-MM-dd";
@@ -249,7 +249,10 @@ pub fn java_to_string(schema: Option<&Schema>, value: &Value) -> Result<String, 
 /// `{k:v}` maps of such values (strings quoted inside them); anything else is a string.
 pub fn parse_string(text: &str) -> SchemaAndValue {
     if text.is_empty() {
-        return SchemaAndValue::new(Schema::new(SchemaType::String), Value::String(String::new()));
+        return SchemaAndValue::new(
+            Schema::new(SchemaType::String),
+            Value::String(String::new()),
+        );
     }
     let mut p = ValueParser {
         s: text.chars().collect(),
@@ -258,7 +261,10 @@ pub fn parse_string(text: &str) -> SchemaAndValue {
     if let Some(parsed) = p.parse_top() {
         return parsed;
     }
-    SchemaAndValue::new(Schema::new(SchemaType::String), Value::String(text.to_string()))
+    SchemaAndValue::new(
+        Schema::new(SchemaType::String),
+        Value::String(text.to_string()),
+    )
 }
 
 struct ValueParser {
@@ -421,7 +427,9 @@ impl ValueParser {
 
 fn looks_like_time_continuation(token: &str, rest: &str) -> bool {
     let hh = token.len() >= 2 && token[token.len() - 2..].bytes().all(|b| b.is_ascii_digit());
-    hh && rest.len() > 2 && rest.as_bytes()[1].is_ascii_digit() && rest.as_bytes()[2].is_ascii_digit()
+    hh && rest.len() > 2
+        && rest.as_bytes()[1].is_ascii_digit()
+        && rest.as_bytes()[2].is_ascii_digit()
 }
 
 /// Numbers and ISO temporal values; `None` for anything else.
@@ -453,7 +461,10 @@ fn temporal(token: &str) -> Option<Parsed> {
     }
     if shape("99:99:99.999Z") {
         let ms = DateFormat::new(ISO_TIME).ok()?.parse(token).ok()?;
-        return Some((Some(super::Schema::time()), Value::Time(i32::try_from(ms).ok()?)));
+        return Some((
+            Some(super::Schema::time()),
+            Value::Time(i32::try_from(ms).ok()?),
+        ));
     }
     if shape("9999-99-99T99:99:99.999Z") {
         let ms = DateFormat::new(ISO_TIMESTAMP).ok()?.parse(token).ok()?;
@@ -583,7 +594,10 @@ fn map_of(entries: Vec<(Parsed, Parsed)>) -> Parsed {
     let value_schemas: Vec<&Option<Schema>> = entries.iter().map(|(_, (s, _))| s).collect();
     let ks = common_schema(&key_schemas).flatten();
     let vs = common_schema(&value_schemas).flatten();
-    let (kt, vt) = (ks.as_ref().map(|s| s.schema_type), vs.as_ref().map(|s| s.schema_type));
+    let (kt, vt) = (
+        ks.as_ref().map(|s| s.schema_type),
+        vs.as_ref().map(|s| s.schema_type),
+    );
     let values = entries
         .into_iter()
         .map(|((_, k), (_, v))| {
@@ -622,24 +636,48 @@ mod tests {
     #[test]
     fn numbers_get_the_smallest_type() {
         assert_eq!(parsed("1"), (Some(SchemaType::Int8), Value::Int8(1)));
-        assert_eq!(parsed("1000"), (Some(SchemaType::Int16), Value::Int16(1000)));
-        assert_eq!(parsed("-100000"), (Some(SchemaType::Int32), Value::Int32(-100_000)));
+        assert_eq!(
+            parsed("1000"),
+            (Some(SchemaType::Int16), Value::Int16(1000))
+        );
+        assert_eq!(
+            parsed("-100000"),
+            (Some(SchemaType::Int32), Value::Int32(-100_000))
+        );
         assert_eq!(
             parsed("10000000000"),
             (Some(SchemaType::Int64), Value::Int64(10_000_000_000))
         );
         assert_eq!(parsed("1.0"), (Some(SchemaType::Int8), Value::Int8(1)));
-        assert_eq!(parsed("1.5"), (Some(SchemaType::Float32), Value::Float32(1.5)));
+        assert_eq!(
+            parsed("1.5"),
+            (Some(SchemaType::Float32), Value::Float32(1.5))
+        );
         let big = parse_string("123456789012345678901234567890");
-        assert_eq!(big.schema.and_then(|s| s.logical_type()), Some(super::super::LogicalType::Decimal));
+        assert_eq!(
+            big.schema.and_then(|s| s.logical_type()),
+            Some(super::super::LogicalType::Decimal)
+        );
     }
 
     #[test]
     fn other_values_and_strings() {
-        assert_eq!(parsed("true"), (Some(SchemaType::Boolean), Value::Boolean(true)));
-        assert_eq!(parsed("hello"), (Some(SchemaType::String), Value::String("hello".into())));
-        assert_eq!(parsed("1 2"), (Some(SchemaType::String), Value::String("1 2".into())));
-        assert_eq!(parsed("2023-11-14"), (Some(SchemaType::Int32), Value::Date(19_675)));
+        assert_eq!(
+            parsed("true"),
+            (Some(SchemaType::Boolean), Value::Boolean(true))
+        );
+        assert_eq!(
+            parsed("hello"),
+            (Some(SchemaType::String), Value::String("hello".into()))
+        );
+        assert_eq!(
+            parsed("1 2"),
+            (Some(SchemaType::String), Value::String("1 2".into()))
+        );
+        assert_eq!(
+            parsed("2023-11-14"),
+            (Some(SchemaType::Int32), Value::Date(19_675))
+        );
         assert_eq!(
             parsed("[1,2,300]"),
             (
@@ -651,8 +689,13 @@ mod tests {
             parsed("{\"a\":1}").1,
             Value::Map(vec![(Value::String("a".into()), Value::Int8(1))])
         );
-        assert_eq!(parsed("[a,b]"), (Some(SchemaType::String), Value::String("[a,b]".into())));
-        for odd in ["[", "{", "[1,", "{\"a\"", "{\"a\":}", "\"", "-", "+", "[[[[", "1e99999"] {
+        assert_eq!(
+            parsed("[a,b]"),
+            (Some(SchemaType::String), Value::String("[a,b]".into()))
+        );
+        for odd in [
+            "[", "{", "[1,", "{\"a\"", "{\"a\":}", "\"", "-", "+", "[[[[", "1e99999",
+        ] {
             let _ = parse_string(odd);
         }
     }
@@ -668,13 +711,22 @@ mod tests {
             convert_to_string(Some(&schema), &value).unwrap(),
             r#"{"a":1,"b":"x\"y"}"#
         );
-        assert_eq!(java_to_string(Some(&schema), &value).unwrap(), "Struct{a=1,b=x\"y}");
+        assert_eq!(
+            java_to_string(Some(&schema), &value).unwrap(),
+            "Struct{a=1,b=x\"y}"
+        );
         assert_eq!(
             convert_to_string(None, &Value::Array(vec![Value::Float64(1.0), Value::Null])).unwrap(),
             "[1.0,null]"
         );
-        assert_eq!(convert_to_string(None, &Value::Date(19_675)).unwrap(), "2023-11-14");
-        assert_eq!(convert_to_string(None, &Value::Time(1000)).unwrap(), "00:00:01.000Z");
+        assert_eq!(
+            convert_to_string(None, &Value::Date(19_675)).unwrap(),
+            "2023-11-14"
+        );
+        assert_eq!(
+            convert_to_string(None, &Value::Time(1000)).unwrap(),
+            "00:00:01.000Z"
+        );
         assert_eq!(java_double_to_string(1e21), "1.0E21");
         assert_eq!(java_float_to_string(-2.5), "-2.5");
     }

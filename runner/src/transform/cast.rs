@@ -81,7 +81,10 @@ impl Cast {
     }
 
     fn cast_of(&self, field: &str) -> Option<SchemaType> {
-        self.fields.iter().find(|(f, _)| f == field).map(|(_, t)| *t)
+        self.fields
+            .iter()
+            .find(|(f, _)| f == field)
+            .map(|(_, t)| *t)
     }
 
     pub fn apply(&self, mut record: Record) -> Result<Record, Failure> {
@@ -214,17 +217,14 @@ fn cast_value(schema: Option<&Schema>, value: &Value, to: SchemaType) -> Result<
         _ => value.clone(),
     };
     let number = Number::of(&encoded);
-    let bad = || {
-        format!(
-            "cannot cast a {} value to {to}",
-            encoded.type_name()
-        )
-    };
+    let bad = || format!("cannot cast a {} value to {to}", encoded.type_name());
     Ok(match to {
         SchemaType::Int8 => Value::Int8(match (&number, &encoded) {
             (Some(n), _) => n.to_i64_wrapping_via_int() as i8,
             (None, Value::Boolean(b)) => i8::from(*b),
-            (None, Value::String(s)) => parse_java_int(s, i64::from(i8::MIN), i64::from(i8::MAX))? as i8,
+            (None, Value::String(s)) => {
+                parse_java_int(s, i64::from(i8::MIN), i64::from(i8::MAX))? as i8
+            }
             _ => return Err(bad()),
         }),
         SchemaType::Int16 => Value::Int16(match (&number, &encoded) {
@@ -287,7 +287,12 @@ fn to_text(value: &Value) -> Result<String, Failure> {
         Value::Float32(v) => java_float_to_string(*v),
         Value::Float64(v) => java_double_to_string(*v),
         Value::Decimal(d) => d.to_java_string(),
-        other => return Err(format!("cannot cast a {} value to string", other.type_name())),
+        other => {
+            return Err(format!(
+                "cannot cast a {} value to string",
+                other.type_name()
+            ))
+        }
     })
 }
 
@@ -386,12 +391,11 @@ fn parse_java_float(s: &str) -> Result<f64, Failure> {
         .map_err(|_| format!("cannot cast {s:?} to a floating-point number"))
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::super::test_support::*;
-    use crate::data::{Decimal, SchemaAndValue};
     use super::*;
+    use crate::data::{Decimal, SchemaAndValue};
 
     #[test]
     fn casts_fields_of_structs_with_schema() {
@@ -440,7 +444,9 @@ mod tests {
         let out = whole.apply(r).unwrap().unwrap();
         assert_eq!(out.key.value, Value::String("1.5E10".into()));
 
-        let fields = chain("[{name: c, cast: {spec: [{field: a, type: int32}, {field: b, type: boolean}]}}]");
+        let fields = chain(
+            "[{name: c, cast: {spec: [{field: a, type: int32}, {field: b, type: boolean}]}}]",
+        );
         let value = map(&[
             ("a", Value::String("42".into())),
             ("b", Value::String("TRUE".into())),
@@ -463,7 +469,10 @@ mod tests {
 
     #[test]
     fn numeric_narrowing_follows_java() {
-        assert_eq!(cast_value(None, &Value::Int64(300), SchemaType::Int8), Ok(Value::Int8(44)));
+        assert_eq!(
+            cast_value(None, &Value::Int64(300), SchemaType::Int8),
+            Ok(Value::Int8(44))
+        );
         assert_eq!(
             cast_value(None, &Value::Float64(1e20), SchemaType::Int32),
             Ok(Value::Int32(i32::MAX))
@@ -484,7 +493,11 @@ mod tests {
         assert!(cast_value(None, &Value::String("x".into()), SchemaType::Float32).is_err());
         assert!(cast_value(None, &Value::Array(vec![]), SchemaType::Int8).is_err());
         assert_eq!(
-            cast_value(Some(&Schema::timestamp()), &Value::Timestamp(5), SchemaType::Int64),
+            cast_value(
+                Some(&Schema::timestamp()),
+                &Value::Timestamp(5),
+                SchemaType::Int64
+            ),
             Ok(Value::Int64(5))
         );
     }
@@ -500,7 +513,9 @@ mod tests {
             vec!["spec.transforms[0].cast.spec: an entry without field casts the whole key/value and must be the only entry"]
         );
         assert_eq!(
-            config_errors("[{name: c, cast: {spec: [{field: a, type: int8}, {field: a, type: int16}]}}]"),
+            config_errors(
+                "[{name: c, cast: {spec: [{field: a, type: int8}, {field: a, type: int16}]}}]"
+            ),
             vec!["spec.transforms[0].cast.spec[1].field: field \"a\" is cast twice"]
         );
     }
@@ -508,7 +523,10 @@ mod tests {
     #[test]
     fn tombstones_pass_and_odd_values_fail_cleanly() {
         let c = chain("[{name: c, cast: {spec: [{field: a, type: int8}]}}]");
-        assert!(c.apply(record("t", SchemaAndValue::null())).unwrap().is_some());
+        assert!(c
+            .apply(record("t", SchemaAndValue::null()))
+            .unwrap()
+            .is_some());
         assert!(c
             .apply(record("t", SchemaAndValue::schemaless(Value::Int64(1))))
             .is_err());

@@ -190,6 +190,11 @@ impl Flatten {
                 .cloned()
                 .or_else(|| parent_default.and_then(|d| d.get(i).cloned()))
                 .filter(|v| !v.is_null());
+            if field.schema.schema_type == SchemaType::Map {
+                return Err(format!(
+                    "flattening does not support map fields in records with schemas (field {name:?})"
+                ));
+            }
             if field.schema.schema_type == SchemaType::Struct {
                 let inner_default = match &default {
                     Some(Value::Struct(d)) => Some(d.as_slice()),
@@ -361,19 +366,36 @@ impl InsertField {
                 let mut new_values = Vec::with_capacity(values.len() + 5);
                 for (i, field) in schema.fields.iter().enumerate() {
                     updated.fields.push(field.clone());
-                    new_values.push(field_value(schema, values, i, self.replace_null_with_default));
+                    new_values.push(field_value(
+                        schema,
+                        values,
+                        i,
+                        self.replace_null_with_default,
+                    ));
                 }
                 let optional = |s: Schema, opt: bool| if opt { s.into_optional() } else { s };
                 if let Some((name, opt)) = &self.topic {
-                    push_field(&mut updated, name, optional(Schema::new(SchemaType::String), *opt))?;
+                    push_field(
+                        &mut updated,
+                        name,
+                        optional(Schema::new(SchemaType::String), *opt),
+                    )?;
                     new_values.push(Value::String(topic));
                 }
                 if let Some((name, opt)) = &self.partition {
-                    push_field(&mut updated, name, optional(Schema::new(SchemaType::Int32), *opt))?;
+                    push_field(
+                        &mut updated,
+                        name,
+                        optional(Schema::new(SchemaType::Int32), *opt),
+                    )?;
                     new_values.push(partition.map_or(Value::Null, Value::Int32));
                 }
                 if let Some((name, opt)) = &self.offset {
-                    push_field(&mut updated, name, optional(Schema::new(SchemaType::Int64), *opt))?;
+                    push_field(
+                        &mut updated,
+                        name,
+                        optional(Schema::new(SchemaType::Int64), *opt),
+                    )?;
                     new_values.push(offset.map_or(Value::Null, Value::Int64));
                 }
                 if let Some((name, opt)) = &self.timestamp {
@@ -381,7 +403,11 @@ impl InsertField {
                     new_values.push(timestamp.map_or(Value::Null, Value::Timestamp));
                 }
                 if let Some((name, opt, value)) = &self.static_field {
-                    push_field(&mut updated, name, optional(Schema::new(SchemaType::String), *opt))?;
+                    push_field(
+                        &mut updated,
+                        name,
+                        optional(Schema::new(SchemaType::String), *opt),
+                    )?;
                     new_values.push(Value::String(value.clone()));
                 }
                 updated.optional = false;
@@ -444,16 +470,26 @@ impl MaskField {
                 other => return Err(format!("cannot mask a {} value", other.type_name())),
             }),
             Some(r) => {
-                let bad_number =
-                    || format!("cannot mask a {} value with {r:?}: not a number", value.type_name());
+                let bad_number = || {
+                    format!(
+                        "cannot mask a {} value with {r:?}: not a number",
+                        value.type_name()
+                    )
+                };
                 Ok(match value {
                     Value::Int8(_) => Value::Int8(r.parse().map_err(|_| bad_number())?),
                     Value::Int16(_) => Value::Int16(r.parse().map_err(|_| bad_number())?),
                     Value::Int32(_) => Value::Int32(r.parse().map_err(|_| bad_number())?),
                     Value::Int64(_) => Value::Int64(r.parse().map_err(|_| bad_number())?),
-                    Value::Float32(_) => Value::Float32(r.trim().parse().map_err(|_| bad_number())?),
-                    Value::Float64(_) => Value::Float64(r.trim().parse().map_err(|_| bad_number())?),
-                    Value::Decimal(_) if logical == Some(LogicalType::Decimal) || schema.is_none() => {
+                    Value::Float32(_) => {
+                        Value::Float32(r.trim().parse().map_err(|_| bad_number())?)
+                    }
+                    Value::Float64(_) => {
+                        Value::Float64(r.trim().parse().map_err(|_| bad_number())?)
+                    }
+                    Value::Decimal(_)
+                        if logical == Some(LogicalType::Decimal) || schema.is_none() =>
+                    {
                         Value::Decimal(Decimal::parse(r).map_err(|_| bad_number())?)
                     }
                     Value::String(_) => Value::String(r.clone()),
@@ -596,8 +632,17 @@ impl ReplaceField {
                 let mut out = Vec::new();
                 for (i, field) in schema.fields.iter().enumerate() {
                     if self.keep(&field.name) {
-                        push_field(&mut updated, self.renamed(&field.name), field.schema.clone())?;
-                        out.push(field_value(schema, values, i, self.replace_null_with_default));
+                        push_field(
+                            &mut updated,
+                            self.renamed(&field.name),
+                            field.schema.clone(),
+                        )?;
+                        out.push(field_value(
+                            schema,
+                            values,
+                            i,
+                            self.replace_null_with_default,
+                        ));
                     }
                 }
                 part.schema = Some(updated);
@@ -643,6 +688,13 @@ impl SetSchemaMetadata {
         let Some(schema) = &mut part.schema else {
             return Err("setting schema metadata needs a schema; this record has none".to_string());
         };
+        if schema.schema_type != SchemaType::Struct {
+            // Kafka Connect fails the same way (it lists the fields of any schema).
+            return Err(format!(
+                "setting schema metadata works on struct schemas only, found {}",
+                schema.describe()
+            ));
+        }
         if let Some(name) = &self.name {
             schema.name = Some(name.clone());
         }
@@ -683,7 +735,12 @@ impl ValueToKey {
                 }
                 let mut key = Vec::with_capacity(self.fields.len());
                 for name in &self.fields {
-                    let v = record.value.value.map_get(name).cloned().unwrap_or(Value::Null);
+                    let v = record
+                        .value
+                        .value
+                        .map_get(name)
+                        .cloned()
+                        .unwrap_or(Value::Null);
                     map_put(&mut key, name, v);
                 }
                 record.key = SchemaAndValue::schemaless(Value::Map(key));
@@ -699,7 +756,12 @@ impl ValueToKey {
                         return Err(format!("field {name:?} does not exist in the value"));
                     };
                     push_field(&mut key_schema, name, field.schema.clone())?;
-                    key.push(field_value(schema, values, i, self.replace_null_with_default));
+                    key.push(field_value(
+                        schema,
+                        values,
+                        i,
+                        self.replace_null_with_default,
+                    ));
                 }
                 record.key = SchemaAndValue::new(key_schema, Value::Struct(key));
             }
@@ -749,18 +811,31 @@ mod tests {
     fn extract_field_both_modes() {
         let c = chain("[{name: e, extractField: {field: id}}]");
         let out = c.apply(record("t", order())).unwrap().unwrap();
-        assert_eq!(out.value, SchemaAndValue::new(Schema::new(SchemaType::Int64), Value::Int64(7)));
+        assert_eq!(
+            out.value,
+            SchemaAndValue::new(Schema::new(SchemaType::Int64), Value::Int64(7))
+        );
         let note = chain("[{name: e, extractField: {field: note}}]");
         let out = note.apply(record("t", order())).unwrap().unwrap();
         assert_eq!(out.value.value, Value::String("none".into()));
         let raw = chain("[{name: e, extractField: {field: note, replaceNullWithDefault: false}}]");
-        assert_eq!(raw.apply(record("t", order())).unwrap().unwrap().value.value, Value::Null);
+        assert_eq!(
+            raw.apply(record("t", order()))
+                .unwrap()
+                .unwrap()
+                .value
+                .value,
+            Value::Null
+        );
         let schemaless = SchemaAndValue::schemaless(map(&[("id", Value::Int64(1))]));
         let out = c.apply(record("t", schemaless)).unwrap().unwrap();
         assert_eq!(out.value, SchemaAndValue::schemaless(Value::Int64(1)));
         let missing = chain("[{name: e, extractField: {field: nope}}]");
         assert!(missing.apply(record("t", order())).is_err());
-        assert!(c.apply(record("t", SchemaAndValue::null())).unwrap().is_some());
+        assert!(c
+            .apply(record("t", SchemaAndValue::null()))
+            .unwrap()
+            .is_some());
     }
 
     #[test]
@@ -770,7 +845,10 @@ mod tests {
         let schema = out.value.schema.unwrap();
         let names: Vec<&str> = schema.fields.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(names, ["id", "customer_name", "customer_vip", "note"]);
-        assert!(schema.fields[1].schema.optional, "inherits the parent's optionality");
+        assert!(
+            schema.fields[1].schema.optional,
+            "inherits the parent's optionality"
+        );
         assert_eq!(schema.name.as_deref(), Some("shop.Order"));
         assert_eq!(
             out.value.value,
@@ -782,7 +860,10 @@ mod tests {
             ])
         );
         let nested = map(&[
-            ("a", map(&[("b", Value::Int64(1)), ("c", map(&[("d", Value::Null)]))])),
+            (
+                "a",
+                map(&[("b", Value::Int64(1)), ("c", map(&[("d", Value::Null)]))]),
+            ),
             ("e", Value::Array(vec![])),
         ]);
         let out = chain("[{name: f, flatten: {}}]")
@@ -807,9 +888,15 @@ mod tests {
         let out = c.apply(r).unwrap().unwrap();
         assert_eq!(
             out.key.schema,
-            Some(Schema::structure(vec![("k", Schema::new(SchemaType::String))]))
+            Some(Schema::structure(vec![(
+                "k",
+                Schema::new(SchemaType::String)
+            )]))
         );
-        assert_eq!(out.key.value, Value::Struct(vec![Value::String("x".into())]));
+        assert_eq!(
+            out.key.value,
+            Value::Struct(vec![Value::String("x".into())])
+        );
         let mut r = record("t", SchemaAndValue::null());
         r.key = SchemaAndValue::schemaless(Value::Int64(1));
         assert_eq!(
@@ -833,7 +920,9 @@ mod tests {
         assert_eq!(names, ["id", "customer", "note", "t", "p", "o", "ts", "s"]);
         assert!(!schema.fields[5].schema.optional);
         assert_eq!(schema.fields[6].schema, Schema::timestamp().into_optional());
-        let Value::Struct(values) = out.value.value else { panic!() };
+        let Value::Struct(values) = out.value.value else {
+            panic!()
+        };
         assert_eq!(
             values[3..],
             [
@@ -857,15 +946,26 @@ mod tests {
     fn mask_field_both_modes() {
         let c = chain("[{name: m, maskField: {fields: [id, note]}}]");
         let out = c.apply(record("t", order())).unwrap().unwrap();
-        let Value::Struct(values) = out.value.value else { panic!() };
+        let Value::Struct(values) = out.value.value else {
+            panic!()
+        };
         assert_eq!(values[0], Value::Int64(0));
         assert_eq!(values[2], Value::String(String::new()));
         let r = chain("[{name: m, maskField: {fields: [id, name], replacement: '42'}}]");
-        let value = map(&[("id", Value::Int32(5)), ("name", Value::String("ann".into()))]);
-        let out = r.apply(record("t", SchemaAndValue::schemaless(value))).unwrap().unwrap();
+        let value = map(&[
+            ("id", Value::Int32(5)),
+            ("name", Value::String("ann".into())),
+        ]);
+        let out = r
+            .apply(record("t", SchemaAndValue::schemaless(value)))
+            .unwrap()
+            .unwrap();
         assert_eq!(
             out.value.value,
-            map(&[("id", Value::Int32(42)), ("name", Value::String("42".into()))])
+            map(&[
+                ("id", Value::Int32(42)),
+                ("name", Value::String("42".into()))
+            ])
         );
         let bad = chain("[{name: m, maskField: {fields: [id], replacement: x}}]");
         assert!(bad.apply(record("t", order())).is_err());
@@ -881,12 +981,21 @@ mod tests {
         let names: Vec<&str> = schema.fields.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(names, ["orderId", "customer"]);
         let inc = chain("[{name: r, replaceField: {include: [a, b], exclude: [b]}}]");
-        let value = map(&[("a", Value::Int64(1)), ("b", Value::Int64(2)), ("c", Value::Int64(3))]);
-        let out = inc.apply(record("t", SchemaAndValue::schemaless(value))).unwrap().unwrap();
+        let value = map(&[
+            ("a", Value::Int64(1)),
+            ("b", Value::Int64(2)),
+            ("c", Value::Int64(3)),
+        ]);
+        let out = inc
+            .apply(record("t", SchemaAndValue::schemaless(value)))
+            .unwrap()
+            .unwrap();
         assert_eq!(out.value.value, map(&[("a", Value::Int64(1))]));
         assert_eq!(
             config_errors("[{name: r, replaceField: {}}]"),
-            vec!["spec.transforms[0].replaceField: needs at least one of exclude, include, renames"]
+            vec![
+                "spec.transforms[0].replaceField: needs at least one of exclude, include, renames"
+            ]
         );
     }
 
@@ -918,7 +1027,10 @@ mod tests {
             )
         );
         let value = map(&[("id", Value::Int64(1)), ("x", Value::Int64(2))]);
-        let out = c.apply(record("t", SchemaAndValue::schemaless(value))).unwrap().unwrap();
+        let out = c
+            .apply(record("t", SchemaAndValue::schemaless(value)))
+            .unwrap()
+            .unwrap();
         assert_eq!(out.key.value, map(&[("id", Value::Int64(1))]));
         let missing = chain("[{name: v, valueToKey: {fields: [nope]}}]");
         assert!(missing.apply(record("t", order())).is_err());

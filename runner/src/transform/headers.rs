@@ -1,6 +1,8 @@
 //! Transforms on headers: `DropHeaders`, `HeaderFrom`, `InsertHeader`.
 
-use super::{field_value, not_a_map, not_a_struct, operating, require_names, struct_with_basics, Failure};
+use super::{
+    field_value, not_a_map, not_a_struct, operating, require_names, struct_with_basics, Failure,
+};
 use crate::config_error::ConfigError;
 use crate::data::values::parse_string;
 use crate::data::{SchemaAndValue, Value};
@@ -115,7 +117,12 @@ impl HeaderFrom {
                     for (i, f) in schema.fields.iter().enumerate() {
                         if !self.fields.contains(&f.name) {
                             updated.fields.push(f.clone());
-                            kept.push(field_value(schema, values, i, self.replace_null_with_default));
+                            kept.push(field_value(
+                                schema,
+                                values,
+                                i,
+                                self.replace_null_with_default,
+                            ));
                         }
                     }
                     part.schema = Some(updated);
@@ -138,7 +145,10 @@ pub struct InsertHeader {
 impl InsertHeader {
     pub fn new(spec: &InsertHeaderSpec, path: &str, errors: &mut Vec<ConfigError>) -> Option<Self> {
         if spec.header.is_empty() {
-            errors.push(ConfigError::new(format!("{path}.header"), "must not be empty"));
+            errors.push(ConfigError::new(
+                format!("{path}.header"),
+                "must not be empty",
+            ));
             return None;
         }
         Some(InsertHeader {
@@ -184,7 +194,8 @@ mod tests {
 
     #[test]
     fn header_from_move_and_copy() {
-        let c = chain("[{name: h, headerFrom: {fields: [id], headers: [orderId], operation: move}}]");
+        let c =
+            chain("[{name: h, headerFrom: {fields: [id], headers: [orderId], operation: move}}]");
         let schema = Schema::structure(vec![
             ("id", Schema::new(SchemaType::Int64)),
             ("x", Schema::new(SchemaType::String)),
@@ -194,13 +205,17 @@ mod tests {
             .apply(record("t", SchemaAndValue::new(schema, value)))
             .unwrap()
             .unwrap();
-        assert_eq!(out.value.value, Value::Struct(vec![Value::String("y".into())]));
+        assert_eq!(
+            out.value.value,
+            Value::Struct(vec![Value::String("y".into())])
+        );
         assert_eq!(out.headers[0].key, "orderId");
         assert_eq!(
             out.headers[0].value,
             SchemaAndValue::new(Schema::new(SchemaType::Int64), Value::Int64(5))
         );
-        let copy = chain("[{name: h, headerFrom: {fields: [id], headers: [orderId], operation: copy}}]");
+        let copy =
+            chain("[{name: h, headerFrom: {fields: [id], headers: [orderId], operation: copy}}]");
         let value = map(&[("id", Value::Int64(5))]);
         let out = copy
             .apply(record("t", SchemaAndValue::schemaless(value.clone())))
@@ -217,10 +232,19 @@ mod tests {
     #[test]
     fn insert_header_parses_the_literal() {
         let c = chain("[{name: i, insertHeader: {header: h, valueLiteral: '42'}}]");
-        let out = c.apply(record("t", SchemaAndValue::null())).unwrap().unwrap();
+        let out = c
+            .apply(record("t", SchemaAndValue::null()))
+            .unwrap()
+            .unwrap();
         assert_eq!(out.headers[0].value.value, Value::Int8(42));
         let c = chain("[{name: i, insertHeader: {header: h, valueLiteral: 'from ferry'}}]");
-        let out = c.apply(record("t", SchemaAndValue::null())).unwrap().unwrap();
-        assert_eq!(out.headers[0].value.value, Value::String("from ferry".into()));
+        let out = c
+            .apply(record("t", SchemaAndValue::null()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            out.headers[0].value.value,
+            Value::String("from ferry".into())
+        );
     }
 }

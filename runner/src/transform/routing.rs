@@ -72,7 +72,10 @@ fn parse_replacement(text: &str, regex: &Regex) -> Result<Vec<Piece>, String> {
                         }
                         pieces.push(Piece::Group(n));
                     }
-                    _ => return Err("'$' must be followed by a group number or {name}; write \\$ for a dollar".to_string()),
+                    _ => return Err(
+                        "'$' must be followed by a group number or {name}; write \\$ for a dollar"
+                            .to_string(),
+                    ),
                 }
             }
             c => {
@@ -174,27 +177,48 @@ mod tests {
 
     #[test]
     fn regex_router_uses_java_replacements() {
-        let c = chain(r#"[{name: r, regexRouter: {regex: "(.*)-(v\\d+)", replacement: "$2.$1\\$"}}]"#);
-        let out = c.apply(record("orders-v2", SchemaAndValue::null())).unwrap().unwrap();
+        let c =
+            chain(r#"[{name: r, regexRouter: {regex: "(.*)-(v\\d+)", replacement: "$2.$1\\$"}}]"#);
+        let out = c
+            .apply(record("orders-v2", SchemaAndValue::null()))
+            .unwrap()
+            .unwrap();
         assert_eq!(out.topic, "v2.orders$");
-        let untouched = c.apply(record("orders", SchemaAndValue::null())).unwrap().unwrap();
+        let untouched = c
+            .apply(record("orders", SchemaAndValue::null()))
+            .unwrap()
+            .unwrap();
         assert_eq!(untouched.topic, "orders");
         let partial = chain(r#"[{name: r, regexRouter: {regex: "ord", replacement: "x"}}]"#);
         assert_eq!(
-            partial.apply(record("orders", SchemaAndValue::null())).unwrap().unwrap().topic,
+            partial
+                .apply(record("orders", SchemaAndValue::null()))
+                .unwrap()
+                .unwrap()
+                .topic,
             "orders",
             "the regex must match the whole topic"
         );
-        let named = chain(r#"[{name: r, regexRouter: {regex: "(?P<base>.*)-raw", replacement: "${base}$10"}}]"#);
+        let named = chain(
+            r#"[{name: r, regexRouter: {regex: "(?P<base>.*)-raw", replacement: "${base}$10"}}]"#,
+        );
         assert_eq!(
-            named.apply(record("a-raw", SchemaAndValue::null())).unwrap().unwrap().topic,
+            named
+                .apply(record("a-raw", SchemaAndValue::null()))
+                .unwrap()
+                .unwrap()
+                .topic,
             "aa0",
             "$10 is group 1 then '0' when there is no group 10"
         );
-        assert!(config_errors(r#"[{name: r, regexRouter: {regex: "(a)", replacement: "$2"}}]"#)[0]
-            .starts_with("spec.transforms[0].regexRouter.replacement: no group 2"));
-        assert!(config_errors(r#"[{name: r, regexRouter: {regex: "(?<=a)b", replacement: "x"}}]"#)[0]
-            .starts_with("spec.transforms[0].regexRouter.regex: invalid regular expression"));
+        assert!(
+            config_errors(r#"[{name: r, regexRouter: {regex: "(a)", replacement: "$2"}}]"#)[0]
+                .starts_with("spec.transforms[0].regexRouter.replacement: no group 2")
+        );
+        assert!(
+            config_errors(r#"[{name: r, regexRouter: {regex: "(?<=a)b", replacement: "x"}}]"#)[0]
+                .starts_with("spec.transforms[0].regexRouter.regex: invalid regular expression")
+        );
     }
 
     #[test]
@@ -202,11 +226,17 @@ mod tests {
         let c = chain("[{name: t, timestampRouter: {}}]");
         let mut r = record("orders", SchemaAndValue::null());
         r.timestamp = Some(1_700_000_000_000);
-        assert_eq!(c.apply(r.clone()).unwrap().unwrap().topic, "orders-20231114");
+        assert_eq!(
+            c.apply(r.clone()).unwrap().unwrap().topic,
+            "orders-20231114"
+        );
         let custom = chain(
             "[{name: t, timestampRouter: {topicFormat: 'x_${timestamp}_${topic}', timestampFormat: 'yyyy.MM'}}]",
         );
-        assert_eq!(custom.apply(r.clone()).unwrap().unwrap().topic, "x_2023.11_orders");
+        assert_eq!(
+            custom.apply(r.clone()).unwrap().unwrap().topic,
+            "x_2023.11_orders"
+        );
         r.timestamp = None;
         assert!(c.apply(r).is_err());
         assert!(!config_errors("[{name: t, timestampRouter: {timestampFormat: YYYY}}]").is_empty());

@@ -1,7 +1,9 @@
 //! `TimestampConverter`: convert timestamps between text, Unix time and the Connect logical
 //! types `Date`, `Time` and `Timestamp`.
 
-use super::{field_value, map_put, not_a_map, not_a_struct, operating, struct_with_basics, Failure};
+use super::{
+    field_value, map_put, not_a_map, not_a_struct, operating, struct_with_basics, Failure,
+};
 use crate::config_error::ConfigError;
 use crate::data::date_format::DateFormat;
 use crate::data::values::logical_millis;
@@ -86,9 +88,10 @@ impl TimestampConverter {
                         value.type_name()
                     ));
                 };
-                let format = self.format.as_ref().ok_or_else(|| {
-                    "reading a string timestamp needs format".to_string()
-                })?;
+                let format = self
+                    .format
+                    .as_ref()
+                    .ok_or_else(|| "reading a string timestamp needs format".to_string())?;
                 format.parse(s).map_err(|e| e.0)
             }
             TimestampType::Unix => {
@@ -211,7 +214,12 @@ impl TimestampConverter {
                             let v = field_value(schema, values, i, true);
                             out.push(self.convert(&v, from)?);
                         } else {
-                            out.push(field_value(schema, values, i, self.replace_null_with_default));
+                            out.push(field_value(
+                                schema,
+                                values,
+                                i,
+                                self.replace_null_with_default,
+                            ));
                         }
                     }
                     Ok(Value::Struct(out))
@@ -240,9 +248,9 @@ fn type_of_schema(schema: &Schema) -> Result<TimestampType, Failure> {
             SchemaType::Int64 => TimestampType::Unix,
             _ => {
                 return Err(format!(
-                    "a {} schema is not a timestamp (expected int64, string, Date, Time or Timestamp)",
-                    schema.describe()
-                ))
+                "a {} schema is not a timestamp (expected int64, string, Date, Time or Timestamp)",
+                schema.describe()
+            ))
             }
         },
     })
@@ -262,18 +270,23 @@ mod tests {
         let ts = SchemaAndValue::new(Schema::timestamp(), Value::Timestamp(1_700_000_123_456));
         let out = to_string.apply(record("t", ts)).unwrap().unwrap();
         assert_eq!(out.value.schema, Some(Schema::new(SchemaType::String)));
-        assert_eq!(out.value.value, Value::String("2023-11-14T22:15:23.456".into()));
-
-        let to_unix = chain(
-            "[{name: t, timestampConverter: {targetType: unix, unixPrecision: seconds}}]",
+        assert_eq!(
+            out.value.value,
+            Value::String("2023-11-14T22:15:23.456".into())
         );
+
+        let to_unix =
+            chain("[{name: t, timestampConverter: {targetType: unix, unixPrecision: seconds}}]");
         let s = SchemaAndValue::new(Schema::timestamp(), Value::Timestamp(1_700_000_123_456));
         let out = to_unix.apply(record("t", s)).unwrap().unwrap();
         assert_eq!(out.value.schema, Some(Schema::new(SchemaType::Int64)));
         assert_eq!(out.value.value, Value::Int64(1_700_000_123));
 
         let to_date = chain("[{name: t, timestampConverter: {targetType: Date}}]");
-        let s = SchemaAndValue::new(Schema::new(SchemaType::Int64), Value::Int64(1_700_000_123_456));
+        let s = SchemaAndValue::new(
+            Schema::new(SchemaType::Int64),
+            Value::Int64(1_700_000_123_456),
+        );
         let out = to_date.apply(record("t", s)).unwrap().unwrap();
         assert_eq!(out.value.schema, Some(Schema::date()));
         assert_eq!(out.value.value, Value::Date(19_675));
@@ -308,7 +321,10 @@ mod tests {
         let err = c
             .apply(record("t", SchemaAndValue::schemaless(schemaless)))
             .unwrap_err();
-        assert!(err.reason.contains("does not match the date pattern"), "{err}");
+        assert!(
+            err.reason.contains("does not match the date pattern"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -317,7 +333,9 @@ mod tests {
             config_errors("[{name: t, timestampConverter: {targetType: string}}]"),
             vec!["spec.transforms[0].timestampConverter.format: is required when targetType is string"]
         );
-        assert!(config_errors("[{name: t, timestampConverter: {targetType: string, format: YYYY-ww}}]")[0]
-            .contains("not supported"));
+        assert!(config_errors(
+            "[{name: t, timestampConverter: {targetType: string, format: YYYY-ww}}]"
+        )[0]
+        .contains("not supported"));
     }
 }
