@@ -295,6 +295,63 @@ spec:
 }
 
 #[tokio::test]
+async fn init_containers_run_in_order_before_the_containers() -> anyhow::Result<()> {
+    in_namespace("stack-init", |_stack, client, ns| async move {
+        create::<Pod>(
+            &ns,
+            r#"
+metadata: {name: ordered}
+spec:
+  restartPolicy: Never
+  initContainers:
+  - {name: first, image: ferry/test-shell, command: [/bin/sh, -c, 'echo first >> /work/order'], volumeMounts: [{name: work, mountPath: /work}]}
+  - {name: second, image: ferry/test-shell, command: [/bin/sh, -c, 'sleep 1; echo second >> /work/order'], volumeMounts: [{name: work, mountPath: /work}]}
+  containers:
+  - name: main
+    image: ferry/test-shell
+    command: [/bin/sh, -c, 'echo main >> /work/order; tr "\n" " " < /work/order > /dev/termination-log']
+    volumeMounts: [{name: work, mountPath: /work}]
+  volumes: [{name: work, emptyDir: {}}]
+"#,
+        )
+        .await?;
+        let pod = harness::wait_pod_phase(&client, &ns.name, "ordered", "Succeeded", WAIT).await?;
+        let term = terminated(&pod, 0).ok_or_else(|| anyhow!("no terminated state"))?;
+        assert_eq!(term.message.as_deref().map(str::trim), Some("first second main"));
+        let inits = pod.status.and_then(|s| s.init_container_statuses).unwrap_or_default();
+        let reasons: Vec<Option<String>> = inits
+            .iter()
+            .map(|c| c.state.as_ref().and_then(|s| s.terminated.as_ref()).and_then(|t| t.reason.clone()))
+            .collect();
+        assert_eq!(reasons, vec![Some("Completed".to_string()), Some("Completed".to_string())]);
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn unmapped_image_waits_with_a_clear_reason() -> anyhow::Result<()> {
+    in_namespace("stack-image", |_stack, _client, ns| async move {
+        create::<Pod>(&ns, "metadata: {name: unknown}\nspec:\n  containers: [{name: main, image: 'busybox:1.36'}]\n").await?;
+        let pods: Api<Pod> = ns.api();
+        let waiting = harness::wait_for_named("container waiting with ImageNotMapped", WAIT, || async {
+            let pod = pods.get("unknown").await.ok()?;
+            let cs = pod.status?.container_statuses?.into_iter().next()?;
+            let waiting = cs.state?.waiting?;
+            (waiting.reason.as_deref() == Some("ImageNotMapped")).then_some(waiting)
+        })
+        .await?;
+        let message = waiting.message.unwrap_or_default();
+        ensure!(
+            message.contains("\"busybox:1.36\"") && message.contains("ferry/test-shell") && message.contains("--image busybox="),
+            "the message should name the image, the table and the fix: {message}"
+        );
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
 async fn exit_code_and_termination_message_are_reported() -> anyhow::Result<()> {
     in_namespace("stack-exit", |_stack, client, ns| async move {
         create::<Pod>(

@@ -18,6 +18,7 @@ use tracing::{info, warn};
 use super::backoff::CrashLoopBackoff;
 use super::context::KubeletContext;
 use super::env::{base_env, command_line, resolve_env, PodRuntimeInfo};
+use super::images::ImageTable;
 use super::objects::ObjectSnapshot;
 use super::probes::{run_network_probe, ProbeResult, ProbeState, ProbeTarget, ProbeTiming};
 use super::process;
@@ -260,7 +261,7 @@ pub async fn run_pod(ctx: Arc<KubeletContext>, mut pod_rx: watch::Receiver<Optio
     };
     let dir = ctx.root_dir.join("pods").join(&uid);
     let policy = RestartPolicy::parse(spec.restart_policy.as_deref());
-    let record = initial_record(&ctx, &pod, &pod_ip, policy, &adopt);
+    let record = initial_record(&ctx.images, &ctx.host_ip, &pod, &pod_ip, policy, &adopt);
     let shared = Arc::new(Shared {
         ctx: ctx.clone(),
         uid: uid.clone(),
@@ -389,8 +390,8 @@ fn release(shared: &Shared) {
     }
 }
 
-fn image_id(ctx: &KubeletContext, image: &str) -> String {
-    ctx.images
+fn image_id(images: &ImageTable, image: &str) -> String {
+    images
         .resolve(image)
         .map(|p| format!("ferry-local://{}", p.display()))
         .unwrap_or_default()
@@ -398,7 +399,8 @@ fn image_id(ctx: &KubeletContext, image: &str) -> String {
 
 /// The starting record: fresh, or carried over from a previous kubelet.
 fn initial_record(
-    ctx: &KubeletContext,
+    images: &ImageTable,
+    host_ip: &str,
     pod: &Pod,
     pod_ip: &str,
     policy: RestartPolicy,
@@ -435,7 +437,7 @@ fn initial_record(
                     "PodInitializing"
                 };
                 let mut record =
-                    ContainerRecord::new(&c.name, &image, &image_id(ctx, &image), waiting);
+                    ContainerRecord::new(&c.name, &image, &image_id(images, &image), waiting);
                 let prev = previous.iter().find(|p| p.name == c.name);
                 match adopt {
                     Adoption::Fresh => {}
@@ -499,7 +501,7 @@ fn initial_record(
         ),
         restart_policy: policy,
         pod_ip: pod_ip.to_string(),
-        host_ip: ctx.host_ip.clone(),
+        host_ip: host_ip.to_string(),
         start_time: status.start_time.map(|t| t.0).unwrap_or(now),
         failure: None,
     };
@@ -1477,6 +1479,65 @@ mod tests {
             "metadata: {name: p}\nspec: {containers: [{name: c}]}\nstatus: {phase: Succeeded}\n",
         );
         assert_eq!(adoption(&done), Adoption::Terminal);
+    }
+
+    #[test]
+    fn restarted_kubelet_carries_restart_counts_and_reports_the_restart() {
+        let p = pod(r#"
+metadata: {name: p, uid: u1}
+spec:
+  restartPolicy: OnFailure
+  initContainers: [{name: setup, image: ferry/test-shell}]
+  containers: [{name: main, image: ferry/runner:1}, {name: done, image: ferry/runner:1}]
+status:
+  phase: Running
+  startTime: '2026-11-22T01:00:00Z'
+  initContainerStatuses:
+  - {name: setup, image: x, imageID: y, ready: false, restartCount: 0, state: {terminated: {exitCode: 0, reason: Completed}}}
+  containerStatuses:
+  - {name: main, image: x, imageID: y, ready: true, restartCount: 3, containerID: 'ferry://u1/main/3', state: {running: {startedAt: '2026-11-22T01:00:05Z'}}}
+  - {name: done, image: x, imageID: y, ready: false, restartCount: 0, state: {terminated: {exitCode: 0, reason: Completed}}}
+"#);
+        let images = ImageTable::parse(["ferry/runner=/bin/true", "ferry/test-shell=/bin/sh"])
+            .expect("images");
+        let record = initial_record(
+            &images,
+            "127.0.0.1",
+            &p,
+            "127.0.1.9",
+            RestartPolicy::OnFailure,
+            &adoption(&p),
+        );
+        assert_eq!(adoption(&p), Adoption::Restart);
+        assert!(
+            matches!(&record.init_containers[0].phase, ContainerPhase::Terminated(t) if t.exit_code == 0)
+        );
+        let main = &record.containers[0];
+        assert_eq!(main.restart_count, 3);
+        assert_eq!(main.image_id, "ferry-local:///bin/true");
+        let last = main.last_terminated.clone().expect("lastState");
+        assert_eq!(last.reason, "NodeRestarted");
+        assert_eq!(last.container_id.as_deref(), Some("ferry://u1/main/3"));
+        assert!(matches!(main.phase, ContainerPhase::Waiting { .. }));
+        // A container that completed under OnFailure stays completed.
+        assert!(
+            matches!(&record.containers[1].phase, ContainerPhase::Terminated(t) if t.exit_code == 0)
+        );
+        assert_eq!(record.failure, None);
+
+        let never = initial_record(
+            &images,
+            "127.0.0.1",
+            &p,
+            "127.0.1.9",
+            RestartPolicy::Never,
+            &Adoption::FailNever,
+        );
+        assert_eq!(
+            never.failure.as_ref().map(|f| f.0.as_str()),
+            Some("NodeRestarted")
+        );
+        assert_eq!(super::super::status::pod_phase(&never), "Failed");
     }
 
     #[test]
