@@ -2,7 +2,7 @@
 //! `JsonConverter`, `StringConverter`, `ByteArrayConverter` and `SimpleHeaderConverter`.
 
 use crate::config_error::ConfigError;
-use crate::data::{DataError, SchemaAndValue};
+use crate::data::{DataError, Schema, SchemaAndValue, SchemaType, Value};
 use crate::record::{Header, RawRecord, Record};
 use ferry_crds::pipeline::{self, Converters};
 use std::fmt;
@@ -348,4 +348,172 @@ fn byte_array_from_connect(data: &SchemaAndValue) -> Result<Option<Vec<u8>>, Dat
     }
 }
 
-use crate::data::{Schema, SchemaType, Value};
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    fn converters(yaml: &str) -> RecordConverters {
+        let spec: Converters = serde_yaml::from_str(yaml).unwrap();
+        RecordConverters::from_spec(Some(&spec)).unwrap()
+    }
+
+    #[test]
+    fn defaults_are_string_key_json_value_simple_headers() {
+        let c = RecordConverters::from_spec(None).unwrap();
+        let raw = RawRecord {
+            topic: "t".into(),
+            partition: Some(0),
+            offset: Some(7),
+            timestamp: Some(1),
+            key: Some(b"k1".to_vec()),
+            value: Some(br#"{"a":1}"#.to_vec()),
+            headers: vec![("h".into(), Some(b"12".to_vec())), ("n".into(), None)],
+        };
+        let record = c.decode(raw.clone()).unwrap();
+        assert_eq!(record.key.value, Value::String("k1".into()));
+        assert_eq!(record.value.schema, None);
+        assert_eq!(record.headers[0].value.value, Value::Int8(12));
+        assert_eq!(record.headers[1].value, SchemaAndValue::null());
+        assert_eq!(c.encode(&record).unwrap(), raw);
+    }
+
+    #[test]
+    fn errors_name_the_part_and_the_record() {
+        let c = converters("{value: {json: {schemas: true}}}");
+        let raw = RawRecord {
+            topic: "orders".into(),
+            partition: Some(2),
+            offset: Some(9),
+            value: Some(b"{}".to_vec()),
+            ..RawRecord::default()
+        };
+        let err = c.decode(raw).unwrap_err();
+        assert_eq!(err.part, RecordPart::Value);
+        assert!(
+            err.to_string().starts_with(
+                "cannot read the value of record orders/2/9: JsonConverter with schemas.enable"
+            ),
+            "{err}"
+        );
+        let bad_header = RawRecord {
+            topic: "orders".into(),
+            headers: vec![("h".into(), Some(vec![0xFF]))],
+            ..RawRecord::default()
+        };
+        let strict = converters("{header: {json: {}}}");
+        let err = strict.decode(bad_header).unwrap_err();
+        assert_eq!(err.part, RecordPart::Header("h".into()));
+        let bytes = converters("{key: {byteArray: {}}}");
+        let mut record = Record::new("t");
+        record.key = SchemaAndValue::schemaless(Value::Int64(1));
+        assert!(bytes
+            .encode(&record)
+            .unwrap_err()
+            .to_string()
+            .contains("the key"));
+    }
+
+    #[test]
+    fn exactly_one_converter_block() {
+        let spec: Converters =
+            serde_yaml::from_str("{key: {string: {}, json: {}}, value: {}, header: {}}").unwrap();
+        let errors: Vec<String> = RecordConverters::from_spec(Some(&spec))
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            errors,
+            [
+                "spec.converters.key: needs exactly one of json, string, byteArray, found json and string",
+                "spec.converters.value: needs exactly one of json, string, byteArray",
+                "spec.converters.header: needs exactly one of simple, string, json, byteArray",
+            ]
+        );
+    }
+
+    /// A small deterministic generator (xorshift) for the fuzz-like tests.
+    pub(crate) struct Rng(u64);
+
+    impl Rng {
+        pub(crate) fn new(seed: u64) -> Self {
+            Rng(seed | 1)
+        }
+
+        pub(crate) fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        pub(crate) fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    /// Random bytes, mostly from JSON's alphabet, and mutations of valid documents.
+    pub(crate) fn odd_inputs(count: usize) -> Vec<Vec<u8>> {
+        const ALPHABET: &[u8] = b"{}[]\":,.-+eE0123456789 truefalsnul\\/uAZ\x00\xff\xc3\xa9";
+        const SEEDS: &[&str] = &[
+            r#"{"schema":{"type":"struct","fields":[{"type":"int32","optional":false,"field":"a"},{"type":"bytes","optional":true,"name":"org.apache.kafka.connect.data.Decimal","parameters":{"scale":"2"},"field":"d"},{"type":"map","keys":{"type":"int8","optional":false},"values":{"type":"double","optional":true},"optional":true,"field":"m"}],"optional":false},"payload":{"a":1,"d":"AQ==","m":[[1,2.5]]}}"#,
+            r#"{"schema":{"type":"array","items":{"type":"int64","optional":false,"name":"org.apache.kafka.connect.data.Timestamp"},"optional":false},"payload":[1,2,3]}"#,
+            r#"[1,"a",{"b":[true,null,-1.5e3]}]"#,
+            "[1,2,{\"a\":\"b\"}]",
+        ];
+        let mut rng = Rng::new(0x5eed);
+        let mut out = Vec::with_capacity(count);
+        for i in 0..count {
+            if i % 2 == 0 {
+                let len = rng.below(48);
+                out.push(
+                    (0..len)
+                        .map(|_| ALPHABET[rng.below(ALPHABET.len())])
+                        .collect(),
+                );
+            } else {
+                let mut doc = SEEDS[rng.below(SEEDS.len())].as_bytes().to_vec();
+                for _ in 0..=rng.below(4) {
+                    if doc.is_empty() {
+                        break;
+                    }
+                    let at = rng.below(doc.len());
+                    match rng.below(3) {
+                        0 => doc[at] = ALPHABET[rng.below(ALPHABET.len())],
+                        1 => {
+                            doc.remove(at);
+                        }
+                        _ => doc.truncate(at),
+                    }
+                }
+                out.push(doc);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn odd_bytes_never_panic() {
+        let all = [
+            "{key: {json: {schemas: true}}, value: {json: {schemas: true, decimalFormat: NUMERIC}}, header: {json: {schemas: true}}}",
+            "{key: {json: {schemas: false}}, value: {string: {}}, header: {simple: {}}}",
+            "{key: {byteArray: {}}, value: {json: {schemas: false}}, header: {string: {}}}",
+        ];
+        for yaml in all {
+            let c = converters(yaml);
+            for bytes in odd_inputs(3000) {
+                let raw = RawRecord {
+                    topic: "t".into(),
+                    key: Some(bytes.clone()),
+                    value: Some(bytes.clone()),
+                    headers: vec![("h".into(), Some(bytes))],
+                    ..RawRecord::default()
+                };
+                if let Ok(record) = c.decode(raw) {
+                    // Whatever was read can be written again.
+                    c.encode(&record).unwrap();
+                }
+            }
+        }
+    }
+}

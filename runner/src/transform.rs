@@ -564,6 +564,78 @@ mod tests {
     }
 
     #[test]
+    fn every_kind_builds() {
+        let c = chain(
+            r#"
+- {name: cast, cast: {target: value, spec: [{field: id, type: int64}, {field: ok, type: boolean}]}}
+- {name: castKey, cast: {target: key, spec: [{type: string}]}}
+- {name: dropHeaders, dropHeaders: {headers: [trace, span]}}
+- {name: extract, extractField: {target: key, field: id}}
+- {name: filterTombstones, filter: {}, predicate: {recordIsTombstone: {}}}
+- {name: filterUnless, filter: {}, predicate: {hasHeaderKey: {name: keep}}, negate: true}
+- {name: flatten, flatten: {delimiter: _}}
+- {name: headerFrom, headerFrom: {fields: [id], headers: [order-id], operation: copy}}
+- {name: hoist, hoistField: {field: payload}}
+- {name: insert, insertField: {topic: {field: t}, partition: {field: p}, offset: {field: o, required: true}, timestamp: {field: ts}, static: {field: src, value: shop}}}
+- {name: insertHeader, insertHeader: {header: origin, valueLiteral: shop}}
+- {name: mask, maskField: {fields: [card], replacement: "****"}}
+- {name: route, regexRouter: {regex: "orders-(.*)", replacement: "$1-orders"}}
+- {name: replace, replaceField: {exclude: [secret], renames: [{from: a, to: b}]}}
+- {name: schemaName, setSchemaMetadata: {name: com.example.Order, version: 2}}
+- {name: ts, timestampConverter: {field: created, targetType: string, format: "yyyy-MM-dd"}}
+- {name: tsRoute, timestampRouter: {topicFormat: "${topic}-${timestamp}", timestampFormat: yyyyMMdd}}
+- {name: toKey, valueToKey: {fields: [id]}, predicate: {topicNameMatches: {pattern: "orders.*"}}}
+"#,
+        );
+        assert_eq!(c.steps.len(), TRANSFORM_KINDS.len() + 2);
+    }
+
+    #[test]
+    fn odd_records_never_panic() {
+        use crate::convert::RecordConverters;
+        let chains = [
+            "[{name: a, cast: {spec: [{field: a, type: int8}, {field: d, type: string}, {field: m, type: float32}]}}, {name: b, flatten: {}}, {name: c, maskField: {fields: [a, m, d]}}]",
+            "[{name: a, cast: {spec: [{type: boolean}]}}]",
+            "[{name: a, extractField: {field: a}}, {name: b, hoistField: {field: x}}, {name: c, valueToKey: {fields: [x]}}]",
+            "[{name: a, headerFrom: {fields: [a, m], headers: [h1, h2], operation: move}}, {name: b, replaceField: {renames: [{from: d, to: e}]}}]",
+            "[{name: a, insertField: {topic: {field: t}, timestamp: {field: ts}, offset: {field: o}}}, {name: b, setSchemaMetadata: {name: n}}]",
+            "[{name: a, timestampConverter: {field: a, targetType: string, format: yyyy}}, {name: b, timestampConverter: {targetType: Date}}]",
+            "[{name: a, timestampRouter: {}}, {name: b, regexRouter: {regex: '(.*)', replacement: '$1-x'}}, {name: c, insertHeader: {header: h, valueLiteral: '[1,2'}}]",
+        ];
+        let chains: Vec<TransformChain> = chains.iter().map(|c| chain(c)).collect();
+        let converters: Vec<RecordConverters> = [
+            "{key: {json: {schemas: true}}, value: {json: {schemas: true}}}",
+            "{key: {json: {schemas: false}}, value: {json: {schemas: false}}}",
+        ]
+        .iter()
+        .map(|y| RecordConverters::from_spec(Some(&serde_yaml::from_str(y).unwrap())).unwrap())
+        .collect();
+        let mut tried = 0;
+        for bytes in crate::convert::tests::odd_inputs(2000) {
+            for conv in &converters {
+                let raw = crate::record::RawRecord {
+                    topic: "t".into(),
+                    offset: Some(1),
+                    timestamp: Some(-5),
+                    key: Some(bytes.clone()),
+                    value: Some(bytes.clone()),
+                    ..Default::default()
+                };
+                let Ok(record) = conv.decode(raw) else {
+                    continue;
+                };
+                for c in &chains {
+                    tried += 1;
+                    if let Ok(Some(out)) = c.apply(record.clone()) {
+                        let _ = conv.encode(&out);
+                    }
+                }
+            }
+        }
+        assert!(tried > 1000, "only {tried} records were readable");
+    }
+
+    #[test]
     fn chain_is_send_and_sync() {
         fn check<T: Send + Sync>() {}
         check::<TransformChain>();
