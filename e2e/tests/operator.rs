@@ -18,7 +18,9 @@ async fn setup(prefix: &str) -> (Stack, Client, TestNamespace, Operator) {
     let stack = Stack::from_env().expect("the local stack");
     let client = stack.client().await.expect("client");
     apply_crd(&stack, &client).await;
-    let ns = TestNamespace::create(&client, prefix).await.expect("namespace");
+    let ns = TestNamespace::create(&client, prefix)
+        .await
+        .expect("namespace");
     let operator = Operator::start(&stack, &ns.name);
     (stack, client, ns, operator)
 }
@@ -74,9 +76,15 @@ async fn tasks_follow_the_spec_through_scale_pause_stop_and_resume() {
     assert_eq!(labels["app.kubernetes.io/instance"], "life");
     assert_eq!(labels["ferry.rs/connector"], "life");
     assert_eq!(labels["ferry.rs/task"], "1");
-    assert_eq!(meta.annotations.as_ref().unwrap()["ferry.rs/config-hash"].len(), 16);
+    assert_eq!(
+        meta.annotations.as_ref().unwrap()["ferry.rs/config-hash"].len(),
+        16
+    );
     let owner = &meta.owner_references.as_ref().unwrap()[0];
-    assert_eq!((owner.kind.as_str(), owner.name.as_str()), ("KafkaConnector", "life"));
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str()),
+        ("KafkaConnector", "life")
+    );
     assert_eq!(Some(&owner.uid), applied.metadata.uid.as_ref());
     assert_eq!(owner.controller, Some(true));
     let env = env_of(pod);
@@ -90,7 +98,11 @@ async fn tasks_follow_the_spec_through_scale_pause_stop_and_resume() {
     assert_eq!(spec.automount_service_account_token, Some(false));
     assert_eq!(
         spec.containers[0].args.as_ref().unwrap(),
-        &vec!["run".to_string(), "-f".into(), "/etc/ferry/task/connector.yaml".into()]
+        &vec![
+            "run".to_string(),
+            "-f".into(),
+            "/etc/ferry/task/connector.yaml".into()
+        ]
     );
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &n);
     let cm = cms.get("life-task-config").await.expect("task ConfigMap");
@@ -103,6 +115,21 @@ async fn tasks_follow_the_spec_through_scale_pause_stop_and_resume() {
     .await;
     let status = c.status.as_ref().unwrap();
     assert_eq!(status.tasks_ready.as_deref(), Some("2/2"));
+    // The tasks' /progress reports reach the status.
+    let c = wait_connector(&client, &n, "life", "progress in status", START, |c| {
+        let items = task_items(c);
+        items.len() == 2 && items.iter().all(|t| t.records_out.is_some())
+    })
+    .await;
+    assert_eq!(
+        c.status.as_ref().unwrap().lag,
+        Some(0),
+        "nothing was produced to {topic}"
+    );
+    assert_eq!(
+        condition(&c, "Stalled").map(|s| s.0),
+        Some("False".to_string())
+    );
     assert_eq!(status.selector.as_deref(), Some("ferry.rs/connector=life"));
     assert_eq!(status.replicas, Some(2));
     assert_eq!(status.state, Some(ConnectorPhase::Running));
@@ -113,11 +140,21 @@ async fn tasks_follow_the_spec_through_scale_pause_stop_and_resume() {
         .kubectl(["-n", n.as_str(), "scale", "kc/life", "--replicas=3"])
         .await
         .expect("kubectl scale");
-    assert!(out.status.success(), "kubectl scale: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "kubectl scale: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let pods = wait_ready_tasks(&client, &n, "life", 3, START).await;
     let after = uids(&pods);
-    assert_eq!(after[&0], before[&0], "scaling must not replace task 0 of a sink");
-    assert_eq!(after[&1], before[&1], "scaling must not replace task 1 of a sink");
+    assert_eq!(
+        after[&0], before[&0],
+        "scaling must not replace task 0 of a sink"
+    );
+    assert_eq!(
+        after[&1], before[&1],
+        "scaling must not replace task 1 of a sink"
+    );
 
     // Paused: pods kept, state file says Paused.
     apply_connector(&client, &n, &body("  tasks: 3\n  state: Paused")).await;
@@ -129,7 +166,11 @@ async fn tasks_follow_the_spec_through_scale_pause_stop_and_resume() {
     let cm = cms.get("life-task-config").await.unwrap();
     assert_eq!(cm.data.as_ref().unwrap()["state"], "Paused");
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(uids(&task_pods(&client, &n, "life").await), after, "pausing must not replace pods");
+    assert_eq!(
+        uids(&task_pods(&client, &n, "life").await),
+        after,
+        "pausing must not replace pods"
+    );
 
     // Stopped: no pods, ConfigMap kept.
     apply_connector(&client, &n, &body("  tasks: 3\n  state: Stopped")).await;
@@ -148,7 +189,10 @@ async fn tasks_follow_the_spec_through_scale_pause_stop_and_resume() {
     })
     .await
     .unwrap();
-    assert!(cms.get_opt("life-task-config").await.unwrap().is_some(), "Stopped keeps the ConfigMap");
+    assert!(
+        cms.get_opt("life-task-config").await.unwrap().is_some(),
+        "Stopped keeps the ConfigMap"
+    );
 
     // Running again.
     apply_connector(&client, &n, &body("  tasks: 3")).await;
@@ -157,9 +201,16 @@ async fn tasks_follow_the_spec_through_scale_pause_stop_and_resume() {
         c.status.as_ref().and_then(|s| s.state) == Some(ConnectorPhase::Running)
     })
     .await;
-    let reasons: Vec<String> = event_reasons(&client, &n, "life").await.into_iter().map(|e| e.0).collect();
+    let reasons: Vec<String> = event_reasons(&client, &n, "life")
+        .await
+        .into_iter()
+        .map(|e| e.0)
+        .collect();
     for expected in ["TaskStarted", "Scaled", "Paused", "Stopped", "Resumed"] {
-        assert!(reasons.iter().any(|r| r == expected), "no {expected} Event in {reasons:?}");
+        assert!(
+            reasons.iter().any(|r| r == expected),
+            "no {expected} Event in {reasons:?}"
+        );
     }
     teardown(ns, operator).await;
 }
@@ -182,6 +233,8 @@ async fn a_crashing_task_is_restarted_with_growing_delays_until_stopped() {
     let mut replacement_gaps: Vec<f64> = Vec::new();
     let mut last_failure = None;
     let mut seen_pods: BTreeMap<String, Pod> = BTreeMap::new();
+    let mut first_seen: Vec<(String, Instant)> = Vec::new();
+    let mut failed_seen: BTreeMap<String, Instant> = BTreeMap::new();
     let deadline = Instant::now() + Duration::from_secs(150);
     while delays.len() < 4 && Instant::now() < deadline {
         let c = connector(&client, &n, "crash").await;
@@ -195,26 +248,52 @@ async fn a_crashing_task_is_restarted_with_growing_delays_until_stopped() {
             }
         }
         for (_, pod) in task_pods(&client, &n, "crash").await {
-            seen_pods.insert(pod.metadata.uid.clone().unwrap_or_default(), pod);
+            let uid = pod.metadata.uid.clone().unwrap_or_default();
+            if !first_seen.iter().any(|(u, _)| *u == uid) {
+                first_seen.push((uid.clone(), Instant::now()));
+            }
+            if pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Failed") {
+                failed_seen.entry(uid.clone()).or_insert_with(Instant::now);
+            }
+            seen_pods.insert(uid, pod);
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let failure = last_failure.expect("a failure in status.tasks.items[0].lastFailure");
     assert_eq!(failure.exit_code, Some(1), "{failure:?}");
-    assert!(failure.message.contains(path), "the termination message names the file: {failure:?}");
-    assert!(delays.len() >= 4, "expected 4 restarts within 150 s, saw {delays:?}");
+    assert!(
+        failure.message.contains(path),
+        "the termination message names the file: {failure:?}"
+    );
+    assert!(
+        delays.len() >= 4,
+        "expected 4 restarts within 150 s, saw {delays:?}"
+    );
     let d: Vec<f64> = delays.values().copied().collect();
     eprintln!("restart delays (restart number -> seconds): {delays:?}");
     for pair in d.windows(2) {
         assert!(pair[1] > pair[0], "restart delays must grow: {delays:?}");
     }
-    assert!(d[0] >= 1.0 && d[0] <= 1.2 + 0.01, "first delay is initialBackoffSeconds plus jitter: {d:?}");
+    assert!(
+        d[0] >= 1.0 && d[0] <= 1.2 + 0.01,
+        "first delay is initialBackoffSeconds plus jitter: {d:?}"
+    );
 
     // Crash to replacement running: the failed pod's end to the next pod's start.
-    let mut runs: Vec<(k8s_openapi::jiff::Timestamp, Option<k8s_openapi::jiff::Timestamp>)> = seen_pods
+    let mut runs: Vec<(
+        k8s_openapi::jiff::Timestamp,
+        Option<k8s_openapi::jiff::Timestamp>,
+    )> = seen_pods
         .values()
         .filter_map(|p| {
-            let state = p.status.as_ref()?.container_statuses.as_ref()?.first()?.state.clone()?;
+            let state = p
+                .status
+                .as_ref()?
+                .container_statuses
+                .as_ref()?
+                .first()?
+                .state
+                .clone()?;
             let t = state.terminated?;
             Some((t.started_at?.0, t.finished_at.map(|f| f.0)))
         })
@@ -225,7 +304,18 @@ async fn a_crashing_task_is_restarted_with_growing_delays_until_stopped() {
             replacement_gaps.push(pair[1].0.duration_since(finished).as_secs_f64());
         }
     }
-    eprintln!("MEASURED crash -> replacement running (s), one per restart: {replacement_gaps:?}");
+    eprintln!("MEASURED crash -> replacement running (s, API timestamps, 1 s resolution), one per restart: {replacement_gaps:?}");
+    let observed: Vec<String> = first_seen
+        .windows(2)
+        .filter_map(|w| {
+            let failed = failed_seen.get(&w[0].0)?;
+            Some(format!(
+                "{:.2}",
+                w[1].1.duration_since(*failed).as_secs_f64()
+            ))
+        })
+        .collect();
+    eprintln!("MEASURED task pod seen Failed -> replacement pod seen (s, 200 ms polling), backoff 1 s doubling: {observed:?}");
 
     let c = connector(&client, &n, "crash").await;
     let degraded = condition(&c, "Degraded").expect("Degraded condition");
@@ -241,10 +331,20 @@ async fn a_crashing_task_is_restarted_with_growing_delays_until_stopped() {
     })
     .await;
     tokio::time::sleep(Duration::from_secs(5)).await;
-    assert!(task_pods(&client, &n, "crash").await.is_empty(), "no pod may run while Stopped");
-    let reasons: Vec<String> = event_reasons(&client, &n, "crash").await.into_iter().map(|e| e.0).collect();
+    assert!(
+        task_pods(&client, &n, "crash").await.is_empty(),
+        "no pod may run while Stopped"
+    );
+    let reasons: Vec<String> = event_reasons(&client, &n, "crash")
+        .await
+        .into_iter()
+        .map(|e| e.0)
+        .collect();
     assert!(reasons.iter().any(|r| r == "TaskFailed"), "{reasons:?}");
-    assert!(reasons.iter().any(|r| r == "RestartScheduled"), "{reasons:?}");
+    assert!(
+        reasons.iter().any(|r| r == "RestartScheduled"),
+        "{reasons:?}"
+    );
     teardown(ns, operator).await;
 }
 
@@ -268,15 +368,25 @@ async fn a_configuration_error_is_reported_once_and_retried_only_after_a_spec_ch
     let failure = task.last_failure.clone().unwrap();
     assert_eq!(failure.exit_code, Some(78));
     assert!(!failure.message.is_empty());
-    assert!(degraded.2.contains(&failure.message), "the condition quotes the termination message: {degraded:?}");
+    assert!(
+        degraded.2.contains(&failure.message),
+        "the condition quotes the termination message: {degraded:?}"
+    );
     let ready = condition(&c, "Ready").unwrap();
-    assert_eq!((ready.0.as_str(), ready.1.as_str()), ("False", "ConfigurationError"));
+    assert_eq!(
+        (ready.0.as_str(), ready.1.as_str()),
+        ("False", "ConfigurationError")
+    );
     assert!(task.next_restart_at.is_none());
     let first = uids(&task_pods(&client, &n, "bad").await);
 
     // Nothing is restarted while the spec stays the same.
     tokio::time::sleep(Duration::from_secs(12)).await;
-    assert_eq!(uids(&task_pods(&client, &n, "bad").await), first, "a configuration error must not be restarted");
+    assert_eq!(
+        uids(&task_pods(&client, &n, "bad").await),
+        first,
+        "a configuration error must not be restarted"
+    );
     let warnings = event_reasons(&client, &n, "bad")
         .await
         .into_iter()
@@ -311,7 +421,12 @@ async fn changing_one_connector_replaces_its_pods_one_at_a_time_and_leaves_anoth
     let topic = format!("iso-{}", random_suffix(6));
     let a = |extra: &str| null_sink("a", &topic, &stack.kafka_bootstrap, extra);
     apply_connector(&client, &n, &a("  tasks: 2")).await;
-    apply_connector(&client, &n, &null_sink("b", &topic, &stack.kafka_bootstrap, "  tasks: 2")).await;
+    apply_connector(
+        &client,
+        &n,
+        &null_sink("b", &topic, &stack.kafka_bootstrap, "  tasks: 2"),
+    )
+    .await;
     let a_before = uids(&wait_ready_tasks(&client, &n, "a", 2, START).await);
     let b_before = uids(&wait_ready_tasks(&client, &n, "b", 2, START).await);
 
@@ -324,22 +439,33 @@ async fn changing_one_connector_replaces_its_pods_one_at_a_time_and_leaves_anoth
         let ready = pods.values().filter(|p| pod_ready(p)).count();
         min_ready = min_ready.min(ready);
         let now = uids(&pods);
-        if pods.len() == 2
-            && ready == 2
-            && now.iter().all(|(i, uid)| a_before.get(i) != Some(uid))
+        if pods.len() == 2 && ready == 2 && now.iter().all(|(i, uid)| a_before.get(i) != Some(uid))
         {
             break;
         }
-        assert!(Instant::now() < deadline, "A was not rolled within {START:?}");
+        assert!(
+            Instant::now() < deadline,
+            "A was not rolled within {START:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(min_ready >= 1, "the rolling replacement took down both tasks of A at once");
+    assert!(
+        min_ready >= 1,
+        "the rolling replacement took down both tasks of A at once"
+    );
 
     let b_pods = task_pods(&client, &n, "b").await;
     assert_eq!(uids(&b_pods), b_before, "B's pods must not be replaced");
     for pod in b_pods.values() {
         assert!(pod_ready(pod));
-        let restarts = pod.status.as_ref().unwrap().container_statuses.as_ref().unwrap()[0].restart_count;
+        let restarts = pod
+            .status
+            .as_ref()
+            .unwrap()
+            .container_statuses
+            .as_ref()
+            .unwrap()[0]
+            .restart_count;
         assert_eq!(restarts, 0);
     }
     let b = connector(&client, &n, "b").await;
@@ -391,11 +517,23 @@ async fn two_replicas_elect_one_leader_and_the_other_takes_over() {
     let stack = Stack::from_env().expect("the local stack");
     let client = stack.client().await.expect("client");
     apply_crd(&stack, &client).await;
-    let ns = TestNamespace::create(&client, "op-lease").await.expect("namespace");
+    let ns = TestNamespace::create(&client, "op-lease")
+        .await
+        .expect("namespace");
     let n = ns.name.clone();
-    let lease_args = ["--leader-election", "true", "--lease-name", "ferry-e2e", "--lease-namespace", n.as_str(), "--lease-duration-seconds", "6"];
+    let lease_args = [
+        "--leader-election",
+        "true",
+        "--lease-name",
+        "ferry-e2e",
+        "--lease-namespace",
+        n.as_str(),
+        "--lease-duration-seconds",
+        "6",
+    ];
     let first = Operator::start_with(&stack, &n, &lease_args);
-    let leases: Api<k8s_openapi::api::coordination::v1::Lease> = Api::namespaced(client.clone(), &n);
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(client.clone(), &n);
     let holder = || async {
         leases
             .get_opt("ferry-e2e")
@@ -405,13 +543,19 @@ async fn two_replicas_elect_one_leader_and_the_other_takes_over() {
             .and_then(|l| l.spec?.holder_identity)
             .filter(|h| !h.is_empty())
     };
-    let first_holder = wait_for_named("a leader", Duration::from_secs(30), holder).await.unwrap();
+    let first_holder = wait_for_named("a leader", Duration::from_secs(30), holder)
+        .await
+        .unwrap();
     let second = Operator::start_with(&stack, &n, &lease_args);
     let topic = format!("lease-{}", random_suffix(6));
     let body = |extra: &str| null_sink("l", &topic, &stack.kafka_bootstrap, extra);
     apply_connector(&client, &n, &body("  tasks: 1")).await;
     let before = uids(&wait_ready_tasks(&client, &n, "l", 1, START).await);
-    assert_eq!(holder().await.as_deref(), Some(first_holder.as_str()), "the standby must not take the Lease");
+    assert_eq!(
+        holder().await.as_deref(),
+        Some(first_holder.as_str()),
+        "the standby must not take the Lease"
+    );
 
     // The leader dies without releasing the Lease: the standby takes over once it expires.
     first.stop().await;
@@ -423,6 +567,9 @@ async fn two_replicas_elect_one_leader_and_the_other_takes_over() {
     assert_ne!(second_holder, first_holder);
     apply_connector(&client, &n, &body("  tasks: 2")).await;
     let after = uids(&wait_ready_tasks(&client, &n, "l", 2, START).await);
-    assert_eq!(after[&0], before[&0], "the new leader keeps the running task");
+    assert_eq!(
+        after[&0], before[&0],
+        "the new leader keeps the running task"
+    );
     teardown(ns, second).await;
 }

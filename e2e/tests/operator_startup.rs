@@ -22,7 +22,9 @@ async fn twenty_connectors_reach_running_quickly() {
     let stack = Stack::from_env().expect("the local stack");
     let client = stack.client().await.expect("client");
     apply_crd(&stack, &client).await;
-    let ns = TestNamespace::create(&client, "op-start").await.expect("namespace");
+    let ns = TestNamespace::create(&client, "op-start")
+        .await
+        .expect("namespace");
     let operator = Operator::start(&stack, &ns.name);
     let topic = format!("start-{}", random_suffix(6));
 
@@ -30,7 +32,12 @@ async fn twenty_connectors_reach_running_quickly() {
     for i in 0..CONNECTORS {
         let name = format!("s{i:02}");
         applied_at.insert(name.clone(), Instant::now());
-        apply_connector(&client, &ns.name, &null_sink(&name, &topic, &stack.kafka_bootstrap, "  tasks: 1")).await;
+        apply_connector(
+            &client,
+            &ns.name,
+            &null_sink(&name, &topic, &stack.kafka_bootstrap, "  tasks: 1"),
+        )
+        .await;
     }
     let mut running: BTreeMap<String, f64> = BTreeMap::new();
     let mut ready: BTreeMap<String, f64> = BTreeMap::new();
@@ -44,10 +51,14 @@ async fn twenty_connectors_reach_running_quickly() {
             let Some(pod) = pods.get(&0) else { continue };
             let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
             if phase == Some("Running") {
-                running.entry(name.clone()).or_insert(at.elapsed().as_secs_f64());
+                running
+                    .entry(name.clone())
+                    .or_insert(at.elapsed().as_secs_f64());
             }
             if pod_ready(pod) {
-                running.entry(name.clone()).or_insert(at.elapsed().as_secs_f64());
+                running
+                    .entry(name.clone())
+                    .or_insert(at.elapsed().as_secs_f64());
                 ready.insert(name.clone(), at.elapsed().as_secs_f64());
             }
         }
@@ -56,7 +67,12 @@ async fn twenty_connectors_reach_running_quickly() {
     operator.stop().await;
     ns.cleanup().await.expect("namespace cleanup");
 
-    assert_eq!(ready.len(), CONNECTORS, "only {} of {CONNECTORS} connectors became ready within 240 s", ready.len());
+    assert_eq!(
+        ready.len(),
+        CONNECTORS,
+        "only {} of {CONNECTORS} connectors became ready within 240 s",
+        ready.len()
+    );
     let mut r: Vec<f64> = running.values().copied().collect();
     let mut q: Vec<f64> = ready.values().copied().collect();
     r.sort_by(f64::total_cmp);
@@ -73,5 +89,8 @@ async fn twenty_connectors_reach_running_quickly() {
         percentile(&q, 95.0),
         q[q.len() - 1]
     );
-    assert!(percentile(&r, 95.0) < 60.0, "p95 apply -> Running above 60 s: {r:?}");
+    assert!(
+        percentile(&r, 95.0) < 60.0,
+        "p95 apply -> Running above 60 s: {r:?}"
+    );
 }

@@ -27,21 +27,29 @@ pub async fn apply_crd(stack: &Stack, client: &Client) {
     let crd: CustomResourceDefinition = serde_yaml::from_str(&yaml).expect("parse the CRD");
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     let name = crd.metadata.name.clone().expect("CRD name");
-    api.patch(&name, &PatchParams::apply(TEST_MANAGER).force(), &Patch::Apply(&crd))
-        .await
-        .expect("apply the CRD");
-    wait_for_named("the KafkaConnector CRD to be Established", Duration::from_secs(30), || {
-        let api = api.clone();
-        let name = name.clone();
-        async move {
-            let crd = api.get(&name).await.ok()?;
-            crd.status?
-                .conditions?
-                .iter()
-                .any(|c| c.type_ == "Established" && c.status == "True")
-                .then_some(())
-        }
-    })
+    api.patch(
+        &name,
+        &PatchParams::apply(TEST_MANAGER).force(),
+        &Patch::Apply(&crd),
+    )
+    .await
+    .expect("apply the CRD");
+    wait_for_named(
+        "the KafkaConnector CRD to be Established",
+        Duration::from_secs(30),
+        || {
+            let api = api.clone();
+            let name = name.clone();
+            async move {
+                let crd = api.get(&name).await.ok()?;
+                crd.status?
+                    .conditions?
+                    .iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True")
+                    .then_some(())
+            }
+        },
+    )
     .await
     .expect("CRD established");
 }
@@ -116,11 +124,18 @@ pub async fn apply_connector(client: &Client, namespace: &str, yaml: &str) -> Ka
     value["apiVersion"] = "ferry.rs/v1alpha1".into();
     value["kind"] = "KafkaConnector".into();
     value["metadata"]["namespace"] = namespace.into();
-    let name = value["metadata"]["name"].as_str().expect("metadata.name").to_string();
+    let name = value["metadata"]["name"]
+        .as_str()
+        .expect("metadata.name")
+        .to_string();
     let api: Api<KafkaConnector> = Api::namespaced(client.clone(), namespace);
-    api.patch(&name, &PatchParams::apply(TEST_MANAGER).force(), &Patch::Apply(&value))
-        .await
-        .unwrap_or_else(|e| panic!("apply connector {name}: {e}"))
+    api.patch(
+        &name,
+        &PatchParams::apply(TEST_MANAGER).force(),
+        &Patch::Apply(&value),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("apply connector {name}: {e}"))
 }
 
 /// A null-sink connector `name` reading `topic`, with `extra` spec lines (indented by 2).
@@ -141,7 +156,13 @@ pub async fn task_pods(client: &Client, namespace: &str, connector: &str) -> BTr
         .into_iter()
         .filter(|p| p.metadata.deletion_timestamp.is_none())
         .filter_map(|p| {
-            let index = p.metadata.labels.as_ref()?.get("ferry.rs/task")?.parse().ok()?;
+            let index = p
+                .metadata
+                .labels
+                .as_ref()?
+                .get("ferry.rs/task")?
+                .parse()
+                .ok()?;
             Some((index, p))
         })
         .collect()
@@ -202,9 +223,7 @@ where
         }
     })
     .await
-    .unwrap_or_else(|e| {
-        panic!("{e}")
-    })
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The status of condition `type_` (`True`/`False`/`Unknown`) and its reason.
@@ -225,7 +244,11 @@ pub fn uids(pods: &BTreeMap<i32, Pod>) -> BTreeMap<i32, String> {
 }
 
 /// Reasons of the Events about `connector`, oldest first.
-pub async fn event_reasons(client: &Client, namespace: &str, connector: &str) -> Vec<(String, String)> {
+pub async fn event_reasons(
+    client: &Client,
+    namespace: &str,
+    connector: &str,
+) -> Vec<(String, String)> {
     let api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), namespace);
     let mut events: Vec<_> = api
         .list(&ListParams::default())
