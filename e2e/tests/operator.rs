@@ -398,7 +398,7 @@ async fn a_configuration_error_is_reported_once_and_retried_only_after_a_spec_ch
     apply_connector(&client, &n, &yaml("two")).await;
     wait_for_named("a retried task pod", START, || async {
         let now = uids(&task_pods(&client, &n, "bad").await);
-        (now.get(&0).is_some() && now.get(&0) != first.get(&0)).then_some(())
+        (now.contains_key(&0) && now.get(&0) != first.get(&0)).then_some(())
     })
     .await
     .unwrap();
