@@ -63,6 +63,9 @@ pub struct TaskPod {
     pub ended: Option<Ended>,
     /// The pod's IP, once it has one.
     pub ip: Option<String>,
+    /// Why the runner container is not running yet (`reason: message` of its waiting state,
+    /// or the pod's unschedulable message), if known.
+    pub waiting: Option<String>,
 }
 
 impl TaskPod {
@@ -113,6 +116,31 @@ impl TaskPod {
             }),
             _ => None,
         };
+        let waiting = runner
+            .and_then(|c| c.state.as_ref())
+            .and_then(|s| s.waiting.as_ref())
+            .and_then(|w| {
+                let reason = w.reason.clone()?;
+                Some(match w.message.as_deref().filter(|m| !m.is_empty()) {
+                    Some(message) => format!("{reason}: {message}"),
+                    None => reason,
+                })
+            })
+            .or_else(|| {
+                status
+                    .and_then(|s| s.conditions.as_ref())
+                    .and_then(|c| {
+                        c.iter()
+                            .find(|c| c.type_ == "PodScheduled" && c.status == "False")
+                    })
+                    .map(|c| {
+                        format!(
+                            "{}: {}",
+                            c.reason.as_deref().unwrap_or("Unschedulable"),
+                            c.message.as_deref().unwrap_or_default()
+                        )
+                    })
+            });
         TaskPod {
             name: meta.name.clone().unwrap_or_default(),
             uid: meta.uid.clone().unwrap_or_default(),
@@ -128,6 +156,7 @@ impl TaskPod {
             running_since,
             ended,
             ip: status.and_then(|s| s.pod_ip.clone()),
+            waiting,
         }
     }
 
@@ -213,6 +242,38 @@ status:
             Some("2026-11-22T10:00:00Z".parse().unwrap())
         );
         assert!(t.ended.is_none());
+        assert!(t.waiting.is_none());
         assert!(!TaskPod::from_pod(&Pod::default()).ready);
+    }
+
+    #[test]
+    fn explains_why_a_task_is_not_running() {
+        let pod: Pod = serde_yaml::from_str(
+            r#"
+metadata: {name: orders-task-0, labels: {ferry.rs/task: "0"}}
+status:
+  phase: Pending
+  containerStatuses:
+  - name: runner
+    image: x
+    imageID: ""
+    ready: false
+    restartCount: 0
+    state: {waiting: {reason: CreateContainerConfigError, message: 'secret "kafka-user" not found'}}
+"#,
+        )
+        .unwrap();
+        assert_eq!(
+            TaskPod::from_pod(&pod).waiting.as_deref(),
+            Some("CreateContainerConfigError: secret \"kafka-user\" not found")
+        );
+        let unschedulable: Pod = serde_yaml::from_str(
+            "metadata: {name: p}\nstatus: {phase: Pending, conditions: [{type: PodScheduled, status: 'False', reason: Unschedulable, message: '0/1 nodes are available'}]}",
+        )
+        .unwrap();
+        assert_eq!(
+            TaskPod::from_pod(&unschedulable).waiting.as_deref(),
+            Some("Unschedulable: 0/1 nodes are available")
+        );
     }
 }

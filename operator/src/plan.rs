@@ -15,6 +15,7 @@
 //! - while `Paused`, nothing is replaced or restarted (missing pods are still created: they
 //!   start paused).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use ferry_crds::contract::EXIT_CONFIG_ERROR;
@@ -126,6 +127,8 @@ pub struct Plan {
     pub orphans: usize,
     /// The first configuration error of the current generation: `(index, message)`.
     pub config_error: Option<(i32, String)>,
+    /// Why tasks that are not ready are waiting, by index (from their pods).
+    pub waiting: BTreeMap<i32, String>,
 }
 
 /// Everything [`plan`] decides on.
@@ -253,6 +256,9 @@ pub fn plan(observed: &Observed<'_>) -> Plan {
                             }
                         } else {
                             unavailable += 1;
+                            if let Some(waiting) = &pod.waiting {
+                                plan.waiting.insert(index, waiting.clone());
+                            }
                             if !current && !paused {
                                 replace(&mut plan, pod, DeleteReason::Replace);
                             }

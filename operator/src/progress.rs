@@ -107,6 +107,7 @@ mod tests {
             ended: None,
             // TEST-NET-1: never routed, so the request times out or is refused.
             ip: Some("192.0.2.1".into()),
+            waiting: None,
         };
         let readings = read_all(&[pod], Duration::from_millis(200)).await;
         assert_eq!(readings.len(), 1);

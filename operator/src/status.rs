@@ -130,7 +130,7 @@ pub fn build(
             reason::TASKS_NOT_READY,
             format!(
                 "{ready} of {desired} tasks are ready{}",
-                describe_not_ready(&tasks)
+                describe_not_ready(&tasks, plan)
             ),
         ),
     };
@@ -298,12 +298,15 @@ fn describe_failure(task: &ferry_crds::status::TaskStatus) -> String {
     }
 }
 
-fn describe_not_ready(tasks: &[ferry_crds::status::TaskStatus]) -> String {
+fn describe_not_ready(tasks: &[ferry_crds::status::TaskStatus], plan: &Plan) -> String {
     let waiting: Vec<String> = tasks
         .iter()
         .filter(|t| t.phase != task_phase::RUNNING && t.phase != task_phase::PAUSED)
         .take(3)
-        .map(|t| format!("task {} is {}", t.index, t.phase))
+        .map(|t| match plan.waiting.get(&t.index) {
+            Some(why) => format!("task {} is {} ({why})", t.index, t.phase),
+            None => format!("task {} is {}", t.index, t.phase),
+        })
         .collect();
     if waiting.is_empty() {
         String::new()
@@ -546,5 +549,23 @@ mod tests {
         );
         assert_eq!(s.tasks_ready.as_deref(), Some("0/0"));
         assert_eq!(s.replicas, Some(0));
+    }
+
+    #[test]
+    fn a_waiting_task_says_why_in_the_ready_condition() {
+        let c = fixtures::sink("");
+        let waiting = "phase: Pending\ncontainerStatuses:\n- {name: runner, image: x, imageID: '', ready: false, restartCount: 0, state: {waiting: {reason: CreateContainerConfigError, message: 'secret \"kafka-user\" not found'}}}";
+        let s = status_of(
+            &c,
+            &|i| vec![observed_pod(i, 0, 0, "u", waiting)],
+            &[],
+            None,
+        );
+        let ready = condition(&s, "Ready");
+        assert_eq!(ready.status, "False");
+        assert_eq!(
+            ready.message,
+            "0 of 1 tasks are ready; task 0 is Pending (CreateContainerConfigError: secret \"kafka-user\" not found)"
+        );
     }
 }
