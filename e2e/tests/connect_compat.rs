@@ -58,6 +58,11 @@ const EXPECTED_ERRORS: &[&str] = &[
     "timestamp-router-none@",
     "value-to-key@tombstone-",
     "value-to-key-missing@schemad",
+    "key-extract@map-key",
+    "key-flatten@struct-key",
+    "key-set-schema@map-key",
+    "key-timestamp@map-key",
+    "date-parse-11@",
 ];
 
 /// How results are compared.
@@ -99,7 +104,9 @@ fn ferry_json_spec(c: &Json) -> pipeline::JsonConverterSpec {
         } else {
             pipeline::DecimalFormat::Base64
         }),
-        replace_null_with_default: None,
+        replace_null_with_default: c["config"]["replace.null.with.default"]
+            .as_str()
+            .map(|v| v == "true"),
     }
 }
 
@@ -628,6 +635,105 @@ fn converter_cases() -> Vec<Case> {
         simple_conv("string"),
         simple_conv("string"),
         Some("x y".as_bytes()),
+    ));
+    for (i, text) in [
+        "  42  ",
+        "[1, 2]",
+        "[ \"a\" , \"b,c\" ]",
+        "{\"a\": [1, {\"b\": 2}]}",
+        "[\"esc \\\" q\"]",
+        "1.5e400",
+        "-0",
+        "+5",
+        "0x10",
+        "1e2",
+        "12:30",
+        "2023-13-45",
+        "[1,2.5]",
+        "[true,1]",
+        "{1:2}",
+        "{\"a\":1,\"b\":\"x\"}",
+        "[[1],[2,3]]",
+        "[null,1]",
+        "3.4028236E38",
+        "1e-50",
+        "9223372036854775808",
+        "-9223372036854775808",
+        "00:00:00.000Z",
+        "1970-01-01T00:00:00.000Z",
+        "12\\x",
+        "true:x",
+        "[1,2] x",
+        "1.5,2",
+        "{\"a\":1} y",
+        "\"quoted\"",
+        "[\"a\":1]",
+        "{\"a\"}",
+        "true false",
+        "[1,,2]",
+        "[1,]",
+        "{\"a\":1,}",
+        "null x",
+        " true ",
+        "false,",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        cases.push(header_case(
+            &format!("header-more-{i}"),
+            simple_conv("simple"),
+            json_conv(true, false),
+            Some(text.as_bytes()),
+        ));
+        cases.push(header_case(
+            &format!("header-more-back-{i}"),
+            simple_conv("simple"),
+            simple_conv("simple"),
+            Some(text.as_bytes()),
+        ));
+    }
+
+    // replace.null.with.default: false keeps nulls of optional fields with defaults.
+    let keep_nulls = |schemas: bool| {
+        let mut c = json_conv(schemas, false);
+        c["config"]["replace.null.with.default"] = json!("false");
+        c
+    };
+    let with_default = envelope(
+        &json!({"type": "struct", "optional": false, "fields": [
+            field(json!({"type": "int32", "optional": true, "default": 5}), "a"),
+            field(json!({"type": "string", "optional": true, "default": "d"}), "b"),
+        ]}),
+        &json!({"a": null}),
+    );
+    cases.push(convert_case(
+        "keep-nulls",
+        keep_nulls(true),
+        keep_nulls(true),
+        Some(&with_default),
+        Compare::Exact,
+    ));
+    cases.push(convert_case(
+        "keep-nulls-read",
+        keep_nulls(true),
+        env.clone(),
+        Some(&with_default),
+        Compare::Exact,
+    ));
+    cases.push(convert_case(
+        "keep-nulls-write",
+        env.clone(),
+        keep_nulls(false),
+        Some(&with_default),
+        Compare::Exact,
+    ));
+    cases.push(convert_case(
+        "keep-nulls-order",
+        keep_nulls(true),
+        keep_nulls(true),
+        Some(&order_envelope()),
+        Compare::Exact,
     ));
     cases
 }
@@ -1504,6 +1610,127 @@ fn transform_cases() -> Vec<Case> {
         ),
         &both,
     );
+
+    // Key variants, on a struct key and a schemaless map key.
+    let keyed = [
+        (
+            "struct-key",
+            Rec {
+                key: Some(order_envelope()),
+                ..schemad()
+            },
+        ),
+        (
+            "map-key",
+            Rec {
+                key: Some(schemaless_order()),
+                ..schemaless()
+            },
+        ),
+    ];
+    let key_smts = [
+        ("key-cast", "[{name: t, cast: {target: key, spec: [{field: id, type: string}]}}]", "Cast$Key", json!({"spec": "id:string"})),
+        ("key-extract", "[{name: t, extractField: {target: key, field: name}}]", "ExtractField$Key", json!({"field": "name"})),
+        ("key-flatten", "[{name: t, flatten: {target: key, delimiter: '-'}}]", "Flatten$Key", json!({"delimiter": "-"})),
+        ("key-header-from", "[{name: t, headerFrom: {target: key, fields: [id], headers: [kid], operation: copy}}]", "HeaderFrom$Key", json!({"fields": "id", "headers": "kid", "operation": "copy"})),
+        ("key-insert", "[{name: t, insertField: {target: key, topic: {field: t}, static: {field: s, value: v}}}]", "InsertField$Key", json!({"topic.field": "t", "static.field": "s", "static.value": "v"})),
+        ("key-mask", "[{name: t, maskField: {target: key, fields: [name, vip]}}]", "MaskField$Key", json!({"fields": "name,vip"})),
+        ("key-replace", "[{name: t, replaceField: {target: key, include: [id, name], renames: [{from: id, to: key}]}}]", "ReplaceField$Key", json!({"include": "id,name", "renames": "id:key"})),
+        ("key-set-schema", "[{name: t, setSchemaMetadata: {target: key, version: 9}}]", "SetSchemaMetadata$Key", json!({"schema.version": "9"})),
+        ("key-timestamp", "[{name: t, timestampConverter: {target: key, field: created, targetType: Date}}]", "TimestampConverter$Key", json!({"field": "created", "target.type": "Date"})),
+    ];
+    for (id, ferry, class, config) in key_smts {
+        let t = smt(id, ferry, class, config);
+        for (name, rec) in &keyed {
+            cases.push(transform_case(&t, name, rec));
+        }
+    }
+
+    // SimpleDateFormat patterns, formatting and parsing.
+    let patterns = [
+        "yyyy-MM-dd HH:mm:ss.SSS",
+        "yy/M/d h:mm a",
+        "EEE, d MMM yyyy HH:mm:ss Z",
+        "EEEE MMMM D",
+        "yyyy-MM-dd'T'HH:mm:ssXXX",
+        "yyyyMMddHHmmssSSS",
+        "'It''s' HH 'o''clock'",
+        "K:mm a, z",
+        "k",
+        "S",
+        "SSSSS",
+        "yyyyy",
+        "MMMMM",
+        "E",
+        "u",
+        "X",
+        "XX",
+        "ZZZZ",
+        "zzzz",
+        "dd.MM.yyyy",
+    ];
+    for (i, pattern) in patterns.into_iter().enumerate() {
+        let ferry = format!(
+            "[{{name: t, timestampConverter: {{targetType: string, format: {}}}}}]",
+            json!(pattern)
+        );
+        let id = format!("date-format-{i}");
+        let t = smt(
+            &id,
+            &ferry,
+            "TimestampConverter$Value",
+            json!({"target.type": "string", "format": pattern}),
+        );
+        for ts in [
+            0i64,
+            -1,
+            1_700_000_123_456,
+            253_402_300_799_999,
+            951_782_400_000,
+            43_200_000,
+        ] {
+            cases.push(transform_case(
+                &t,
+                &ts.to_string(),
+                &with_value(named("int64", TIMESTAMP), json!(ts)),
+            ));
+        }
+    }
+    let parses = [
+        ("yyyy-MM-dd", "2023-11-14"),
+        ("yyyy-MM-dd", "2023-13-01"),
+        ("yyyy-MM-dd", "2023-02-30"),
+        ("dd/MM/yyyy HH:mm", "31/12/1999 23:59"),
+        ("yyyyMMddHHmmss", "20231114221523"),
+        (
+            "yyyy-MM-dd'T'HH:mm:ss.SSSXXX",
+            "2023-11-14T23:15:23.456+01:00",
+        ),
+        ("yyyy-MM-dd'T'HH:mm:ss.SSSZ", "2023-11-14T22:15:23.456-0130"),
+        ("EEE, d MMM yyyy hh:mm a", "Tue, 14 Nov 2023 10:15 PM"),
+        ("d MMMM yyyy", "14 november 2023"),
+        ("HH:mm", "25:61"),
+        ("yyyy-MM-dd", "2023-11-14 trailing"),
+        ("yyyy-MM-dd", "not a date"),
+    ];
+    for (i, (pattern, text)) in parses.into_iter().enumerate() {
+        let ferry = format!(
+            "[{{name: t, timestampConverter: {{targetType: unix, format: {}}}}}]",
+            json!(pattern)
+        );
+        let id = format!("date-parse-{i}");
+        let t = smt(
+            &id,
+            &ferry,
+            "TimestampConverter$Value",
+            json!({"target.type": "unix", "format": pattern}),
+        );
+        cases.push(transform_case(
+            &t,
+            "text",
+            &with_value(schema("string"), json!(text)),
+        ));
+    }
     cases
 }
 

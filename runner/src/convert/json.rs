@@ -104,11 +104,16 @@ impl JsonConverter {
                 members.push(("items".to_string(), items));
             }
             SchemaType::Map => {
-                let (Some(k), Some(v)) = (&schema.key_schema, &schema.value_schema) else {
-                    return Err(DataError::new("map schema without key or value schema"));
+                let Some(k) = &schema.key_schema else {
+                    return Err(DataError::new("map schema without key schema"));
                 };
                 members.push(("keys".to_string(), self.schema_to_node(k)?));
-                members.push(("values".to_string(), self.schema_to_node(v)?));
+                // Values of mixed types (inferred from text) have no schema: "values": null.
+                let values = match &schema.value_schema {
+                    Some(v) => self.schema_to_node(v)?,
+                    None => JsonNode::Null,
+                };
+                members.push(("values".to_string(), values));
             }
             SchemaType::Struct => {
                 let mut fields = Vec::with_capacity(schema.fields.len());
@@ -459,6 +464,9 @@ impl JsonConverter {
                 JsonNode::Array(out)
             }
             (SchemaType::Map, Value::Map(entries)) => {
+                if schema.is_some_and(|s| s.key_schema.is_none()) {
+                    return Err(DataError::new("map schema without key schema"));
+                }
                 let key_schema = schema.and_then(|s| s.key_schema.as_deref());
                 let value_schema = schema.and_then(|s| s.value_schema.as_deref());
                 let object_mode = match key_schema {

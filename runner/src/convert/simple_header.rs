@@ -41,10 +41,7 @@ mod tests {
         let text = read(Some(b"hello world")).unwrap();
         assert_eq!(text.value, Value::String("hello world".into()));
         assert_eq!(read(None).unwrap(), SchemaAndValue::null());
-        assert_eq!(
-            read(Some(b"")).unwrap().value,
-            Value::String(String::new())
-        );
+        assert_eq!(read(Some(b"")).unwrap().value, Value::String(String::new()));
         assert_eq!(write(&SchemaAndValue::null()).unwrap(), None);
     }
 }

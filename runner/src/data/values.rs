@@ -282,29 +282,38 @@ impl ValueParser {
         }
     }
 
+    /// The value at the start of the text (Connect reads one value and ignores the rest:
+    /// `12:30` is the number 12, `[1] x` the list `[1]`).
     fn parse_top(&mut self) -> Option<SchemaAndValue> {
         self.ws();
         let first = *self.s.get(self.i)?;
         if first == '[' || first == '{' {
-            let save = self.i;
-            if let Some((schema, value)) = self.composite() {
-                self.ws();
-                if self.i == self.s.len() {
-                    return Some(SchemaAndValue { schema, value });
-                }
+            return self
+                .composite()
+                .map(|(schema, value)| SchemaAndValue { schema, value });
+        }
+        let rest: String = self.s[self.i..].iter().collect();
+        let token = match rest.find(is_delimiter) {
+            Some(end) => &rest[..end],
+            None => rest.as_str(),
+        }
+        .trim();
+        // A boolean or null must be the whole text; a number may be followed by more.
+        match (token, rest.trim()) {
+            ("", _) => return None,
+            ("null", "null") => return Some(SchemaAndValue::null()),
+            ("true" | "false", whole) if whole == token => {
+                return Some(SchemaAndValue::new(
+                    Schema::new(SchemaType::Boolean),
+                    Value::Boolean(token == "true"),
+                ))
             }
-            self.i = save;
+            _ => {}
         }
-        let token: String = self.s[self.i..].iter().collect();
-        let token = token.trim();
-        if token == "null" {
-            return Some(SchemaAndValue::null());
-        }
-        if token == "true" || token == "false" {
-            return Some(SchemaAndValue::new(
-                Schema::new(SchemaType::Boolean),
-                Value::Boolean(token == "true"),
-            ));
+        if token.starts_with(|c: char| c.is_ascii_digit()) {
+            if let Some((schema, value)) = temporal(rest.trim()) {
+                return Some(SchemaAndValue { schema, value });
+            }
         }
         scalar(token).map(|(schema, value)| SchemaAndValue { schema, value })
     }
@@ -342,7 +351,9 @@ impl ValueParser {
                 let token: String = self.s[start..self.i].iter().collect();
                 let token = token.trim();
                 match token {
-                    "null" => Some((None, Value::Null)),
+                    // Connect cannot read null inside a list or map: the whole text is then
+                    // a string.
+                    "null" => None,
                     "true" => Some((Some(Schema::new(SchemaType::Boolean)), Value::Boolean(true))),
                     "false" => Some((
                         Some(Schema::new(SchemaType::Boolean)),
@@ -365,6 +376,8 @@ impl ValueParser {
                     return Some((Some(Schema::new(SchemaType::String)), Value::String(out)));
                 }
                 '\\' => {
+                    // An escaped character is kept with its backslash, as Connect keeps it.
+                    out.push('\\');
                     out.push(*self.s.get(self.i)?);
                     self.i += 1;
                 }
@@ -385,7 +398,15 @@ impl ValueParser {
             items.push(self.embedded()?);
             self.ws();
             match self.s.get(self.i)? {
-                ',' => self.i += 1,
+                ',' => {
+                    self.i += 1;
+                    // A trailing comma is accepted, as Connect accepts it.
+                    self.ws();
+                    if self.s.get(self.i) == Some(&']') {
+                        self.i += 1;
+                        return Some(list_of(items));
+                    }
+                }
                 ']' => {
                     self.i += 1;
                     return Some(list_of(items));
@@ -414,7 +435,14 @@ impl ValueParser {
             entries.push((key, value));
             self.ws();
             match self.s.get(self.i)? {
-                ',' => self.i += 1,
+                ',' => {
+                    self.i += 1;
+                    self.ws();
+                    if self.s.get(self.i) == Some(&'}') {
+                        self.i += 1;
+                        return Some(map_of(entries));
+                    }
+                }
                 '}' => {
                     self.i += 1;
                     return Some(map_of(entries));
@@ -423,6 +451,11 @@ impl ValueParser {
             }
         }
     }
+}
+
+/// The characters that end a token in Connect's value parser.
+fn is_delimiter(c: char) -> bool {
+    matches!(c, '[' | ']' | '{' | '}' | ',' | ':' | '"')
 }
 
 fn looks_like_time_continuation(token: &str, rest: &str) -> bool {
