@@ -35,18 +35,23 @@ where
         .with_context(|| format!("creating {}", K::kind(&Default::default())))
 }
 
-/// Runs `body` in a fresh namespace and always deletes the namespace afterwards.
+/// Runs `body` in a fresh namespace and always deletes the namespace afterwards, also when
+/// an assertion in `body` panics.
 async fn in_namespace<F, Fut>(prefix: &str, body: F) -> anyhow::Result<()>
 where
     F: FnOnce(Stack, Client, TestNamespace) -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<()>>,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
 {
     let stack = Stack::from_env()?;
     let client = stack.client().await?;
     let ns = TestNamespace::create(&client, prefix).await?;
-    let result = body(stack, client, ns.clone()).await;
+    let outcome = tokio::spawn(body(stack, client, ns.clone())).await;
     let cleanup = ns.cleanup().await;
-    result?;
+    match outcome {
+        Ok(result) => result?,
+        Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+        Err(error) => bail!("test task failed: {error}"),
+    }
     cleanup?;
     Ok(())
 }
