@@ -12,6 +12,12 @@
 //! - a pod whose configuration hash is stale is replaced: at once when it is not serving
 //!   (pending, failed, finished), otherwise one at a time, only while every other task is
 //!   ready (rolling replacement);
+//! - a ready task that reports itself stalled (work waiting, nothing committed for
+//!   `spec.progress.stallAfterSeconds`) is restarted like a failed one: deleted now, recreated
+//!   after the backoff;
+//! - a sink task never finishes on its own: a sink pod that ended with exit code 0 (stopped
+//!   from outside, e.g. by its liveness probe) is restarted like a failed one; a source pod
+//!   that ended with exit code 0 finished its bounded input and is left alone;
 //! - while `Paused`, nothing is replaced or restarted (missing pods are still created: they
 //!   start paused).
 
@@ -37,6 +43,8 @@ pub enum DeleteReason {
     Replace,
     /// It failed and its restart is due.
     Restart,
+    /// It reported no progress while work waits: restarted after the backoff.
+    Stalled,
     /// It failed with a configuration error and the spec changed since: retried once.
     RetryAfterSpecChange,
 }
@@ -142,6 +150,8 @@ pub struct Observed<'a> {
     pub pods: &'a [TaskPod],
     /// `status.tasks.items` as last written.
     pub previous: &'a [TaskStatus],
+    /// Tasks whose progress report says they are stalled, with the lag they reported.
+    pub stalled: &'a BTreeMap<i32, Option<u64>>,
     /// Now.
     pub now: Timestamp,
 }
@@ -229,6 +239,10 @@ pub fn plan(observed: &Observed<'_>) -> Plan {
                         unavailable += 1;
                         failed_task(&mut plan, &mut task, pod, ended, current, observed);
                     }
+                    (PodPhase::Succeeded, Some(ended)) if !inputs.is_source => {
+                        unavailable += 1;
+                        failed_task(&mut plan, &mut task, pod, ended, current, observed);
+                    }
                     (PodPhase::Succeeded, _) => {
                         unavailable += 1;
                         task.phase = task_phase::SUCCEEDED.to_string();
@@ -244,7 +258,12 @@ pub fn plan(observed: &Observed<'_>) -> Plan {
                             &inputs.backoff,
                             observed.now,
                         );
-                        if pod.ready {
+                        if pod.ready && !paused && current && observed.stalled.contains_key(&index)
+                        {
+                            unavailable += 1;
+                            let lag = observed.stalled.get(&index).copied().flatten();
+                            stalled_task(&mut plan, &mut task, pod, lag, observed);
+                        } else if pod.ready {
                             task.phase = if paused {
                                 task_phase::PAUSED
                             } else {
@@ -408,10 +427,67 @@ fn failed_task(
     }
 }
 
+/// Restarts a task that reports no progress: its pod is deleted now and recreated once the
+/// backoff has passed.
+fn stalled_task(
+    plan: &mut Plan,
+    task: &mut TaskStatus,
+    pod: &TaskPod,
+    lag: Option<u64>,
+    observed: &Observed<'_>,
+) {
+    let inputs = observed.inputs;
+    let waiting = lag.map_or("work".to_string(), |l| format!("{l} records"));
+    let failure = TaskFailure {
+        reason: "Stalled".to_string(),
+        message: format!(
+            "the task had {waiting} waiting and committed nothing for \
+             spec.progress.stallAfterSeconds"
+        ),
+        exit_code: None,
+        at: Some(Time(observed.now)),
+    };
+    let decision = restart::decide(
+        &Failure {
+            restarts_before: pod.restarts,
+            started_at: pod.running_since,
+            failed_at: observed.now,
+        },
+        &inputs.backoff,
+        restart::jitter_from(&pod.uid),
+    );
+    task.restarts = decision.restarts;
+    task.last_failure = Some(failure.clone());
+    task.phase = task_phase::BACKING_OFF.to_string();
+    task.next_restart_at = Some(Time(decision.restart_at));
+    let pod_ref = (pod.name.clone(), pod.uid.clone());
+    plan.decisions.push(Decision::TaskFailed {
+        index: task.index,
+        pod: pod_ref.clone(),
+        failure,
+    });
+    plan.decisions.push(Decision::RestartScheduled {
+        index: task.index,
+        pod: pod_ref,
+        at: decision.restart_at,
+        delay: inputs
+            .backoff
+            .delay(decision.restarts, restart::jitter_from(&pod.uid)),
+    });
+    plan.delete.push(Deletion {
+        pod: pod.name.clone(),
+        uid: pod.uid.clone(),
+        reason: DeleteReason::Stalled,
+        hash: pod.hash.clone(),
+    });
+    wake(plan, decision.restart_at, observed.now);
+}
+
 /// The failure category shown in `lastFailure.reason`.
 pub fn failure_reason(ended: &Ended) -> String {
     match ended.exit_code {
         Some(EXIT_CONFIG_ERROR) => "ConfigurationError".to_string(),
+        Some(ferry_crds::contract::EXIT_OK) => "Stopped".to_string(),
         Some(ferry_crds::contract::EXIT_RECORD_FAILED) => "RecordFailed".to_string(),
         _ => ended.reason.clone(),
     }
@@ -435,6 +511,7 @@ mod tests {
             hash: &hash,
             pods,
             previous,
+            stalled: &BTreeMap::new(),
             now: now(at),
         })
     }
@@ -749,5 +826,61 @@ mod tests {
                 .restarts,
             0
         );
+    }
+
+    #[test]
+    fn a_stalled_task_is_restarted_after_its_backoff() {
+        let inputs = fixtures::inputs(&fixtures::sink("  tasks: 2"));
+        let pods = vec![
+            observed_pod(&inputs, 0, 0, "u0", &ready(T0)),
+            observed_pod(&inputs, 1, 0, "u1", &ready(T0)),
+        ];
+        let stalled = BTreeMap::from([(1, Some(500))]);
+        let hash = crate::build::config_hash(&inputs);
+        let p = plan(&Observed {
+            inputs: &inputs,
+            hash: &hash,
+            pods: &pods,
+            previous: &[],
+            stalled: &stalled,
+            now: now("2026-11-22T10:10:00Z"),
+        });
+        assert_eq!(deleted(&p), vec![("orders-task-1", DeleteReason::Stalled)]);
+        let task = &p.tasks[1];
+        assert_eq!(task.phase, "BackingOff");
+        assert_eq!(task.restarts, 1);
+        let failure = task.last_failure.as_ref().unwrap();
+        assert_eq!(failure.reason, "Stalled");
+        assert!(failure.message.contains("500 records waiting"));
+        assert!(task.next_restart_at.is_some());
+        assert_eq!(p.tasks[0].phase, "Running");
+        // Once gone, the pod comes back only when the backoff has passed.
+        let p2 = run(&inputs, &pods[..1], &p.tasks, "2026-11-22T10:10:00.5Z");
+        assert!(p2.create.is_empty());
+        let p3 = run(&inputs, &pods[..1], &p.tasks, "2026-11-22T10:10:02Z");
+        assert_eq!(p3.create, vec![(1, 1)]);
+    }
+
+    #[test]
+    fn a_sink_that_exited_cleanly_is_restarted_but_a_finished_source_is_not() {
+        let sink = fixtures::inputs(&fixtures::sink(""));
+        let exited = "phase: Succeeded\ncontainerStatuses:\n- {name: runner, image: x, imageID: '', ready: false, restartCount: 0, state: {terminated: {exitCode: 0, reason: Completed, startedAt: '2026-11-22T10:00:00Z', finishedAt: '2026-11-22T10:00:30Z'}}}";
+        let p = run(
+            &sink,
+            &[observed_pod(&sink, 0, 0, "u0", exited)],
+            &[],
+            "2026-11-22T10:00:40Z",
+        );
+        assert_eq!(deleted(&p), vec![("orders-task-0", DeleteReason::Restart)]);
+        assert_eq!(p.tasks[0].last_failure.as_ref().unwrap().reason, "Stopped");
+        let source = fixtures::inputs(&fixtures::source(""));
+        let p = run(
+            &source,
+            &[observed_pod(&source, 0, 0, "u0", exited)],
+            &[],
+            "2026-11-22T10:00:40Z",
+        );
+        assert!(p.delete.is_empty() && p.create.is_empty());
+        assert_eq!(p.tasks[0].phase, "Succeeded");
     }
 }

@@ -22,7 +22,7 @@ use crate::observe::{PodPhase, TaskPod};
 use crate::offsets::{self, FinalizerStep};
 use crate::plan::{self, DeleteReason, Observed};
 use crate::progress;
-use crate::status::{self, TaskReading};
+use crate::status::{self, Reading, TaskReading};
 use crate::validate::validate;
 
 /// Reconciles one connector.
@@ -118,12 +118,26 @@ async fn reconcile_connector(ctx: &Context, namespace: &str, name: &str) -> Resu
         .and_then(|s| s.tasks.as_ref())
         .map(|t| t.items.clone())
         .unwrap_or_default();
+    // Progress first: a stalled task is restarted by the plan.
+    let readings: Vec<TaskReading> = if ctx.settings.read_progress {
+        progress::read_all(&pods, ctx.settings.progress_timeout).await
+    } else {
+        Vec::new()
+    };
+    let stalled: BTreeMap<i32, Option<u64>> = readings
+        .iter()
+        .filter_map(|r| match &r.reading {
+            Reading::Report(p) if p.stalled => Some((r.index, p.lag)),
+            _ => None,
+        })
+        .collect();
     let now = Timestamp::now();
     let plan = plan::plan(&Observed {
         inputs: &inputs,
         hash: &hash,
         pods: &pods,
         previous: &previous_items,
+        stalled: &stalled,
         now,
     });
 
@@ -136,7 +150,10 @@ async fn reconcile_connector(ctx: &Context, namespace: &str, name: &str) -> Resu
     let mut restarted = 0;
     for deletion in &plan.delete {
         apply::delete_pod(client, namespace, &deletion.pod, &deletion.uid).await?;
-        if deletion.reason == DeleteReason::Restart {
+        if matches!(
+            deletion.reason,
+            DeleteReason::Restart | DeleteReason::Stalled
+        ) {
             restarted += 1;
         }
         tracing::info!(connector = %format!("{namespace}/{name}"), pod = %deletion.pod,
@@ -147,17 +164,16 @@ async fn reconcile_connector(ctx: &Context, namespace: &str, name: &str) -> Resu
         ctx.metrics.task_restarted(restarted);
     }
 
-    let readings: Vec<TaskReading> = if ctx.settings.read_progress {
-        let deleted: Vec<&str> = plan.delete.iter().map(|d| d.pod.as_str()).collect();
-        let live: Vec<TaskPod> = pods
-            .iter()
-            .filter(|p| !deleted.contains(&p.name.as_str()))
-            .cloned()
-            .collect();
-        progress::read_all(&live, ctx.settings.progress_timeout).await
-    } else {
-        Vec::new()
-    };
+    // Readings of deleted pods are stale.
+    let readings: Vec<TaskReading> = readings
+        .into_iter()
+        .filter(|r| {
+            !plan.delete.iter().any(|d| {
+                pods.iter()
+                    .any(|p| p.name == d.pod && p.index == Some(r.index))
+            })
+        })
+        .collect();
     let new_status = status::build(&inputs, &plan, &readings, previous.as_ref(), now);
     if previous.as_ref() != Some(&new_status) {
         apply::status(client, namespace, name, &new_status).await?;

@@ -343,6 +343,7 @@ mod tests {
             hash: &hash,
             pods: &pods,
             previous: &items,
+            stalled: &std::collections::BTreeMap::new(),
             now,
         });
         build(&inputs, &p, readings, previous, now)
