@@ -1,4 +1,5 @@
 //! Configuration problems found while building converters and transforms from a spec.
+#![warn(missing_docs)]
 
 use std::fmt;
 
@@ -37,6 +38,9 @@ mod tests {
     #[test]
     fn display_names_the_field() {
         let e = ConfigError::new("spec.transforms[1].cast.spec", "must not be empty");
-        assert_eq!(e.to_string(), "spec.transforms[1].cast.spec: must not be empty");
+        assert_eq!(
+            e.to_string(),
+            "spec.transforms[1].cast.spec: must not be empty"
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! Converters: Kafka bytes to typed records and back, compatible with Kafka Connect's
 //! `JsonConverter`, `StringConverter`, `ByteArrayConverter` and `SimpleHeaderConverter`.
+#![warn(missing_docs)]
 
 use crate::config_error::ConfigError;
 use crate::data::{DataError, Schema, SchemaAndValue, SchemaType, Value};

@@ -4,6 +4,7 @@
 //! A value may come with a [`Schema`] (Connect's "schema'd" data, e.g. from the JSON
 //! converter with `schemas: true`) or without one (schemaless data: JSON-like values where
 //! objects are [`Value::Map`]s with string keys).
+#![warn(missing_docs)]
 
 pub mod date_format;
 mod decimal;

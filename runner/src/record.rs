@@ -1,5 +1,6 @@
 //! Records as transforms and plugins see them ([`Record`]) and as they are in Kafka
 //! ([`RawRecord`]).
+#![warn(missing_docs)]
 
 use crate::data::SchemaAndValue;
 

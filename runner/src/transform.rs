@@ -1,5 +1,6 @@
 //! Transforms (Kafka Connect's single message transforms) and their predicates, with
 //! Connect's semantics for schema'd (struct) and schemaless (map) keys and values.
+#![warn(missing_docs)]
 
 mod cast;
 mod fields;

@@ -4,14 +4,14 @@
 use super::DataError;
 use std::fmt;
 
+/// Most digits [`Decimal::with_scale`] adds.
+const MAX_RESCALE_DIGITS: i64 = 400;
+
 /// An arbitrary-precision decimal: `unscaled × 10^-scale`.
 ///
 /// The unscaled integer is kept as Java's `BigInteger.toByteArray()` gives it (big-endian
 /// two's complement, minimal length), which is exactly what Connect's `Decimal` schema
 /// stores in bytes. Equality compares the scale too (`1.0 != 1.00`), as `BigDecimal.equals`.
-/// Most digits [`Decimal::with_scale`] adds.
-const MAX_RESCALE_DIGITS: i64 = 400;
-
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Decimal {
     unscaled: Vec<u8>,

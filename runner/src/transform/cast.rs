@@ -10,8 +10,9 @@ use ferry_crds::pipeline::{CastSpec, CastType, Target};
 
 const PURPOSE: &str = "cast";
 
+/// `Cast`: the whole key/value (`whole`) or top-level fields (`fields`) to a new type.
 #[derive(Clone, Debug)]
-pub struct Cast {
+pub(crate) struct Cast {
     target: Target,
     whole: Option<SchemaType>,
     fields: Vec<(String, SchemaType)>,
@@ -32,7 +33,8 @@ fn schema_type(t: CastType) -> SchemaType {
 }
 
 impl Cast {
-    pub fn new(spec: &CastSpec, path: &str, errors: &mut Vec<ConfigError>) -> Option<Self> {
+    /// Builds the transform from its spec; problems are reported under `path`.
+    pub(crate) fn new(spec: &CastSpec, path: &str, errors: &mut Vec<ConfigError>) -> Option<Self> {
         if spec.spec.is_empty() {
             errors.push(ConfigError::new(
                 format!("{path}.spec"),
@@ -87,7 +89,8 @@ impl Cast {
             .map(|(_, t)| *t)
     }
 
-    pub fn apply(&self, mut record: Record) -> Result<Record, Failure> {
+    /// Applies the transform to one record.
+    pub(crate) fn apply(&self, mut record: Record) -> Result<Record, Failure> {
         let part = operating(&mut record, self.target);
         if part.value.is_null() {
             return Ok(record);

@@ -23,14 +23,19 @@ fn require_name(name: &str, path: &str, errors: &mut Vec<ConfigError>) -> bool {
 
 /// `ExtractField`.
 #[derive(Clone, Debug)]
-pub struct ExtractField {
+pub(crate) struct ExtractField {
     target: Target,
     field: String,
     replace_null_with_default: bool,
 }
 
 impl ExtractField {
-    pub fn new(spec: &ExtractFieldSpec, path: &str, errors: &mut Vec<ConfigError>) -> Option<Self> {
+    /// Builds the transform from its spec; problems are reported under `path`.
+    pub(crate) fn new(
+        spec: &ExtractFieldSpec,
+        path: &str,
+        errors: &mut Vec<ConfigError>,
+    ) -> Option<Self> {
         require_name(&spec.field, &format!("{path}.field"), errors).then(|| ExtractField {
             target: spec.target,
             field: spec.field.clone(),
@@ -38,7 +43,8 @@ impl ExtractField {
         })
     }
 
-    pub fn apply(&self, mut record: Record) -> Result<Record, Failure> {
+    /// Applies the transform to one record.
+    pub(crate) fn apply(&self, mut record: Record) -> Result<Record, Failure> {
         let purpose = "field extraction";
         let part = operating(&mut record, self.target);
         match &part.schema {
@@ -72,13 +78,14 @@ impl ExtractField {
 
 /// `Flatten`.
 #[derive(Clone, Debug)]
-pub struct Flatten {
+pub(crate) struct Flatten {
     target: Target,
     delimiter: String,
 }
 
 impl Flatten {
-    pub fn new(spec: &FlattenSpec) -> Self {
+    /// Builds the transform from its spec; problems are reported under `path`.
+    pub(crate) fn new(spec: &FlattenSpec) -> Self {
         Flatten {
             target: spec.target,
             delimiter: spec.delimiter.clone().unwrap_or_else(|| ".".to_string()),
@@ -93,7 +100,8 @@ impl Flatten {
         }
     }
 
-    pub fn apply(&self, mut record: Record) -> Result<Record, Failure> {
+    /// Applies the transform to one record.
+    pub(crate) fn apply(&self, mut record: Record) -> Result<Record, Failure> {
         let purpose = "flattening";
         let part = operating(&mut record, self.target);
         match part.schema.take() {
@@ -231,20 +239,26 @@ impl Flatten {
 
 /// `HoistField`.
 #[derive(Clone, Debug)]
-pub struct HoistField {
+pub(crate) struct HoistField {
     target: Target,
     field: String,
 }
 
 impl HoistField {
-    pub fn new(spec: &HoistFieldSpec, path: &str, errors: &mut Vec<ConfigError>) -> Option<Self> {
+    /// Builds the transform from its spec; problems are reported under `path`.
+    pub(crate) fn new(
+        spec: &HoistFieldSpec,
+        path: &str,
+        errors: &mut Vec<ConfigError>,
+    ) -> Option<Self> {
         require_name(&spec.field, &format!("{path}.field"), errors).then(|| HoistField {
             target: spec.target,
             field: spec.field.clone(),
         })
     }
 
-    pub fn apply(&self, mut record: Record) -> Record {
+    /// Applies the transform to one record.
+    pub(crate) fn apply(&self, mut record: Record) -> Record {
         let part = operating(&mut record, self.target);
         let value = std::mem::replace(&mut part.value, Value::Null);
         match part.schema.take() {
@@ -262,7 +276,7 @@ impl HoistField {
 
 /// `InsertField`.
 #[derive(Clone, Debug)]
-pub struct InsertField {
+pub(crate) struct InsertField {
     target: Target,
     topic: Option<(String, bool)>,
     partition: Option<(String, bool)>,
@@ -273,7 +287,12 @@ pub struct InsertField {
 }
 
 impl InsertField {
-    pub fn new(spec: &InsertFieldSpec, path: &str, errors: &mut Vec<ConfigError>) -> Option<Self> {
+    /// Builds the transform from its spec; problems are reported under `path`.
+    pub(crate) fn new(
+        spec: &InsertFieldSpec,
+        path: &str,
+        errors: &mut Vec<ConfigError>,
+    ) -> Option<Self> {
         let mut ok = true;
         let mut check = |name: &str, sub: &str| {
             ok &= require_name(name, &format!("{path}.{sub}.field"), errors);
@@ -320,7 +339,8 @@ impl InsertField {
         })
     }
 
-    pub fn apply(&self, mut record: Record) -> Result<Record, Failure> {
+    /// Applies the transform to one record.
+    pub(crate) fn apply(&self, mut record: Record) -> Result<Record, Failure> {
         let purpose = "field insertion";
         let topic = record.topic.clone();
         let partition = record.partition;
@@ -421,14 +441,19 @@ impl InsertField {
 
 /// `MaskField`.
 #[derive(Clone, Debug)]
-pub struct MaskField {
+pub(crate) struct MaskField {
     target: Target,
     fields: Vec<String>,
     replacement: Option<String>,
 }
 
 impl MaskField {
-    pub fn new(spec: &MaskFieldSpec, path: &str, errors: &mut Vec<ConfigError>) -> Option<Self> {
+    /// Builds the transform from its spec; problems are reported under `path`.
+    pub(crate) fn new(
+        spec: &MaskFieldSpec,
+        path: &str,
+        errors: &mut Vec<ConfigError>,
+    ) -> Option<Self> {
         if !require_names(&spec.fields, &format!("{path}.fields"), errors) {
             return None;
         }
@@ -504,7 +529,8 @@ impl MaskField {
         }
     }
 
-    pub fn apply(&self, mut record: Record) -> Result<Record, Failure> {
+    /// Applies the transform to one record.
+    pub(crate) fn apply(&self, mut record: Record) -> Result<Record, Failure> {
         let purpose = "masking fields";
         let part = operating(&mut record, self.target);
         match &part.schema {
@@ -546,7 +572,7 @@ impl MaskField {
 
 /// `ReplaceField`.
 #[derive(Clone, Debug)]
-pub struct ReplaceField {
+pub(crate) struct ReplaceField {
     target: Target,
     exclude: Vec<String>,
     include: Vec<String>,
@@ -555,7 +581,12 @@ pub struct ReplaceField {
 }
 
 impl ReplaceField {
-    pub fn new(spec: &ReplaceFieldSpec, path: &str, errors: &mut Vec<ConfigError>) -> Option<Self> {
+    /// Builds the transform from its spec; problems are reported under `path`.
+    pub(crate) fn new(
+        spec: &ReplaceFieldSpec,
+        path: &str,
+        errors: &mut Vec<ConfigError>,
+    ) -> Option<Self> {
         let before = errors.len();
         if spec.exclude.is_empty() && spec.include.is_empty() && spec.renames.is_empty() {
             errors.push(ConfigError::new(
@@ -602,7 +633,8 @@ impl ReplaceField {
             .map_or(name, |(_, to)| to.as_str())
     }
 
-    pub fn apply(&self, mut record: Record) -> Result<Record, Failure> {
+    /// Applies the transform to one record.
+    pub(crate) fn apply(&self, mut record: Record) -> Result<Record, Failure> {
         let purpose = "field replacement";
         let part = operating(&mut record, self.target);
         if part.value.is_null() {
@@ -655,7 +687,7 @@ impl ReplaceField {
 
 /// `SetSchemaMetadata`.
 #[derive(Clone, Debug)]
-pub struct SetSchemaMetadata {
+pub(crate) struct SetSchemaMetadata {
     target: Target,
     name: Option<String>,
     version: Option<i32>,
@@ -663,7 +695,8 @@ pub struct SetSchemaMetadata {
 }
 
 impl SetSchemaMetadata {
-    pub fn new(
+    /// Builds the transform from its spec; problems are reported under `path`.
+    pub(crate) fn new(
         spec: &SetSchemaMetadataSpec,
         path: &str,
         errors: &mut Vec<ConfigError>,
@@ -680,7 +713,8 @@ impl SetSchemaMetadata {
         })
     }
 
-    pub fn apply(&self, mut record: Record) -> Result<Record, Failure> {
+    /// Applies the transform to one record.
+    pub(crate) fn apply(&self, mut record: Record) -> Result<Record, Failure> {
         let part = operating(&mut record, self.target);
         if part.schema.is_none() && part.value.is_null() {
             return Ok(record);
@@ -713,20 +747,26 @@ impl SetSchemaMetadata {
 
 /// `ValueToKey`.
 #[derive(Clone, Debug)]
-pub struct ValueToKey {
+pub(crate) struct ValueToKey {
     fields: Vec<String>,
     replace_null_with_default: bool,
 }
 
 impl ValueToKey {
-    pub fn new(spec: &ValueToKeySpec, path: &str, errors: &mut Vec<ConfigError>) -> Option<Self> {
+    /// Builds the transform from its spec; problems are reported under `path`.
+    pub(crate) fn new(
+        spec: &ValueToKeySpec,
+        path: &str,
+        errors: &mut Vec<ConfigError>,
+    ) -> Option<Self> {
         require_names(&spec.fields, &format!("{path}.fields"), errors).then(|| ValueToKey {
             fields: spec.fields.clone(),
             replace_null_with_default: spec.replace_null_with_default.unwrap_or(true),
         })
     }
 
-    pub fn apply(&self, mut record: Record) -> Result<Record, Failure> {
+    /// Applies the transform to one record.
+    pub(crate) fn apply(&self, mut record: Record) -> Result<Record, Failure> {
         let purpose = "copying fields from value to key";
         match &record.value.schema {
             None => {

@@ -13,12 +13,17 @@ use ferry_crds::pipeline::{
 
 /// `DropHeaders`.
 #[derive(Clone, Debug)]
-pub struct DropHeaders {
+pub(crate) struct DropHeaders {
     headers: Vec<String>,
 }
 
 impl DropHeaders {
-    pub fn new(spec: &DropHeadersSpec, path: &str, errors: &mut Vec<ConfigError>) -> Option<Self> {
+    /// Builds the transform from its spec; problems are reported under `path`.
+    pub(crate) fn new(
+        spec: &DropHeadersSpec,
+        path: &str,
+        errors: &mut Vec<ConfigError>,
+    ) -> Option<Self> {
         if spec.headers.is_empty() {
             errors.push(ConfigError::new(
                 format!("{path}.headers"),
@@ -31,7 +36,8 @@ impl DropHeaders {
         })
     }
 
-    pub fn apply(&self, mut record: Record) -> Record {
+    /// Applies the transform to one record.
+    pub(crate) fn apply(&self, mut record: Record) -> Record {
         record.headers.retain(|h| !self.headers.contains(&h.key));
         record
     }
@@ -39,7 +45,7 @@ impl DropHeaders {
 
 /// `HeaderFrom`.
 #[derive(Clone, Debug)]
-pub struct HeaderFrom {
+pub(crate) struct HeaderFrom {
     target: Target,
     fields: Vec<String>,
     headers: Vec<String>,
@@ -48,7 +54,12 @@ pub struct HeaderFrom {
 }
 
 impl HeaderFrom {
-    pub fn new(spec: &HeaderFromSpec, path: &str, errors: &mut Vec<ConfigError>) -> Option<Self> {
+    /// Builds the transform from its spec; problems are reported under `path`.
+    pub(crate) fn new(
+        spec: &HeaderFromSpec,
+        path: &str,
+        errors: &mut Vec<ConfigError>,
+    ) -> Option<Self> {
         if !require_names(&spec.fields, &format!("{path}.fields"), errors) {
             return None;
         }
@@ -72,7 +83,8 @@ impl HeaderFrom {
         })
     }
 
-    pub fn apply(&self, mut record: Record) -> Result<Record, Failure> {
+    /// Applies the transform to one record.
+    pub(crate) fn apply(&self, mut record: Record) -> Result<Record, Failure> {
         let purpose = "copying fields to headers";
         let part = operating(&mut record, self.target);
         let mut new_headers = Vec::with_capacity(self.fields.len());
@@ -137,13 +149,18 @@ impl HeaderFrom {
 
 /// `InsertHeader`.
 #[derive(Clone, Debug)]
-pub struct InsertHeader {
+pub(crate) struct InsertHeader {
     header: String,
     value: SchemaAndValue,
 }
 
 impl InsertHeader {
-    pub fn new(spec: &InsertHeaderSpec, path: &str, errors: &mut Vec<ConfigError>) -> Option<Self> {
+    /// Builds the transform from its spec; problems are reported under `path`.
+    pub(crate) fn new(
+        spec: &InsertHeaderSpec,
+        path: &str,
+        errors: &mut Vec<ConfigError>,
+    ) -> Option<Self> {
         if spec.header.is_empty() {
             errors.push(ConfigError::new(
                 format!("{path}.header"),
@@ -157,7 +174,8 @@ impl InsertHeader {
         })
     }
 
-    pub fn apply(&self, mut record: Record) -> Record {
+    /// Applies the transform to one record.
+    pub(crate) fn apply(&self, mut record: Record) -> Record {
         record.headers.push(Header {
             key: self.header.clone(),
             value: self.value.clone(),

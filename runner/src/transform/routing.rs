@@ -17,7 +17,7 @@ enum Piece {
 
 /// `RegexRouter`.
 #[derive(Clone, Debug)]
-pub struct RegexRouter {
+pub(crate) struct RegexRouter {
     regex: Regex,
     replacement: Vec<Piece>,
 }
@@ -91,7 +91,12 @@ fn parse_replacement(text: &str, regex: &Regex) -> Result<Vec<Piece>, String> {
 }
 
 impl RegexRouter {
-    pub fn new(spec: &RegexRouterSpec, path: &str, errors: &mut Vec<ConfigError>) -> Option<Self> {
+    /// Builds the transform from its spec; problems are reported under `path`.
+    pub(crate) fn new(
+        spec: &RegexRouterSpec,
+        path: &str,
+        errors: &mut Vec<ConfigError>,
+    ) -> Option<Self> {
         let regex = match full_match_regex(&spec.regex) {
             Ok(r) => r,
             Err(e) => {
@@ -120,7 +125,8 @@ impl RegexRouter {
         out
     }
 
-    pub fn apply(&self, mut record: Record) -> Record {
+    /// Applies the transform to one record.
+    pub(crate) fn apply(&self, mut record: Record) -> Record {
         if let Some(caps) = self.regex.captures(&record.topic) {
             record.topic = self.expand(&caps);
         }
@@ -130,13 +136,14 @@ impl RegexRouter {
 
 /// `TimestampRouter`.
 #[derive(Clone, Debug)]
-pub struct TimestampRouter {
+pub(crate) struct TimestampRouter {
     topic_format: String,
     timestamp_format: DateFormat,
 }
 
 impl TimestampRouter {
-    pub fn new(
+    /// Builds the transform from its spec; problems are reported under `path`.
+    pub(crate) fn new(
         spec: &TimestampRouterSpec,
         path: &str,
         errors: &mut Vec<ConfigError>,
@@ -157,7 +164,8 @@ impl TimestampRouter {
         }
     }
 
-    pub fn apply(&self, mut record: Record) -> Result<Record, Failure> {
+    /// Applies the transform to one record.
+    pub(crate) fn apply(&self, mut record: Record) -> Result<Record, Failure> {
         let Some(ts) = record.timestamp else {
             return Err("the record has no timestamp to route by".to_string());
         };

@@ -13,8 +13,9 @@ use ferry_crds::pipeline::{Target, TimestampConverterSpec, TimestampType, UnixPr
 
 const PURPOSE: &str = "converting timestamp formats";
 
+/// `TimestampConverter`.
 #[derive(Clone, Debug)]
-pub struct TimestampConverter {
+pub(crate) struct TimestampConverter {
     target: Target,
     field: Option<String>,
     to: TimestampType,
@@ -24,7 +25,8 @@ pub struct TimestampConverter {
 }
 
 impl TimestampConverter {
-    pub fn new(
+    /// Builds the transform from its spec; problems are reported under `path`.
+    pub(crate) fn new(
         spec: &TimestampConverterSpec,
         path: &str,
         errors: &mut Vec<ConfigError>,
@@ -163,7 +165,8 @@ impl TimestampConverter {
         self.to_type(self.to_raw(value, from)?)
     }
 
-    pub fn apply(&self, mut record: Record) -> Result<Record, Failure> {
+    /// Applies the transform to one record.
+    pub(crate) fn apply(&self, mut record: Record) -> Result<Record, Failure> {
         let part = operating(&mut record, self.target);
         match (&part.schema, &self.field) {
             (None, None) => {
