@@ -302,11 +302,13 @@ pub async fn run_pod(ctx: Arc<KubeletContext>, mut pod_rx: watch::Receiver<Optio
         })
     };
 
+    let deleting_at_start = pod.metadata.deletion_timestamp.is_some();
     let runner = {
         let shared = shared.clone();
         let stop_rx = stop_rx.clone();
         tokio::spawn(async move {
-            if matches!(adopt, Adoption::Terminal | Adoption::FailNever) {
+            // Nothing to start for finished pods or pods already being deleted.
+            if matches!(adopt, Adoption::Terminal | Adoption::FailNever) || deleting_at_start {
                 return;
             }
             run_containers(shared, stop_rx).await;

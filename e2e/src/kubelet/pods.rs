@@ -145,8 +145,12 @@ fn apply(ctx: &Arc<KubeletContext>, workers: &mut HashMap<String, Worker>, pod: 
         return;
     };
     if let Some(worker) = workers.get(&uid) {
-        worker.pod_tx.send_replace(Some(pod));
-        return;
+        if !worker.task.is_finished() {
+            worker.pod_tx.send_replace(Some(pod));
+            return;
+        }
+        // The worker ended but the pod is still there (e.g. finishing its deletion failed):
+        // a new worker picks it up again.
     }
     let (pod_tx, pod_rx) = watch::channel(Some(pod));
     let task = tokio::spawn(run_pod(ctx.clone(), pod_rx));
