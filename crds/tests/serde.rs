@@ -366,3 +366,36 @@ fn plugin_blocks_are_read_strictly() {
         "{err}"
     );
 }
+
+#[test]
+fn odd_input_is_an_error_not_a_panic() {
+    let kafka = "kafka: {bootstrapServers: 'k:1'}";
+    let sink = "sink: {topics: [a], \"null\": {}}";
+    for rest in [
+        "sink: []".to_owned(),
+        "sink: 5".to_owned(),
+        "sink: {topics: {a: b}, \"null\": {}}".to_owned(),
+        "sink: {topics: [a], \"null\": 3}".to_owned(),
+        "sink: {topicsRegex: [a], file: {path: /o}}".to_owned(),
+        "source: {file: null}".to_owned(),
+        "source: {datagen: {topic: t}, datagen2: {}}".to_owned(),
+        "source: ''".to_owned(),
+        format!("{sink}, offsets: {{reset: {{id: a, to: earliest}}}}"),
+        format!("{sink}, offsets: {{reset: {{id: a, to: '-1'}}}}"),
+        format!("{sink}, offsets: {{reset: {{id: a, to: '2026-13-45T99:00:00Z'}}}}"),
+        format!("{sink}, offsets: {{reset: {{id: a, sinkOffsets: []}}}}"),
+        format!("{sink}, tasks: 99999999999"),
+        format!("{sink}, tasks: -3"),
+        format!("{sink}, transforms: [{{name: '', filter: {{}}}}]"),
+    ] {
+        let yaml = format!("{{{kafka}, {rest}}}");
+        match serde_yaml::from_str::<KafkaConnectorSpec>(&yaml) {
+            Err(e) => assert!(!e.to_string().is_empty()),
+            // Parsed: then the offline validation must refuse it.
+            Ok(spec) => assert!(
+                !ferry_crds::validation::validate_spec(&spec).is_empty(),
+                "{yaml} parsed and validated"
+            ),
+        }
+    }
+}
