@@ -302,12 +302,28 @@ pub struct ExtractFieldSpec {
     /// `key` or `value` (default).
     #[serde(default, skip_serializing_if = "is_default_target")]
     pub target: Target,
-    /// Top-level field to extract.
+    /// Field to extract: a top-level field name, or with `fieldSyntaxVersion: V2` a path of
+    /// nested fields such as `address.city` (a name containing dots in backticks:
+    /// ``a.`b.c` ``).
     pub field: String,
+    /// How `field` is read (Connect's `field.syntax.version`): `V1` (default) takes it as one
+    /// top-level field name, `V2` as a dotted path into nested structs/maps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field_syntax_version: Option<FieldSyntaxVersion>,
     /// Whether a null field of a schema'd struct reads as its default
     /// (Connect's `replace.null.with.default`). Default: true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replace_null_with_default: Option<bool>,
+}
+
+/// How field names are read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum FieldSyntaxVersion {
+    /// A field name is one top-level field, dots included.
+    #[default]
+    V1,
+    /// A field name is a dotted path into nested fields; backticks quote names with dots.
+    V2,
 }
 
 /// `Filter`: drop records (no settings; combine with a predicate).
@@ -661,7 +677,14 @@ transforms:
         assert_eq!(value.decimal_format, Some(DecimalFormat::Base64));
         assert_eq!(doc.transforms.len(), 3);
         assert_eq!(
-            doc.transforms[0].insert_field.as_ref().unwrap().r#static.as_ref().unwrap().value,
+            doc.transforms[0]
+                .insert_field
+                .as_ref()
+                .unwrap()
+                .r#static
+                .as_ref()
+                .unwrap()
+                .value,
             "shop"
         );
         assert!(doc.transforms[1].predicate.is_some());

@@ -59,6 +59,8 @@ const EXPECTED_ERRORS: &[&str] = &[
     "value-to-key@tombstone-",
     "value-to-key-missing@schemad",
     "key-extract@map-key",
+    "extract-v2-2@schemad",
+    "extract-v2-5@",
     "key-flatten@struct-key",
     "key-set-schema@map-key",
     "key-timestamp@map-key",
@@ -1610,6 +1612,34 @@ fn transform_cases() -> Vec<Case> {
         ),
         &both,
     );
+
+    // Nested field paths (field.syntax.version V2).
+    for (i, path) in [
+        "address.city",
+        "address.zip",
+        "address.nope",
+        "address",
+        "`address`.city",
+        "id.x",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let ferry = format!(
+            "[{{name: t, extractField: {{field: {}, fieldSyntaxVersion: V2}}}}]",
+            json!(path)
+        );
+        let id = format!("extract-v2-{i}");
+        let t = smt(
+            &id,
+            &ferry,
+            "ExtractField$Value",
+            json!({"field": path, "field.syntax.version": "V2"}),
+        );
+        for (name, rec) in &both {
+            cases.push(transform_case(&t, name, rec));
+        }
+    }
 
     // Key variants, on a struct key and a schemaless map key.
     let keyed = [

@@ -9,8 +9,8 @@ use crate::config_error::ConfigError;
 use crate::data::{Decimal, LogicalType, Schema, SchemaAndValue, SchemaType, Value};
 use crate::record::Record;
 use ferry_crds::pipeline::{
-    ExtractFieldSpec, FlattenSpec, HoistFieldSpec, InsertFieldSpec, MaskFieldSpec,
-    ReplaceFieldSpec, SetSchemaMetadataSpec, Target, ValueToKeySpec,
+    ExtractFieldSpec, FieldSyntaxVersion, FlattenSpec, HoistFieldSpec, InsertFieldSpec,
+    MaskFieldSpec, ReplaceFieldSpec, SetSchemaMetadataSpec, Target, ValueToKeySpec,
 };
 
 fn require_name(name: &str, path: &str, errors: &mut Vec<ConfigError>) -> bool {
@@ -26,7 +26,60 @@ fn require_name(name: &str, path: &str, errors: &mut Vec<ConfigError>) -> bool {
 pub(crate) struct ExtractField {
     target: Target,
     field: String,
+    steps: Vec<String>,
     replace_null_with_default: bool,
+}
+
+/// Splits a `field.syntax.version: V2` path: dots separate names, a name in backticks may
+/// contain dots, and `` \` `` inside backticks is a backtick.
+pub(crate) fn parse_field_path(path: &str) -> Result<Vec<String>, String> {
+    let chars: Vec<char> = path.chars().collect();
+    let mut steps = Vec::new();
+    let mut i = 0;
+    loop {
+        let mut step = String::new();
+        if chars.get(i) == Some(&'`') {
+            let open = i;
+            i += 1;
+            loop {
+                match chars.get(i) {
+                    None => {
+                        return Err(format!(
+                            "the backtick at position {open} of {path:?} is never closed"
+                        ))
+                    }
+                    Some('\\') if chars.get(i + 1) == Some(&'`') => {
+                        step.push('`');
+                        i += 2;
+                    }
+                    Some('`') if matches!(chars.get(i + 1), None | Some('.')) => {
+                        i += 1;
+                        break;
+                    }
+                    Some(c) => {
+                        step.push(*c);
+                        i += 1;
+                    }
+                }
+            }
+        } else {
+            while let Some(c) = chars.get(i) {
+                if *c == '.' {
+                    break;
+                }
+                step.push(*c);
+                i += 1;
+            }
+        }
+        if step.is_empty() {
+            return Err(format!("{path:?} has an empty field name"));
+        }
+        steps.push(step);
+        match chars.get(i) {
+            None => return Ok(steps),
+            Some(_) => i += 1,
+        }
+    }
 }
 
 impl ExtractField {
@@ -36,9 +89,23 @@ impl ExtractField {
         path: &str,
         errors: &mut Vec<ConfigError>,
     ) -> Option<Self> {
-        require_name(&spec.field, &format!("{path}.field"), errors).then(|| ExtractField {
+        if !require_name(&spec.field, &format!("{path}.field"), errors) {
+            return None;
+        }
+        let steps = match spec.field_syntax_version.unwrap_or_default() {
+            FieldSyntaxVersion::V1 => vec![spec.field.clone()],
+            FieldSyntaxVersion::V2 => match parse_field_path(&spec.field) {
+                Ok(steps) => steps,
+                Err(e) => {
+                    errors.push(ConfigError::new(format!("{path}.field"), e));
+                    return None;
+                }
+            },
+        };
+        Some(ExtractField {
             target: spec.target,
             field: spec.field.clone(),
+            steps,
             replace_null_with_default: spec.replace_null_with_default.unwrap_or(true),
         })
     }
@@ -49,27 +116,54 @@ impl ExtractField {
         let part = operating(&mut record, self.target);
         match &part.schema {
             None => {
-                let value = match &part.value {
+                let mut value = match &part.value {
                     Value::Null => Value::Null,
-                    v @ Value::Map(_) => v.map_get(&self.field).cloned().unwrap_or(Value::Null),
+                    v @ Value::Map(_) => v.clone(),
                     other => return Err(not_a_map(other, purpose)),
                 };
+                for step in &self.steps {
+                    value = match &value {
+                        Value::Null => Value::Null,
+                        Value::Map(_) => value.map_get(step).cloned().unwrap_or(Value::Null),
+                        other => {
+                            return Err(format!(
+                                "cannot read field {step:?} of {:?}: only maps are supported in \
+                                 nested field access of schemaless data, found {}",
+                                self.field,
+                                other.type_name()
+                            ))
+                        }
+                    };
+                }
                 *part = SchemaAndValue::schemaless(value);
             }
             Some(schema) => {
                 if !matches!(part.value, Value::Null | Value::Struct(_)) {
                     return Err(not_a_struct(schema, &part.value, purpose));
                 }
-                let Some((index, field)) = schema.field(&self.field) else {
-                    return Err(format!("unknown field {:?}", self.field));
-                };
-                let value = match &part.value {
-                    Value::Struct(values) => {
-                        field_value(schema, values, index, self.replace_null_with_default)
-                    }
-                    _ => Value::Null,
-                };
-                *part = SchemaAndValue::new(field.schema.clone(), value);
+                let mut current_schema = schema;
+                let mut value = part.value.clone();
+                for step in &self.steps {
+                    let found = if current_schema.schema_type == SchemaType::Struct {
+                        current_schema.field(step)
+                    } else {
+                        None
+                    };
+                    let Some((index, field)) = found else {
+                        return Err(format!("unknown field {:?}", self.field));
+                    };
+                    value = match &value {
+                        Value::Struct(values) => field_value(
+                            current_schema,
+                            values,
+                            index,
+                            self.replace_null_with_default,
+                        ),
+                        _ => Value::Null,
+                    };
+                    current_schema = &field.schema;
+                }
+                *part = SchemaAndValue::new(current_schema.clone(), value);
             }
         }
         Ok(record)
@@ -876,6 +970,36 @@ mod tests {
             .apply(record("t", SchemaAndValue::null()))
             .unwrap()
             .is_some());
+    }
+
+    #[test]
+    fn extract_nested_fields_with_v2_paths() {
+        let c = chain("[{name: e, extractField: {field: customer.name, fieldSyntaxVersion: V2}}]");
+        let out = c.apply(record("t", order())).unwrap().unwrap();
+        assert_eq!(out.value.value, Value::String("ann".into()));
+        let v1 = chain("[{name: e, extractField: {field: customer.name}}]");
+        assert!(
+            v1.apply(record("t", order())).is_err(),
+            "V1 reads one top-level name"
+        );
+        let value = map(&[("a.b", map(&[("c", Value::Int64(1))]))]);
+        let quoted = chain("[{name: e, extractField: {field: '`a.b`.c', fieldSyntaxVersion: V2}}]");
+        let out = quoted
+            .apply(record("t", SchemaAndValue::schemaless(value)))
+            .unwrap()
+            .unwrap();
+        assert_eq!(out.value.value, Value::Int64(1));
+        assert_eq!(
+            parse_field_path("a.`b.c`.d"),
+            Ok(vec!["a".into(), "b.c".into(), "d".into()])
+        );
+        assert_eq!(parse_field_path("`a\\`b`"), Ok(vec!["a`b".into()]));
+        assert!(parse_field_path("a..b").is_err());
+        assert!(parse_field_path("`a.b").is_err());
+        assert!(
+            !config_errors("[{name: e, extractField: {field: '`x', fieldSyntaxVersion: V2}}]")
+                .is_empty()
+        );
     }
 
     #[test]
