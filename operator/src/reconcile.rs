@@ -175,7 +175,14 @@ async fn reconcile_connector(ctx: &Context, namespace: &str, name: &str) -> Resu
         })
         .collect();
     let new_status = status::build(&inputs, &plan, &readings, previous.as_ref(), now);
-    if previous.as_ref() != Some(&new_status) {
+    let unchanged = previous.as_ref().is_some_and(|p| {
+        KafkaConnectorStatus {
+            offset_reset: None,
+            autoscaler: None,
+            ..p.clone()
+        } == new_status
+    });
+    if !unchanged {
         apply::status(client, namespace, name, &new_status).await?;
     }
 
@@ -239,6 +246,8 @@ async fn write_invalid_status(
     let mut status = KafkaConnectorStatus {
         observed_generation: Some(generation),
         state: Some(ConnectorPhase::Failed),
+        offset_reset: None,
+        autoscaler: None,
         ..previous.clone()
     };
     let kept: Vec<_> = previous

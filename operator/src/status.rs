@@ -272,8 +272,9 @@ pub fn build(
         selector: Some(task_selector(&inputs.name)),
         restarts: Some(restarts),
         lag: lag_total,
-        offset_reset: previous.and_then(|p| p.offset_reset.clone()),
-        autoscaler: previous.and_then(|p| p.autoscaler.clone()),
+        // Written by their own controllers; this apply leaves them alone.
+        offset_reset: None,
+        autoscaler: None,
     }
 }
 
