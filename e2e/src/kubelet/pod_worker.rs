@@ -342,6 +342,15 @@ pub async fn run_pod(ctx: Arc<KubeletContext>, mut pod_rx: watch::Receiver<Optio
     };
     info!(pod = %format!("{namespace}/{name}"), ?reason, "stopping pod");
     let _ = stop_tx.send(Some(reason));
+    if matches!(reason, StopReason::Deleted { .. }) && writes_status {
+        // A terminating pod stops being Ready at once, so nothing sends it new work.
+        shared.update(|r| {
+            for c in r.containers.iter_mut() {
+                c.ready = false;
+            }
+        });
+        shared.write_status().await;
+    }
     if tokio::time::timeout(reason.grace() + Duration::from_secs(10), runner)
         .await
         .is_err()
