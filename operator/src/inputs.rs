@@ -29,7 +29,8 @@ pub fn task_inputs(connector: &KafkaConnector, default_image: &str) -> Result<Ta
         .as_ref()
         .and_then(|s| s.plugin.max_tasks())
         .or_else(|| spec.sink.as_ref().and_then(|s| s.plugin.max_tasks()));
-    let tasks = plugin_max.map_or(spec.desired_tasks(), |max| spec.desired_tasks().min(max));
+    let wanted = task_count(connector);
+    let tasks = plugin_max.map_or(wanted, |max| wanted.min(max));
     let policy = spec.restart_policy();
     let key = |r: &SecretKeyRef| SecretKey {
         name: r.name.clone(),
@@ -74,6 +75,26 @@ pub fn task_inputs(connector: &KafkaConnector, default_image: &str) -> Result<Ta
     })
 }
 
+/// The task count: `spec.tasks`, or — while `spec.autoscaling` is set — the autoscaler's last
+/// choice (`status.autoscaler.desiredTasks`), `minTasks` before it has chosen, always within
+/// `minTasks..=maxTasks`.
+pub fn task_count(connector: &KafkaConnector) -> i32 {
+    let spec = &connector.spec;
+    match &spec.autoscaling {
+        None => spec.desired_tasks(),
+        Some(autoscaling) => {
+            let min = autoscaling.min_tasks.max(0);
+            let max = autoscaling.max_tasks.max(min);
+            connector
+                .status
+                .as_ref()
+                .and_then(|s| s.autoscaler.as_ref())
+                .map_or(min, |a| a.desired_tasks)
+                .clamp(min, max)
+        }
+    }
+}
+
 /// The `connector.yaml` a task runs: apiVersion, kind, metadata name and namespace, and the
 /// spec without `tasks`, `autoscaling` and `state`.
 pub fn task_config_yaml(connector: &KafkaConnector) -> Result<String, Error> {
@@ -98,4 +119,50 @@ pub fn task_config_yaml(connector: &KafkaConnector) -> Result<String, Error> {
         "spec": spec,
     });
     serde_yaml::to_string(&document).map_err(|e| encode(&e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures;
+
+    #[test]
+    fn autoscaling_overrides_tasks_within_its_bounds() {
+        assert_eq!(task_count(&fixtures::sink("  tasks: 3")), 3);
+        let mut c = fixtures::sink(
+            "  tasks: 3\n  autoscaling: {minTasks: 2, maxTasks: 4, lagPerTask: 100}",
+        );
+        assert_eq!(task_count(&c), 2, "before the autoscaler decides: minTasks");
+        c.status = Some(ferry_crds::KafkaConnectorStatus {
+            autoscaler: Some(ferry_crds::status::AutoscalerStatus {
+                desired_tasks: 9,
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        assert_eq!(task_count(&c), 4, "never above maxTasks");
+        c.status
+            .as_mut()
+            .unwrap()
+            .autoscaler
+            .as_mut()
+            .unwrap()
+            .desired_tasks = 3;
+        assert_eq!(task_count(&c), 3);
+    }
+
+    #[test]
+    fn the_task_config_names_the_connector_and_keeps_secret_references() {
+        let c = fixtures::sink(
+            "  kafka: {bootstrapServers: 'k:9092', sasl: {mechanism: PLAIN, username: {secretKeyRef: {name: s, key: u}}, password: {secretKeyRef: {name: s, key: p}}}}",
+        );
+        let yaml = task_config_yaml(&c).unwrap();
+        assert!(
+            yaml.starts_with("apiVersion: ferry.rs/v1alpha1\nkind: KafkaConnector\nmetadata:\n")
+        );
+        assert!(yaml.contains("secretKeyRef"));
+        let inputs = task_inputs(&c, "img").unwrap();
+        assert_eq!(inputs.kafka_secrets.sasl_password.unwrap().key, "p");
+        assert_eq!(inputs.image, "img");
+    }
 }
