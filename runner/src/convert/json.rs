@@ -474,19 +474,15 @@ impl JsonConverter {
                     None => entries.iter().all(|(k, _)| matches!(k, Value::String(_))),
                 };
                 if object_mode {
-                    let mut members: Vec<(String, JsonNode)> = Vec::with_capacity(entries.len());
+                    let mut members = json_text::ObjectBuilder::default();
                     for (k, v) in entries {
                         let key = match self.value_to_node(key_schema, k)? {
                             JsonNode::String(s) => s,
                             other => other.to_text(),
                         };
-                        let v = self.value_to_node(value_schema, v)?;
-                        match members.iter_mut().find(|(existing, _)| *existing == key) {
-                            Some(slot) => slot.1 = v,
-                            None => members.push((key, v)),
-                        }
+                        members.insert(key, self.value_to_node(value_schema, v)?);
                     }
-                    JsonNode::Object(members)
+                    members.build()
                 } else {
                     let mut out = Vec::with_capacity(entries.len());
                     for (k, v) in entries {

@@ -54,6 +54,50 @@ impl JsonNode {
     }
 }
 
+/// Builds an object whose repeated keys keep their first position and last value, as
+/// Jackson's `ObjectNode` (a hash index takes over from a scan for larger objects).
+#[derive(Default)]
+pub struct ObjectBuilder {
+    members: Vec<(String, JsonNode)>,
+    index: Option<std::collections::HashMap<String, usize>>,
+}
+
+impl ObjectBuilder {
+    /// Objects up to this size are searched by scanning.
+    const SCAN_LIMIT: usize = 16;
+
+    /// Sets `key` to `value`.
+    pub fn insert(&mut self, key: String, value: JsonNode) {
+        if self.index.is_none() && self.members.len() >= Self::SCAN_LIMIT {
+            let index = self
+                .members
+                .iter()
+                .enumerate()
+                .map(|(i, (k, _))| (k.clone(), i))
+                .collect();
+            self.index = Some(index);
+        }
+        let existing = match &self.index {
+            Some(index) => index.get(&key).copied(),
+            None => self.members.iter().position(|(k, _)| *k == key),
+        };
+        match existing {
+            Some(i) => self.members[i].1 = value,
+            None => {
+                if let Some(index) = &mut self.index {
+                    index.insert(key.clone(), self.members.len());
+                }
+                self.members.push((key, value));
+            }
+        }
+    }
+
+    /// The object.
+    pub fn build(self) -> JsonNode {
+        JsonNode::Object(self.members)
+    }
+}
+
 /// Longest number accepted (Jackson's default stream read constraint).
 const MAX_NUMBER_LENGTH: usize = 1000;
 
@@ -138,11 +182,11 @@ impl Parser<'_> {
             }
             Some(b'{') => {
                 self.i += 1;
-                let mut members: Vec<(String, JsonNode)> = Vec::new();
+                let mut members = ObjectBuilder::default();
                 self.ws();
                 if self.s.get(self.i) == Some(&b'}') {
                     self.i += 1;
-                    return Ok(JsonNode::Object(members));
+                    return Ok(members.build());
                 }
                 loop {
                     self.ws();
@@ -157,16 +201,13 @@ impl Parser<'_> {
                     self.i += 1;
                     self.ws();
                     let v = self.value(depth + 1)?;
-                    match members.iter_mut().find(|(k, _)| *k == key) {
-                        Some(slot) => slot.1 = v,
-                        None => members.push((key, v)),
-                    }
+                    members.insert(key, v);
                     self.ws();
                     match self.s.get(self.i) {
                         Some(b',') => self.i += 1,
                         Some(b'}') => {
                             self.i += 1;
-                            return Ok(JsonNode::Object(members));
+                            return Ok(members.build());
                         }
                         _ => return Err(self.error("expected ',' or '}'")),
                     }
@@ -407,6 +448,23 @@ mod tests {
     fn duplicate_keys_keep_first_position_last_value() {
         let node = parse(br#"{"a":1,"b":2,"a":3}"#).unwrap();
         assert_eq!(node.to_text(), r#"{"a":3,"b":2}"#);
+    }
+
+    #[test]
+    fn large_objects_with_repeated_keys() {
+        let mut text = String::from("{");
+        for i in 0..5000 {
+            text.push_str(&format!("\"k{}\":{i},", i % 2500));
+        }
+        text.push_str("\"end\":0}");
+        let JsonNode::Object(members) = parse(text.as_bytes()).unwrap() else {
+            panic!("not an object")
+        };
+        assert_eq!(members.len(), 2501);
+        assert_eq!(
+            members[0],
+            ("k0".to_string(), JsonNode::Number("2500".into()))
+        );
     }
 
     #[test]
