@@ -573,3 +573,68 @@ async fn two_replicas_elect_one_leader_and_the_other_takes_over() {
     );
     teardown(ns, second).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_killed_during_a_rolling_replacement_finishes_it_after_restart() {
+    let (stack, client, ns, operator) = setup("op-midroll").await;
+    let n = ns.name.clone();
+    let topic = format!("midroll-{}", random_suffix(6));
+    let body = |extra: &str| null_sink("m", &topic, &stack.kafka_bootstrap, extra);
+    apply_connector(&client, &n, &body("  tasks: 3")).await;
+    let before = uids(&wait_ready_tasks(&client, &n, "m", 3, START).await);
+    let old_hash = task_pods(&client, &n, "m").await[&0]
+        .metadata
+        .annotations
+        .as_ref()
+        .unwrap()["ferry.rs/config-hash"]
+        .clone();
+
+    apply_connector(&client, &n, &body("  tasks: 3\n  errors: {tolerance: All}")).await;
+    // Kill the operator as soon as the first task was replaced.
+    wait_for_named("the first replacement", START, || async {
+        let now = uids(&task_pods(&client, &n, "m").await);
+        now.iter()
+            .any(|(i, uid)| before.get(i) != Some(uid))
+            .then_some(())
+    })
+    .await
+    .unwrap();
+    operator.stop().await;
+    let pods = task_pods(&client, &n, "m").await;
+    let replaced = pods
+        .iter()
+        .filter(|(i, p)| before.get(i) != p.metadata.uid.as_ref())
+        .count();
+    assert!(replaced <= 1, "more than one task replaced at once");
+
+    let operator = Operator::start(&stack, &n);
+    let deadline = Instant::now() + START;
+    let mut min_ready = usize::MAX;
+    loop {
+        let pods = task_pods(&client, &n, "m").await;
+        let ready = pods.values().filter(|p| pod_ready(p)).count();
+        min_ready = min_ready.min(ready);
+        let all_new = pods.len() == 3
+            && pods.values().all(|p| {
+                p.metadata.annotations.as_ref().unwrap()["ferry.rs/config-hash"] != old_hash
+            });
+        if all_new && ready == 3 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the rolling replacement did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        min_ready >= 2,
+        "the restarted operator took down more than one task at once"
+    );
+    wait_connector(&client, &n, "m", "Ready and up to date", START, |c| {
+        condition(c, "Ready").is_some_and(|r| r.0 == "True")
+            && condition(c, "Progressing").is_some_and(|p| p.0 == "False")
+    })
+    .await;
+    teardown(ns, operator).await;
+}
