@@ -1,11 +1,10 @@
 //! Configuration problems found while building converters and transforms from a spec.
 #![warn(missing_docs)]
 
-use std::fmt;
-
 /// A configuration problem, with the path of the offending field, e.g.
 /// `spec.transforms[1].cast.spec`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
 pub struct ConfigError {
     /// Path of the offending field, starting at `spec.`.
     pub field: String,
@@ -22,14 +21,6 @@ impl ConfigError {
         }
     }
 }
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.field, self.message)
-    }
-}
-
-impl std::error::Error for ConfigError {}
 
 #[cfg(test)]
 mod tests {

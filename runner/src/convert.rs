@@ -29,12 +29,30 @@ impl fmt::Display for RecordPart {
     }
 }
 
+/// The direction of a conversion.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// Bytes to record (sink connectors).
+    Read,
+    /// Record to bytes (source connectors).
+    Write,
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Direction::Read => "read",
+            Direction::Write => "write",
+        })
+    }
+}
+
 /// A record that could not be converted.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("cannot {action} the {part} of record {coordinates}: {reason}")]
 pub struct ConvertError {
-    /// `read` (bytes to record, sinks) or `write` (record to bytes, sources).
-    pub action: &'static str,
+    /// Reading (bytes to record) or writing (record to bytes).
+    pub action: Direction,
     /// The part that failed.
     pub part: RecordPart,
     /// `topic/partition/offset` of the record.
@@ -105,7 +123,7 @@ impl RecordConverters {
     pub fn decode(&self, raw: RawRecord) -> Result<Record, ConvertError> {
         let coordinates = raw.coordinates();
         let fail = |part: RecordPart, e: DataError| ConvertError {
-            action: "read",
+            action: Direction::Read,
             part,
             coordinates: coordinates.clone(),
             reason: e.0,
@@ -141,7 +159,7 @@ impl RecordConverters {
     pub fn encode(&self, record: &Record) -> Result<RawRecord, ConvertError> {
         let coordinates = record.coordinates();
         let fail = |part: RecordPart, e: DataError| ConvertError {
-            action: "write",
+            action: Direction::Write,
             part,
             coordinates: coordinates.clone(),
             reason: e.0,
