@@ -840,6 +840,21 @@ mod tests {
     }
 
     #[test]
+    fn deep_nesting_is_read_and_written() {
+        let c = conv(false, DecimalFormat::Base64);
+        let depth = super::json_text::MAX_DEPTH;
+        let text = format!(
+            "{}1{}",
+            "[{\"a\":".repeat(depth / 2),
+            "}]".repeat(depth / 2)
+        );
+        let data = c.read(Some(text.as_bytes())).unwrap();
+        assert_eq!(c.write(&data).unwrap().unwrap(), text.as_bytes());
+        let too_deep = format!("{}{}", "[".repeat(depth + 2), "]".repeat(depth + 2));
+        assert!(c.read(Some(too_deep.as_bytes())).is_err());
+    }
+
+    #[test]
     fn schemaless_maps_with_other_keys_are_pairs() {
         let c = conv(false, DecimalFormat::Base64);
         let data = SchemaAndValue::schemaless(Value::Map(vec![(

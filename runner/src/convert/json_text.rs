@@ -101,8 +101,10 @@ impl ObjectBuilder {
 /// Longest number accepted (Jackson's default stream read constraint).
 const MAX_NUMBER_LENGTH: usize = 1000;
 
-/// Maximum nesting depth accepted (Jackson's default stream read constraint is 1000).
-const MAX_DEPTH: usize = 1000;
+/// Deepest nesting of arrays and objects accepted (Jackson allows 1000; records nest far
+/// less, and the limit keeps every recursive step of reading, transforming and writing
+/// within a thread's stack).
+pub const MAX_DEPTH: usize = 128;
 
 /// Parses one JSON document (surrounding whitespace allowed, nothing else).
 pub fn parse(bytes: &[u8]) -> Result<JsonNode, DataError> {

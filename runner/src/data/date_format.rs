@@ -56,6 +56,9 @@ const WEEKDAYS: [&str; 7] = [
     "Sunday",
 ];
 
+/// Most digits read for one numeric field (keeps date arithmetic far from overflow).
+const MAX_FIELD_DIGITS: usize = 9;
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Part {
     Literal(String),
@@ -252,6 +255,9 @@ impl DateFormat {
                         }
                         if i == digits_start {
                             return Err(fail(&format!("expected a number at character {start}")));
+                        }
+                        if i - digits_start > MAX_FIELD_DIGITS {
+                            return Err(fail(&format!("number too large at character {start}")));
                         }
                         let digits: String = s[digits_start..i].iter().collect();
                         let mut v: i64 = digits
@@ -502,5 +508,12 @@ mod tests {
             assert!(f.parse(bad).is_err(), "{bad}");
         }
         assert!(f.parse("99999999999999999999-01-01").is_err());
+        assert!(f.parse("99999999999999999-01-01").is_err());
+        let lenient = DateFormat::new("yyyy-MM-dd HH:mm:ss").unwrap();
+        // Far out of range, but never an overflow.
+        assert!(lenient
+            .parse("999999999-999999999-999999999 999999999:999999999:999999999")
+            .is_err());
+        assert!(lenient.parse("1970-01-01 999999999:00:00").is_ok());
     }
 }

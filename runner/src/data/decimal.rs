@@ -83,7 +83,9 @@ impl Decimal {
         {
             return Err(invalid());
         }
-        let scale = frac_part.len() as i64 - exponent;
+        let scale = (frac_part.len() as i64)
+            .checked_sub(exponent)
+            .ok_or_else(invalid)?;
         let scale = i32::try_from(scale).map_err(|_| invalid())?;
         let mut magnitude = Vec::new();
         for digit in int_part.bytes().chain(frac_part.bytes()) {

@@ -257,6 +257,7 @@ pub fn parse_string(text: &str) -> SchemaAndValue {
     let mut p = ValueParser {
         s: text.chars().collect(),
         i: 0,
+        depth: 0,
     };
     if let Some(parsed) = p.parse_top() {
         return parsed;
@@ -270,7 +271,11 @@ pub fn parse_string(text: &str) -> SchemaAndValue {
 struct ValueParser {
     s: Vec<char>,
     i: usize,
+    depth: usize,
 }
+
+/// Deepest nesting of lists and maps read from text; deeper text stays a string.
+const MAX_DEPTH: usize = 128;
 
 /// A parsed value: `None` schema for null.
 type Parsed = (Option<Schema>, Value);
@@ -319,11 +324,17 @@ impl ValueParser {
     }
 
     fn composite(&mut self) -> Option<Parsed> {
-        match self.s.get(self.i)? {
+        if self.depth >= MAX_DEPTH {
+            return None;
+        }
+        self.depth += 1;
+        let parsed = match self.s.get(self.i)? {
             '[' => self.array(),
             '{' => self.map(),
             _ => None,
-        }
+        };
+        self.depth -= 1;
+        parsed
     }
 
     fn embedded(&mut self) -> Option<Parsed> {
