@@ -8,6 +8,11 @@ use ferry_runner::kafka_config::Credentials;
 use ferry_runner::plugins::TaskShare;
 use ferry_runner::task_config::{load, CheckMode};
 
+/// Records pass through many short-lived buffers; mimalloc handles that pattern far better
+/// than the system allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

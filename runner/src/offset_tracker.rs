@@ -6,12 +6,13 @@
 //! acknowledged prefix, so a commit never covers a record that is not durable downstream.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 
-/// A topic partition.
+/// A topic partition. The name is shared: every record of a partition carries one.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TopicPartition {
     /// Topic name.
-    pub topic: String,
+    pub topic: Arc<str>,
     /// Partition number.
     pub partition: i32,
 }

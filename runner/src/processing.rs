@@ -12,8 +12,9 @@ pub enum Processed {
     Record(Record),
     /// Dropped by a filter.
     Filtered,
-    /// Failed; the original bytes are kept for the dead letter queue.
-    Failed(RawRecord, RecordFailure),
+    /// Failed; the original record is kept when the dead letter queue or the error log
+    /// needs its bytes.
+    Failed(Option<RawRecord>, RecordFailure),
 }
 
 /// Decodes a Kafka record and runs the transforms (sink side).
@@ -22,19 +23,7 @@ pub fn decode_and_transform(cfg: &TaskConfig, metrics: &TaskMetrics, raw: RawRec
     // The original bytes are needed only by the dead letter queue and the error log with
     // contents; copying every record otherwise would double the memory traffic.
     let keep_bytes = cfg.errors.dead_letter_queue.is_some() || cfg.errors.log_include_messages;
-    let original = if keep_bytes {
-        raw.clone()
-    } else {
-        RawRecord {
-            topic: raw.topic.clone(),
-            partition: raw.partition,
-            offset: raw.offset,
-            timestamp: raw.timestamp,
-            key: None,
-            value: None,
-            headers: Vec::new(),
-        }
-    };
+    let original = keep_bytes.then(|| raw.clone());
     let record = match cfg.converters.decode(raw) {
         Ok(r) => r,
         Err(e) => return Processed::Failed(original, convert_failure(&e)),

@@ -80,7 +80,7 @@ fn to_tps(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
     tpl.elements()
         .iter()
         .map(|e| TopicPartition {
-            topic: e.topic().to_string(),
+            topic: Arc::from(e.topic()),
             partition: e.partition(),
         })
         .collect()
@@ -136,6 +136,9 @@ pub fn consumer_properties(cfg: &TaskConfig) -> BTreeMap<String, String> {
         // Bounded prefetch: a large lag must not grow memory.
         ("queued.max.messages.kbytes", "16384"),
         ("queued.min.messages", "10000"),
+        // librdkafka waits this long before fetching again once the bounds above are
+        // reached (default 1 s, which would cap a busy task at one prefetch per second).
+        ("fetch.queue.backoff.ms", "10"),
         ("fetch.max.bytes", "16777216"),
         ("auto.offset.reset", "earliest"),
         ("statistics.interval.ms", "5000"),
@@ -200,9 +203,20 @@ struct RecordHandler {
     dlq_deliveries: JoinSet<Result<(), TaskError>>,
     identity: TaskIdentity,
     batch: Vec<Pending>,
+    topics: Vec<Arc<str>>,
 }
 
 impl RecordHandler {
+    /// The shared name of `topic` (one allocation per topic, not per record).
+    fn topic_name(&mut self, topic: &str) -> Arc<str> {
+        if let Some(t) = self.topics.iter().find(|t| &***t == topic) {
+            return t.clone();
+        }
+        let t: Arc<str> = Arc::from(topic);
+        self.topics.push(t.clone());
+        t
+    }
+
     fn take_batch(&mut self) -> Vec<Pending> {
         std::mem::replace(&mut self.batch, Vec::with_capacity(MAX_BATCH_RECORDS))
     }
@@ -210,7 +224,7 @@ impl RecordHandler {
     /// Converts and transforms one record into the batch, or handles its failure.
     fn on_message(&mut self, m: &BorrowedMessage<'_>) -> Result<(), TaskError> {
         let origin = TopicPartition {
-            topic: m.topic().to_string(),
+            topic: self.topic_name(m.topic()),
             partition: m.partition(),
         };
         let offset = m.offset();
@@ -231,12 +245,12 @@ impl RecordHandler {
             }
             Processed::Failed(raw, failure) => {
                 let at = RecordCoordinates {
-                    topic: origin.topic.clone(),
+                    topic: origin.topic.to_string(),
                     partition: Some(origin.partition),
                     offset: Some(offset),
                 };
                 self.metrics.error(failure.stage);
-                log_failure(&self.cfg.errors, &at, &failure, Some(&raw));
+                log_failure(&self.cfg.errors, &at, &failure, raw.as_ref());
                 match self.cfg.errors.decide() {
                     FailureAction::FailTask => Err(TaskError::RecordFailed(record_failed_message(
                         &at, &failure,
@@ -245,9 +259,12 @@ impl RecordHandler {
                         lock(&self.tracker).acknowledged(&origin, offset);
                         Ok(())
                     }
-                    FailureAction::SendToDeadLetterQueue => {
-                        self.send_to_dlq(origin, offset, at, &raw, &failure)
-                    }
+                    FailureAction::SendToDeadLetterQueue => match raw {
+                        Some(raw) => self.send_to_dlq(origin, offset, at, &raw, &failure),
+                        None => Err(TaskError::RecordFailed(record_failed_message(
+                            &at, &failure,
+                        ))),
+                    },
                 }
             }
         }
@@ -463,6 +480,7 @@ pub async fn run(
             task: cfg.share.index,
         },
         batch: Vec::with_capacity(MAX_BATCH_RECORDS),
+        topics: Vec::new(),
     };
     let mut batch_deadline: Option<tokio::time::Instant> = None;
     let mut commit_tick = tokio::time::interval(COMMIT_INTERVAL);

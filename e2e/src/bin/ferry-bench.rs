@@ -85,8 +85,10 @@ fn fill_topic(bootstrap: &str, topic: &str, args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Records/s of a bare librdkafka consumer reading the whole topic (from the first message).
-fn raw_consume(bootstrap: &str, topic: &str, args: &Args) -> anyhow::Result<f64> {
+/// Records/s of a bare librdkafka consumer reading the whole topic (from the first message),
+/// and the CPU seconds it used.
+fn raw_consume(bootstrap: &str, topic: &str, args: &Args) -> anyhow::Result<(f64, f64)> {
+    let cpu_before = cpu_seconds("self").unwrap_or(0.0);
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", format!("ferry-bench-raw-{}", random_suffix(6)))
@@ -111,7 +113,19 @@ fn raw_consume(bootstrap: &str, topic: &str, args: &Args) -> anyhow::Result<f64>
         }
     }
     let secs = first.map(|f| f.elapsed().as_secs_f64()).unwrap_or(1.0);
-    Ok(args.records as f64 / secs)
+    let cpu = cpu_seconds("self").unwrap_or(0.0) - cpu_before;
+    Ok((args.records as f64 / secs, cpu))
+}
+
+/// User + system CPU time of a process (`self` or a pid), in seconds.
+fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may contain spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
 }
 
 fn rss_kib(pid: u32, field: &str) -> Option<u64> {
@@ -141,6 +155,7 @@ fn progress(admin: &str) -> Option<(u64, u64)> {
 
 struct RunResult {
     rate: f64,
+    cpu_seconds: f64,
     peak_rss_mib: f64,
     idle_rss_mib: f64,
 }
@@ -195,6 +210,7 @@ fn run_runner(
         std::thread::sleep(Duration::from_millis(10));
     };
     let peak = rss_kib(pid, "VmHWM:").unwrap_or(0) as f64 / 1024.0;
+    let cpu = cpu_seconds(&pid.to_string()).unwrap_or(0.0);
     std::thread::sleep(Duration::from_secs(3));
     let idle = rss_kib(pid, "VmRSS:").unwrap_or(0) as f64 / 1024.0;
     let _ = Command::new("kill")
@@ -204,6 +220,7 @@ fn run_runner(
     let _ = child.wait();
     Ok(RunResult {
         rate: result?,
+        cpu_seconds: cpu,
         peak_rss_mib: peak,
         idle_rss_mib: idle,
     })
@@ -243,7 +260,7 @@ fn main() -> anyhow::Result<()> {
     fill_topic(&bootstrap, &topic, &args)?;
     let dir = tempfile_dir()?;
     eprintln!("raw librdkafka consumer ...");
-    let raw = raw_consume(&bootstrap, &topic, &args)?;
+    let (raw, raw_cpu) = raw_consume(&bootstrap, &topic, &args)?;
     eprintln!("Kafka -> null ...");
     let null = run_runner(&runner, &dir, &bootstrap, &topic, "null: {}", &args)?;
     eprintln!("Kafka -> file ...");
@@ -256,25 +273,31 @@ fn main() -> anyhow::Result<()> {
         &format!("file: {{path: {}}}", out.display()),
         &args,
     )?;
-    let raw_after = raw_consume(&bootstrap, &topic, &args)?;
+    let (raw_after, raw_cpu_after) = raw_consume(&bootstrap, &topic, &args)?;
+    let us_per_record = |cpu: f64| cpu * 1e6 / args.records as f64;
     let raw_rate = (raw + raw_after) / 2.0;
     let mib = |rate: f64| rate * args.record_bytes as f64 / (1024.0 * 1024.0);
     println!(
         "\n{} records of {} bytes, {} partitions, broker {bootstrap}\n",
         args.records, args.record_bytes, args.partitions
     );
-    println!("| pipeline | records/s | MiB/s | vs raw librdkafka | peak RSS | idle RSS |");
-    println!("|---|---:|---:|---:|---:|---:|");
-    println!("| raw librdkafka consume (mean of before/after: {raw:.0}, {raw_after:.0}) | {raw_rate:.0} | {:.1} | 100% | - | - |", mib(raw_rate));
+    println!("| pipeline | records/s | MiB/s | vs raw librdkafka | CPU µs/record | peak RSS | idle RSS |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| raw librdkafka consume (mean of before/after: {raw:.0}, {raw_after:.0}) | {raw_rate:.0} | {:.1} | 100% | {:.2} | - | - |",
+        mib(raw_rate),
+        us_per_record((raw_cpu + raw_cpu_after) / 2.0)
+    );
     for (label, r) in [
         ("ferry-runner Kafka→null", &null),
         ("ferry-runner Kafka→file", &file),
     ] {
         println!(
-            "| {label} | {:.0} | {:.1} | {:.0}% | {:.1} MiB | {:.1} MiB |",
+            "| {label} | {:.0} | {:.1} | {:.0}% | {:.2} | {:.1} MiB | {:.1} MiB |",
             r.rate,
             mib(r.rate),
             100.0 * r.rate / raw_rate,
+            us_per_record(r.cpu_seconds),
             r.peak_rss_mib,
             r.idle_rss_mib
         );

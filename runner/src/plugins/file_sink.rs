@@ -87,14 +87,25 @@ fn complete_lines_len(file: &mut File, len: u64) -> std::io::Result<u64> {
 
 /// Appends the line of `record` (without the line break) to `out`.
 pub fn render_line(record: &Record, out: &mut Vec<u8>) {
-    let text = crate::value_text::value_text(&record.value);
-    for b in text.bytes() {
-        match b {
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            _ => out.push(b),
-        }
+    use crate::data::Value;
+    match &record.value.value {
+        Value::Null => {}
+        Value::String(s) => escape_into(s.as_bytes(), out),
+        Value::Bytes(b) => escape_into(String::from_utf8_lossy(b).as_bytes(), out),
+        _ => escape_into(crate::value_text::value_text(&record.value).as_bytes(), out),
     }
+}
+
+/// Copies `text` to `out`, writing line breaks as `\n` and `\r` so that a record stays on
+/// one line.
+fn escape_into(text: &[u8], out: &mut Vec<u8>) {
+    let mut rest = text;
+    while let Some(i) = rest.iter().position(|b| *b == b'\n' || *b == b'\r') {
+        out.extend_from_slice(&rest[..i]);
+        out.extend_from_slice(if rest[i] == b'\n' { b"\\n" } else { b"\\r" });
+        rest = &rest[i + 1..];
+    }
+    out.extend_from_slice(rest);
 }
 
 #[async_trait]
@@ -119,6 +130,19 @@ impl SinkTask for FileSinkTask {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lines_keep_records_on_one_line() {
+        let mut out = Vec::new();
+        escape_into(b"a\nb\r\nc", &mut out);
+        assert_eq!(out, b"a\\nb\\r\\nc");
+        let mut r = Record::new("t");
+        r.value =
+            crate::data::SchemaAndValue::schemaless(crate::data::Value::Bytes(b"x\ny".to_vec()));
+        out.clear();
+        render_line(&r, &mut out);
+        assert_eq!(out, b"x\\ny");
+    }
 
     #[test]
     fn validation_requires_an_absolute_path() {
