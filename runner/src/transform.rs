@@ -134,22 +134,30 @@ impl TransformChain {
 
     /// Applies every transform in order. `Ok(None)`: a `filter` dropped the record.
     pub fn apply(&self, mut record: Record) -> Result<Option<Record>, TransformError> {
+        if self.steps.is_empty() {
+            return Ok(Some(record));
+        }
+        // Errors name the record as it was read, before any transform renamed its topic.
+        let origin = (record.topic.clone(), record.partition, record.offset);
         for step in &self.steps {
             if let Some(p) = &step.predicate {
                 if p.test(&record) == step.negate {
                     continue;
                 }
             }
-            let coordinates = record.coordinates();
             match step.transform.apply(record) {
                 Ok(Some(r)) => record = r,
                 Ok(None) => return Ok(None),
                 Err(reason) => {
+                    let (topic, partition, offset) = origin;
+                    let mut named = Record::new(topic);
+                    named.partition = partition;
+                    named.offset = offset;
                     return Err(TransformError {
                         transform: step.name.clone(),
-                        coordinates,
+                        coordinates: named.coordinates(),
                         reason,
-                    })
+                    });
                 }
             }
         }
@@ -634,6 +642,17 @@ mod tests {
             }
         }
         assert!(tried > 1000, "only {tried} records were readable");
+    }
+
+    #[test]
+    fn errors_name_the_topic_the_record_was_read_from() {
+        let c = chain(
+            "[{name: route, regexRouter: {regex: 'orders', replacement: renamed}}, {name: lift, extractField: {field: id}}]",
+        );
+        let mut r = record("orders", SchemaAndValue::schemaless(Value::Int64(1)));
+        r.partition = Some(0);
+        r.offset = Some(5);
+        assert_eq!(c.apply(r).unwrap_err().coordinates, "orders/0/5");
     }
 
     #[test]
