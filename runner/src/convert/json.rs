@@ -50,8 +50,7 @@ impl JsonConverter {
         }
         let node = json_text::parse(bytes)?;
         if !self.schemas {
-            let value = self.node_to_value(None, Some(&node))?;
-            return Ok(SchemaAndValue::schemaless(value));
+            return Ok(SchemaAndValue::schemaless(schemaless_into_value(node)));
         }
         let JsonNode::Object(members) = &node else {
             return Err(envelope_error());
@@ -631,33 +630,33 @@ fn number_to_i64(node: &JsonNode) -> Option<i64> {
 }
 
 fn schemaless_to_value(node: Option<&JsonNode>) -> Result<Value, DataError> {
-    let Some(node) = node else {
-        return Ok(Value::Null);
-    };
-    Ok(match node {
+    Ok(node.map_or(Value::Null, |n| schemaless_into_value(n.clone())))
+}
+
+/// Schemaless JSON as Connect reads it: integral numbers are int64, other numbers float64,
+/// objects maps with string keys (the node is consumed, so text is moved, not copied).
+fn schemaless_into_value(node: JsonNode) -> Value {
+    match node {
         JsonNode::Null => Value::Null,
-        JsonNode::Bool(b) => Value::Boolean(*b),
+        JsonNode::Bool(b) => Value::Boolean(b),
         JsonNode::Number(t) => {
-            if node.is_integral() {
-                Value::Int64(number_to_i64(node).unwrap_or(0))
-            } else {
+            if t.contains(['.', 'e', 'E']) {
                 Value::Float64(positive_zero64(t.parse().unwrap_or(0.0)))
+            } else {
+                Value::Int64(number_to_i64(&JsonNode::Number(t)).unwrap_or(0))
             }
         }
-        JsonNode::String(s) => Value::String(s.clone()),
-        JsonNode::Array(items) => Value::Array(
-            items
-                .iter()
-                .map(|i| schemaless_to_value(Some(i)))
-                .collect::<Result<_, _>>()?,
-        ),
+        JsonNode::String(s) => Value::String(s),
+        JsonNode::Array(items) => {
+            Value::Array(items.into_iter().map(schemaless_into_value).collect())
+        }
         JsonNode::Object(members) => Value::Map(
             members
-                .iter()
-                .map(|(k, v)| Ok((Value::String(k.clone()), schemaless_to_value(Some(v))?)))
-                .collect::<Result<_, DataError>>()?,
+                .into_iter()
+                .map(|(k, v)| (Value::String(k), schemaless_into_value(v)))
+                .collect(),
         ),
-    })
+    }
 }
 
 fn logical_to_value(
