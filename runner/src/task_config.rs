@@ -7,7 +7,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use ferry_crds::connector::{Delivery, KafkaConnectorSpec};
+use ferry_crds::connector::{Delivery, KafkaConnectorSpec, KafkaSpec, SinkSpec, SourceSpec};
+use ferry_crds::errors::ErrorHandling;
+use ferry_crds::pipeline::{Converters, TransformSpec};
 use regex::Regex;
 use serde::de::DeserializeOwned;
 
@@ -88,6 +90,23 @@ fn section<T: DeserializeOwned>(value: &serde_yaml::Value, field: &str) -> Resul
     })
 }
 
+/// Parses one part of the spec when present; a failure is recorded in `errors`.
+fn parse_part<T: DeserializeOwned>(
+    value: Option<&serde_yaml::Value>,
+    field: &str,
+    errors: &mut Vec<ConfigError>,
+    failed: &mut bool,
+) -> Option<T> {
+    match section::<T>(value?, field) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            errors.push(e);
+            *failed = true;
+            None
+        }
+    }
+}
+
 /// Parses and checks a connector file. `share`: this task's index and count.
 pub fn load(
     yaml: &str,
@@ -143,40 +162,80 @@ pub fn load(
 
     // Check each section on its own, so that one mistake does not hide the others.
     let mut section_failed = false;
-    let mut check =
-        |v: Option<&serde_yaml::Value>,
-         field: &str,
-         f: &dyn Fn(&serde_yaml::Value, &str) -> Result<(), ConfigError>| {
-            if let Some(v) = v {
-                if let Err(e) = f(v, field) {
-                    errors.push(e);
-                    section_failed = true;
-                }
-            }
-        };
-    check(spec_value.get("kafka"), "spec.kafka", &|v, f| {
-        section::<ferry_crds::connector::KafkaSpec>(v, f).map(drop)
-    });
-    check(spec_value.get("source"), "spec.source", &|v, f| {
-        section::<ferry_crds::connector::SourceSpec>(v, f).map(drop)
-    });
-    check(spec_value.get("sink"), "spec.sink", &|v, f| {
-        section::<ferry_crds::connector::SinkSpec>(v, f).map(drop)
-    });
-    check(spec_value.get("converters"), "spec.converters", &|v, f| {
-        section::<ferry_crds::pipeline::Converters>(v, f).map(drop)
-    });
-    check(spec_value.get("errors"), "spec.errors", &|v, f| {
-        section::<ferry_crds::errors::ErrorHandling>(v, f).map(drop)
-    });
-    if let Some(serde_yaml::Value::Sequence(items)) = spec_value.get("transforms") {
+    let part = |key: &str| -> Option<&serde_yaml::Value> { spec_value.get(key) };
+    let kafka = parse_part::<KafkaSpec>(
+        part("kafka"),
+        "spec.kafka",
+        &mut errors,
+        &mut section_failed,
+    );
+    let source = parse_part::<SourceSpec>(
+        part("source"),
+        "spec.source",
+        &mut errors,
+        &mut section_failed,
+    );
+    let sink = parse_part::<SinkSpec>(part("sink"), "spec.sink", &mut errors, &mut section_failed);
+    let converters = parse_part::<Converters>(
+        part("converters"),
+        "spec.converters",
+        &mut errors,
+        &mut section_failed,
+    );
+    let error_handling = parse_part::<ErrorHandling>(
+        part("errors"),
+        "spec.errors",
+        &mut errors,
+        &mut section_failed,
+    );
+    let mut transforms = Some(Vec::new());
+    if let Some(serde_yaml::Value::Sequence(items)) = part("transforms") {
         for (i, item) in items.iter().enumerate() {
-            check(Some(item), &format!("spec.transforms[{i}]"), &|v, f| {
-                section::<ferry_crds::pipeline::TransformSpec>(v, f).map(drop)
-            });
+            let t = parse_part::<TransformSpec>(
+                Some(item),
+                &format!("spec.transforms[{i}]"),
+                &mut errors,
+                &mut section_failed,
+            );
+            match (t, transforms.as_mut()) {
+                (Some(t), Some(all)) => all.push(t),
+                _ => transforms = None,
+            }
         }
     }
     if section_failed {
+        // Still check what could be read, so that one mistake does not hide the others.
+        let share = TaskShare {
+            index: share.index,
+            count: share.count.max(1),
+        };
+        if let Some(k) = &kafka {
+            if let Err(e) = client_properties(k, creds, mode == CheckMode::Run) {
+                errors.extend(e);
+            }
+        }
+        if let Some(s) = &source {
+            errors.extend(plugins::validate_source(&s.plugin, share));
+        }
+        if let Some(s) = &sink {
+            errors.extend(plugins::validate_sink(&s.plugin, share));
+        }
+        if part("converters").is_none() || converters.is_some() {
+            if let Err(e) = RecordConverters::from_spec(converters.as_ref()) {
+                errors.extend(e);
+            }
+        }
+        if let Some(t) = &transforms {
+            if let Err(e) = TransformChain::from_spec(t) {
+                errors.extend(e);
+            }
+        }
+        if let Some(e) = &error_handling {
+            errors.extend(crate::error_handling::validate(
+                Some(e),
+                part("source").is_some(),
+            ));
+        }
         return Err(errors);
     }
     let spec: KafkaConnectorSpec = match section(spec_value, "spec") {
@@ -357,6 +416,27 @@ spec:
             "{f:?}"
         );
         assert!(f.iter().any(|x| x.starts_with("spec.sink")), "{f:?}");
+    }
+
+    #[test]
+    fn a_shape_error_does_not_hide_other_problems() {
+        let f = fields(
+            r#"
+apiVersion: ferry.rs/v1alpha1
+kind: KafkaConnector
+metadata: {name: lines}
+spec:
+  kafka: {bootstrapServers: "b:9092", config: {group.id: x}}
+  sink: {topics: [lines], file: {path: relative}}
+  errors: {tolerance: Sometimes}
+"#,
+        );
+        assert!(f.contains(&"spec.errors.tolerance".to_string()), "{f:?}");
+        assert!(
+            f.contains(&"spec.kafka.config[\"group.id\"]".to_string()),
+            "{f:?}"
+        );
+        assert!(f.contains(&"spec.sink.file.path".to_string()), "{f:?}");
     }
 
     #[test]
