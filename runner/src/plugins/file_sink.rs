@@ -16,6 +16,9 @@ use super::{PluginError, SinkTask};
 use crate::config_error::ConfigError;
 use crate::record::Record;
 
+/// Bytes written to the file at a time.
+const WRITE_CHUNK: usize = 1 << 20;
+
 /// Checks a `file` sink block.
 pub fn validate(spec: &FileSink) -> Vec<ConfigError> {
     super::check_absolute_path(&spec.path, "spec.sink.file.path")
@@ -63,7 +66,7 @@ impl FileSinkTask {
         Ok(Self {
             path,
             file,
-            buffer: Vec::with_capacity(1 << 20),
+            buffer: Vec::with_capacity(WRITE_CHUNK + 64 * 1024),
         })
     }
 }
@@ -111,14 +114,20 @@ fn escape_into(text: &[u8], out: &mut Vec<u8>) {
 #[async_trait]
 impl SinkTask for FileSinkTask {
     async fn write(&mut self, records: &[Record]) -> Result<(), PluginError> {
-        self.buffer.clear();
-        for r in records {
-            render_line(r, &mut self.buffer);
-            self.buffer.push(b'\n');
-        }
-        let (file, buffer, path) = (&mut self.file, &self.buffer, &self.path);
+        let (file, buffer, path) = (&mut self.file, &mut self.buffer, &self.path);
         tokio::task::block_in_place(|| {
+            buffer.clear();
+            for r in records {
+                render_line(r, buffer);
+                buffer.push(b'\n');
+                // Write in chunks so the buffer stays small, whatever the batch size.
+                if buffer.len() >= WRITE_CHUNK {
+                    file.write_all(buffer)?;
+                    buffer.clear();
+                }
+            }
             file.write_all(buffer)?;
+            buffer.clear();
             file.sync_data()
         })
         .map_err(|e| {
