@@ -638,3 +638,100 @@ async fn an_operator_killed_during_a_rolling_replacement_finishes_it_after_resta
     .await;
     teardown(ns, operator).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_on_removal_deletes_the_sink_consumer_group_before_the_connector_goes() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    use rdkafka::ClientConfig;
+
+    let (stack, client, ns, operator) = setup("op-offsets").await;
+    let n = ns.name.clone();
+    let topic = format!("offsets-{}", random_suffix(6));
+    let group = ferry_crds::contract::consumer_group(&n, "o");
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &stack.kafka_bootstrap)
+        .create()
+        .expect("producer");
+    for i in 0..10 {
+        let value = format!("{{\"n\": {i}}}");
+        producer
+            .send(
+                FutureRecord::<(), _>::to(&topic).payload(&value),
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("produce");
+    }
+    apply_connector(
+        &client,
+        &n,
+        &null_sink(
+            "o",
+            &topic,
+            &stack.kafka_bootstrap,
+            "  offsets: {deleteOnRemoval: true}",
+        ),
+    )
+    .await;
+    let c = wait_connector(&client, &n, "o", "the finalizer", START, |c| {
+        c.metadata
+            .finalizers
+            .as_ref()
+            .is_some_and(|f| f.iter().any(|f| f == "ferry.rs/delete-offsets"))
+    })
+    .await;
+    assert!(c.metadata.finalizers.is_some());
+    wait_ready_tasks(&client, &n, "o", 1, START).await;
+
+    let bootstrap = stack.kafka_bootstrap.clone();
+    let group_exists = move |group: String| {
+        let bootstrap = bootstrap.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let consumer: BaseConsumer = ClientConfig::new()
+                    .set("bootstrap.servers", &bootstrap)
+                    .create()
+                    .expect("consumer");
+                let list = consumer
+                    .fetch_group_list(Some(&group), Duration::from_secs(10))
+                    .expect("list groups");
+                list.groups()
+                    .iter()
+                    .any(|g| g.name() == group && g.state() != "Dead")
+            })
+            .await
+            .expect("group lookup")
+        }
+    };
+    wait_for_named("the sink's consumer group", START, || {
+        let check = group_exists.clone();
+        let group = group.clone();
+        async move { check(group).await.then_some(()) }
+    })
+    .await
+    .unwrap();
+
+    let api: Api<ferry_crds::KafkaConnector> = Api::namespaced(client.clone(), &n);
+    api.delete("o", &Default::default())
+        .await
+        .expect("delete the connector");
+    wait_for_named("the connector to be gone", START, || {
+        let api = api.clone();
+        async move { matches!(api.get_opt("o").await, Ok(None)).then_some(()) }
+    })
+    .await
+    .unwrap();
+    assert!(
+        !group_exists(group.clone()).await,
+        "consumer group {group} still exists"
+    );
+    let reasons = event_reasons(&client, &n, "o").await;
+    assert!(
+        reasons
+            .iter()
+            .any(|(r, note)| r == "OffsetsDeleted" && note.contains(&group)),
+        "{reasons:?}"
+    );
+    teardown(ns, operator).await;
+}

@@ -94,15 +94,25 @@ pub fn finalizers_with(connector: &KafkaConnector, ours: bool) -> Vec<String> {
     finalizers
 }
 
-/// Deletes the connector's offsets. Returns what was done, in words.
-pub async fn delete_offsets(client: &Client, connector: &KafkaConnector) -> Result<String, Error> {
+/// The outcome of [`delete_offsets`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Cleanup {
+    /// Done; what was done, in words.
+    Done(String),
+    /// The consumer group still has members (static members of stopped tasks stay until
+    /// their session times out): try again shortly.
+    GroupNotEmpty(String),
+}
+
+/// Deletes the connector's offsets. Call it once the connector's task pods are gone.
+pub async fn delete_offsets(client: &Client, connector: &KafkaConnector) -> Result<Cleanup, Error> {
     let namespace = connector.metadata.namespace.clone().unwrap_or_default();
     let name = connector.metadata.name.clone().unwrap_or_default();
     if connector.spec.sink.is_none() {
-        return Ok(format!(
+        return Ok(Cleanup::Done(format!(
             "source offsets of {namespace}/{name} stay in the offsets topic: deleting them is \
              not supported"
-        ));
+        )));
     }
     let group = consumer_group(&namespace, &name);
     let config = kafka_config(client, connector).await?;
@@ -123,7 +133,15 @@ pub async fn delete_offsets(client: &Client, connector: &KafkaConnector) -> Resu
         match result {
             Ok(_) => {}
             Err((_, RDKafkaErrorCode::GroupIdNotFound)) => {
-                return Ok(format!("consumer group {group} did not exist"));
+                return Ok(Cleanup::Done(format!(
+                    "consumer group {group} did not exist"
+                )));
+            }
+            Err((_, RDKafkaErrorCode::NonEmptyGroup)) => {
+                return Ok(Cleanup::GroupNotEmpty(format!(
+                    "consumer group {group} still has members; the stopped tasks' static \
+                     memberships expire after the session timeout"
+                )));
             }
             Err((_, code)) => {
                 return Err(Error::OffsetsCleanup {
@@ -133,7 +151,7 @@ pub async fn delete_offsets(client: &Client, connector: &KafkaConnector) -> Resu
             }
         }
     }
-    Ok(format!("deleted consumer group {group}"))
+    Ok(Cleanup::Done(format!("deleted consumer group {group}")))
 }
 
 async fn kafka_config(client: &Client, connector: &KafkaConnector) -> Result<ClientConfig, Error> {

@@ -25,6 +25,9 @@ use crate::progress;
 use crate::status::{self, Reading, TaskReading};
 use crate::validate::validate;
 
+/// How often a deleted connector's offsets cleanup is retried while its tasks stop.
+const OFFSETS_CLEANUP_RETRY: Duration = Duration::from_secs(3);
+
 /// Reconciles one connector.
 pub async fn reconcile(object: Arc<KafkaConnector>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
@@ -70,19 +73,40 @@ async fn reconcile_connector(ctx: &Context, namespace: &str, name: &str) -> Resu
             return Ok(Action::await_change());
         }
         FinalizerStep::CleanUpAndRemove => {
-            let done = offsets::delete_offsets(client, &connector).await?;
-            events::publish(
-                &ctx.recorder,
-                &regarding,
-                &[Note {
-                    warning: false,
-                    reason: "OffsetsDeleted",
-                    action: "DeleteOffsets",
-                    note: done,
-                    related: None,
-                }],
-            )
-            .await;
+            // Owner references delete the pods only once the connector is gone, and the
+            // finalizer keeps it: stop the tasks first so they leave the consumer group.
+            let mut remaining = 0;
+            for pod in snapshot.pods.iter().map(TaskPod::from_pod) {
+                remaining += 1;
+                if !pod.terminating {
+                    apply::delete_pod(client, namespace, &pod.name, &pod.uid).await?;
+                }
+            }
+            if remaining > 0 {
+                tracing::info!(connector = %format!("{namespace}/{name}"), pods = remaining,
+                    "waiting for the task pods to stop before deleting the offsets");
+                return Ok(Action::requeue(OFFSETS_CLEANUP_RETRY));
+            }
+            match offsets::delete_offsets(client, &connector).await? {
+                offsets::Cleanup::GroupNotEmpty(why) => {
+                    tracing::info!(connector = %format!("{namespace}/{name}"), "{why}");
+                    return Ok(Action::requeue(OFFSETS_CLEANUP_RETRY));
+                }
+                offsets::Cleanup::Done(done) => {
+                    events::publish(
+                        &ctx.recorder,
+                        &regarding,
+                        &[Note {
+                            warning: false,
+                            reason: "OffsetsDeleted",
+                            action: "DeleteOffsets",
+                            note: done,
+                            related: None,
+                        }],
+                    )
+                    .await;
+                }
+            }
             offsets::set_finalizers(
                 client,
                 &connector,

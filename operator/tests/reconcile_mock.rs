@@ -335,3 +335,27 @@ async fn a_stopped_connector_deletes_its_pods_and_keeps_its_config_map() {
     ];
     run(c, script).await;
 }
+
+#[tokio::test]
+async fn a_deleted_connector_with_delete_on_removal_stops_its_tasks_before_cleaning_up() {
+    let mut c = connector("offsets: {deleteOnRemoval: true}", None);
+    c["metadata"]["finalizers"] = json!(["ferry.rs/delete-offsets"]);
+    c["metadata"]["deletionTimestamp"] = json!("2026-11-22T10:00:00Z");
+    let running = json!({
+        "metadata": {"name": "orders-task-0", "namespace": "shop", "uid": "pod-uid-3",
+            "labels": {"ferry.rs/task": "0", "ferry.rs/connector": "orders"}},
+        "status": {"phase": "Running"},
+    });
+    let script = vec![
+        expect(Method::GET, CONNECTOR, c.clone()),
+        expect(Method::GET, PODS, pod_list(vec![running])),
+        expect(
+            Method::DELETE,
+            "/api/v1/namespaces/shop/pods/orders-task-0?",
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "metadata": {}}),
+        )
+        .with(|b| assert_eq!(b["preconditions"]["uid"], "pod-uid-3")),
+    ];
+    let (action, _) = run(c, script).await;
+    assert_eq!(action, Action::requeue(std::time::Duration::from_secs(3)));
+}
