@@ -11,6 +11,7 @@ use crate::data::{
 };
 use base64::Engine;
 use ferry_crds::pipeline::{DecimalFormat, JsonConverterSpec};
+use std::borrow::Cow;
 
 /// Base64 as Jackson reads and writes binary values (standard alphabet, padded).
 pub(crate) const BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
@@ -76,10 +77,7 @@ impl JsonConverter {
                 Some(s) => self.schema_to_node(s)?,
                 None => JsonNode::Null,
             };
-            JsonNode::Object(vec![
-                ("schema".to_string(), schema),
-                ("payload".to_string(), payload),
-            ])
+            JsonNode::Object(vec![("schema".into(), schema), ("payload".into(), payload)])
         } else {
             payload
         };
@@ -87,10 +85,10 @@ impl JsonConverter {
     }
 
     /// A Connect schema as JSON (`JsonConverter.asJsonSchema`).
-    pub fn schema_to_node(&self, schema: &Schema) -> Result<JsonNode, DataError> {
+    pub fn schema_to_node<'s>(&self, schema: &'s Schema) -> Result<JsonNode<'s>, DataError> {
         let mut members = vec![(
-            "type".to_string(),
-            JsonNode::String(json_type_name(schema.schema_type).to_string()),
+            "type".into(),
+            JsonNode::String(json_type_name(schema.schema_type).into()),
         )];
         match schema.schema_type {
             SchemaType::Array => {
@@ -100,73 +98,73 @@ impl JsonConverter {
                     Some(items) => self.schema_to_node(items)?,
                     None => JsonNode::Null,
                 };
-                members.push(("items".to_string(), items));
+                members.push(("items".into(), items));
             }
             SchemaType::Map => {
                 let Some(k) = &schema.key_schema else {
                     return Err(DataError::new("map schema without key schema"));
                 };
-                members.push(("keys".to_string(), self.schema_to_node(k)?));
+                members.push(("keys".into(), self.schema_to_node(k)?));
                 // Values of mixed types (inferred from text) have no schema: "values": null.
                 let values = match &schema.value_schema {
                     Some(v) => self.schema_to_node(v)?,
                     None => JsonNode::Null,
                 };
-                members.push(("values".to_string(), values));
+                members.push(("values".into(), values));
             }
             SchemaType::Struct => {
                 let mut fields = Vec::with_capacity(schema.fields.len());
                 for field in &schema.fields {
                     let mut node = self.schema_to_node(&field.schema)?;
                     if let JsonNode::Object(m) = &mut node {
-                        m.push(("field".to_string(), JsonNode::String(field.name.clone())));
+                        m.push(("field".into(), JsonNode::String(field.name.as_str().into())));
                     }
                     fields.push(node);
                 }
-                members.push(("fields".to_string(), JsonNode::Array(fields)));
+                members.push(("fields".into(), JsonNode::Array(fields)));
             }
             _ => {}
         }
-        members.push(("optional".to_string(), JsonNode::Bool(schema.optional)));
+        members.push(("optional".into(), JsonNode::Bool(schema.optional)));
         if let Some(name) = &schema.name {
-            members.push(("name".to_string(), JsonNode::String(name.clone())));
+            members.push(("name".into(), JsonNode::String(name.as_str().into())));
         }
         if let Some(version) = schema.version {
-            members.push(("version".to_string(), JsonNode::Number(version.to_string())));
+            members.push((
+                "version".into(),
+                JsonNode::Number(version.to_string().into()),
+            ));
         }
         if let Some(doc) = &schema.doc {
-            members.push(("doc".to_string(), JsonNode::String(doc.clone())));
+            members.push(("doc".into(), JsonNode::String(doc.as_str().into())));
         }
         if !schema.parameters.is_empty() {
             let params = schema
                 .parameters
                 .iter()
-                .map(|(k, v)| (k.clone(), JsonNode::String(v.clone())))
+                .map(|(k, v)| (k.as_str().into(), JsonNode::String(v.as_str().into())))
                 .collect();
-            members.push(("parameters".to_string(), JsonNode::Object(params)));
+            members.push(("parameters".into(), JsonNode::Object(params)));
         }
         if let Some(default) = &schema.default {
-            members.push((
-                "default".to_string(),
-                self.value_to_node(Some(schema), default)?,
-            ));
+            members.push(("default".into(), self.value_to_node(Some(schema), default)?));
         }
         Ok(JsonNode::Object(members))
     }
 
     /// A JSON schema as a Connect schema (`JsonConverter.asConnectSchema`); `null` is none.
-    pub fn node_to_schema(&self, node: &JsonNode) -> Result<Option<Schema>, DataError> {
+    pub fn node_to_schema(&self, node: &JsonNode<'_>) -> Result<Option<Schema>, DataError> {
         if *node == JsonNode::Null {
             return Ok(None);
         }
         self.node_to_schema_required(node).map(Some)
     }
 
-    fn node_to_schema_required(&self, node: &JsonNode) -> Result<Schema, DataError> {
+    fn node_to_schema_required(&self, node: &JsonNode<'_>) -> Result<Schema, DataError> {
         let Some(JsonNode::String(type_name)) = node.get("type") else {
             return Err(DataError::new("Schema must contain 'type' field"));
         };
-        let mut schema = match type_name.as_str() {
+        let mut schema = match type_name.as_ref() {
             "array" => {
                 let items = match node.get("items") {
                     None | Some(JsonNode::Null) => {
@@ -206,13 +204,13 @@ impl JsonConverter {
                             "Struct schema's field name not specified properly",
                         ));
                     };
-                    if fields.iter().any(|f| f.name == *name) {
+                    if fields.iter().any(|f| f.name == name.as_ref()) {
                         return Err(DataError::new(format!(
                             "Cannot create field because of field name duplication {name}"
                         )));
                     }
                     fields.push(Field {
-                        name: name.clone(),
+                        name: name.to_string(),
                         schema: self.node_to_schema_required(field_node)?,
                     });
                 }
@@ -231,7 +229,7 @@ impl JsonConverter {
         };
         schema.optional = matches!(node.get("optional"), Some(JsonNode::Bool(true)));
         if let Some(JsonNode::String(name)) = node.get("name") {
-            schema.name = Some(name.clone());
+            schema.name = Some(name.to_string());
         }
         if let Some(v @ JsonNode::Number(_)) = node.get("version") {
             if v.is_integral() {
@@ -239,14 +237,14 @@ impl JsonConverter {
             }
         }
         if let Some(JsonNode::String(doc)) = node.get("doc") {
-            schema.doc = Some(doc.clone());
+            schema.doc = Some(doc.to_string());
         }
         if let Some(JsonNode::Object(params)) = node.get("parameters") {
             for (k, v) in params {
                 let JsonNode::String(v) = v else {
                     return Err(DataError::new("Schema parameters must have string values."));
                 };
-                schema.parameters.push((k.clone(), v.clone()));
+                schema.parameters.push((k.to_string(), v.to_string()));
             }
         }
         if let Some(default) = node.get("default") {
@@ -265,7 +263,7 @@ impl JsonConverter {
     pub fn node_to_value(
         &self,
         schema: Option<&Schema>,
-        node: Option<&JsonNode>,
+        node: Option<&JsonNode<'_>>,
     ) -> Result<Value, DataError> {
         let Some(schema) = schema else {
             return schemaless_to_value(node);
@@ -315,13 +313,13 @@ impl JsonConverter {
                 _ => return Err(mismatch()),
             },
             SchemaType::String => match node {
-                JsonNode::String(s) => Value::String(s.clone()),
+                JsonNode::String(s) => Value::String(s.to_string()),
                 _ => return Err(mismatch()),
             },
             SchemaType::Bytes => match node {
                 JsonNode::String(s) => Value::Bytes(
                     BASE64
-                        .decode(s)
+                        .decode(s.as_bytes())
                         .map_err(|e| DataError::new(format!("Invalid bytes field: {e}")))?,
                 ),
                 _ => return Err(mismatch()),
@@ -351,7 +349,7 @@ impl JsonConverter {
                     };
                     for (k, v) in members {
                         out.push((
-                            Value::String(k.clone()),
+                            Value::String(k.to_string()),
                             self.node_to_value(Some(vs), Some(v))?,
                         ));
                     }
@@ -403,11 +401,11 @@ impl JsonConverter {
     }
 
     /// A Connect value as JSON (`JsonConverter.convertToJson`).
-    pub fn value_to_node(
+    pub fn value_to_node<'v>(
         &self,
-        schema: Option<&Schema>,
-        value: &Value,
-    ) -> Result<JsonNode, DataError> {
+        schema: Option<&'v Schema>,
+        value: &'v Value,
+    ) -> Result<JsonNode<'v>, DataError> {
         if value.is_null() {
             let Some(schema) = schema else {
                 return Ok(JsonNode::Null);
@@ -445,15 +443,15 @@ impl JsonConverter {
             ))
         };
         Ok(match (schema_type, value) {
-            (SchemaType::Int8, Value::Int8(v)) => JsonNode::Number(v.to_string()),
-            (SchemaType::Int16, Value::Int16(v)) => JsonNode::Number(v.to_string()),
-            (SchemaType::Int32, Value::Int32(v)) => JsonNode::Number(v.to_string()),
-            (SchemaType::Int64, Value::Int64(v)) => JsonNode::Number(v.to_string()),
+            (SchemaType::Int8, Value::Int8(v)) => JsonNode::Number(v.to_string().into()),
+            (SchemaType::Int16, Value::Int16(v)) => JsonNode::Number(v.to_string().into()),
+            (SchemaType::Int32, Value::Int32(v)) => JsonNode::Number(v.to_string().into()),
+            (SchemaType::Int64, Value::Int64(v)) => JsonNode::Number(v.to_string().into()),
             (SchemaType::Float32, Value::Float32(v)) => json_text::float32_node(*v),
             (SchemaType::Float64, Value::Float64(v)) => json_text::float64_node(*v),
             (SchemaType::Boolean, Value::Boolean(v)) => JsonNode::Bool(*v),
-            (SchemaType::String, Value::String(v)) => JsonNode::String(v.clone()),
-            (SchemaType::Bytes, Value::Bytes(v)) => JsonNode::String(BASE64.encode(v)),
+            (SchemaType::String, Value::String(v)) => JsonNode::String(v.as_str().into()),
+            (SchemaType::Bytes, Value::Bytes(v)) => JsonNode::String(BASE64.encode(v).into()),
             (SchemaType::Array, Value::Array(items)) => {
                 let element = schema.and_then(|s| s.value_schema.as_deref());
                 let mut out = Vec::with_capacity(items.len());
@@ -477,7 +475,7 @@ impl JsonConverter {
                     for (k, v) in entries {
                         let key = match self.value_to_node(key_schema, k)? {
                             JsonNode::String(s) => s,
-                            other => other.to_text(),
+                            other => Cow::Owned(other.to_text()),
                         };
                         members.insert(key, self.value_to_node(value_schema, v)?);
                     }
@@ -505,7 +503,7 @@ impl JsonConverter {
                     let node = self
                         .value_to_node(Some(&field.schema), v)
                         .map_err(|e| DataError::new(format!("field {:?}: {e}", field.name)))?;
-                    members.push((field.name.clone(), node));
+                    members.push((field.name.as_str().into(), node));
                 }
                 JsonNode::Object(members)
             }
@@ -513,17 +511,17 @@ impl JsonConverter {
         })
     }
 
-    fn logical_to_node(
+    fn logical_to_node<'v>(
         &self,
         schema: &Schema,
         logical: LogicalType,
-        value: &Value,
-    ) -> Result<JsonNode, DataError> {
+        value: &'v Value,
+    ) -> Result<JsonNode<'v>, DataError> {
         match (logical, value) {
             (LogicalType::Decimal, Value::Decimal(d)) => {
                 let scale = schema.decimal_scale()?;
                 match self.decimal_format {
-                    DecimalFormat::Numeric => Ok(JsonNode::Number(d.to_java_string())),
+                    DecimalFormat::Numeric => Ok(JsonNode::Number(d.to_java_string().into())),
                     DecimalFormat::Base64 => {
                         if d.scale() != scale {
                             return Err(DataError::new(format!(
@@ -531,13 +529,15 @@ impl JsonConverter {
                                 d.scale()
                             )));
                         }
-                        Ok(JsonNode::String(BASE64.encode(d.unscaled_bytes())))
+                        Ok(JsonNode::String(BASE64.encode(d.unscaled_bytes()).into()))
                     }
                 }
             }
-            (LogicalType::Date, Value::Date(days)) => Ok(JsonNode::Number(days.to_string())),
-            (LogicalType::Time, Value::Time(ms)) => Ok(JsonNode::Number(ms.to_string())),
-            (LogicalType::Timestamp, Value::Timestamp(ms)) => Ok(JsonNode::Number(ms.to_string())),
+            (LogicalType::Date, Value::Date(days)) => Ok(JsonNode::Number(days.to_string().into())),
+            (LogicalType::Time, Value::Time(ms)) => Ok(JsonNode::Number(ms.to_string().into())),
+            (LogicalType::Timestamp, Value::Timestamp(ms)) => {
+                Ok(JsonNode::Number(ms.to_string().into()))
+            }
             (logical, v) => Err(DataError::new(format!(
                 "Invalid type for {logical:?}: {}",
                 v.type_name()
@@ -608,7 +608,7 @@ fn positive_zero64(v: f64) -> f64 {
     }
 }
 
-fn number_to_decimal(node: &JsonNode) -> Result<Decimal, DataError> {
+fn number_to_decimal(node: &JsonNode<'_>) -> Result<Decimal, DataError> {
     match node {
         JsonNode::Number(t) => Decimal::parse(t),
         other => Err(DataError::new(format!(
@@ -619,7 +619,7 @@ fn number_to_decimal(node: &JsonNode) -> Result<Decimal, DataError> {
 }
 
 /// A JSON number as Jackson's `longValue()` (fractions truncated, large values wrapped).
-fn number_to_i64(node: &JsonNode) -> Option<i64> {
+fn number_to_i64(node: &JsonNode<'_>) -> Option<i64> {
     let JsonNode::Number(t) = node else {
         return None;
     };
@@ -629,13 +629,13 @@ fn number_to_i64(node: &JsonNode) -> Option<i64> {
     Decimal::parse(t).ok().map(|d| d.to_i64_truncated())
 }
 
-fn schemaless_to_value(node: Option<&JsonNode>) -> Result<Value, DataError> {
+fn schemaless_to_value(node: Option<&JsonNode<'_>>) -> Result<Value, DataError> {
     Ok(node.map_or(Value::Null, |n| schemaless_into_value(n.clone())))
 }
 
 /// Schemaless JSON as Connect reads it: integral numbers are int64, other numbers float64,
 /// objects maps with string keys (the node is consumed, so text is moved, not copied).
-fn schemaless_into_value(node: JsonNode) -> Value {
+fn schemaless_into_value(node: JsonNode<'_>) -> Value {
     match node {
         JsonNode::Null => Value::Null,
         JsonNode::Bool(b) => Value::Boolean(b),
@@ -646,14 +646,14 @@ fn schemaless_into_value(node: JsonNode) -> Value {
                 Value::Int64(number_to_i64(&JsonNode::Number(t)).unwrap_or(0))
             }
         }
-        JsonNode::String(s) => Value::String(s),
+        JsonNode::String(s) => Value::String(s.into_owned()),
         JsonNode::Array(items) => {
             Value::Array(items.into_iter().map(schemaless_into_value).collect())
         }
         JsonNode::Object(members) => Value::Map(
             members
                 .into_iter()
-                .map(|(k, v)| (Value::String(k), schemaless_into_value(v)))
+                .map(|(k, v)| (Value::String(k.into_owned()), schemaless_into_value(v)))
                 .collect(),
         ),
     }
@@ -662,7 +662,7 @@ fn schemaless_into_value(node: JsonNode) -> Value {
 fn logical_to_value(
     schema: &Schema,
     logical: LogicalType,
-    node: &JsonNode,
+    node: &JsonNode<'_>,
 ) -> Result<Value, DataError> {
     match logical {
         LogicalType::Decimal => match node {
@@ -670,7 +670,7 @@ fn logical_to_value(
             JsonNode::String(s) => {
                 let scale = schema.decimal_scale()?;
                 let bytes = BASE64
-                    .decode(s)
+                    .decode(s.as_bytes())
                     .map_err(|e| DataError::new(format!("Invalid bytes for Decimal field: {e}")))?;
                 Ok(Value::Decimal(Decimal::from_unscaled_bytes(&bytes, scale)))
             }
@@ -717,7 +717,7 @@ fn logical_to_value(
     }
 }
 
-fn node_as_i64(node: &JsonNode) -> Option<i64> {
+fn node_as_i64(node: &JsonNode<'_>) -> Option<i64> {
     match node {
         JsonNode::Number(t) => t.parse().ok(),
         _ => None,
@@ -725,7 +725,7 @@ fn node_as_i64(node: &JsonNode) -> Option<i64> {
 }
 
 /// An integral number that fits in 32 bits (Jackson's `isInt()`).
-fn int_node(node: &JsonNode) -> Option<i32> {
+fn int_node(node: &JsonNode<'_>) -> Option<i32> {
     if !node.is_integral() {
         return None;
     }

@@ -2,25 +2,27 @@
 //! exact text, objects keep their key order, and output is compact with Jackson's escaping.
 
 use crate::data::{values, DataError};
+use std::borrow::Cow;
+use std::collections::HashMap;
 
-/// A parsed JSON document.
+/// A JSON document; text is borrowed from the input (or the values written) where it can be.
 #[derive(Clone, Debug, PartialEq)]
-pub enum JsonNode {
+pub enum JsonNode<'a> {
     /// `null`.
     Null,
     /// `true` / `false`.
     Bool(bool),
     /// A number, as written (already validated against the JSON grammar).
-    Number(String),
+    Number(Cow<'a, str>),
     /// A string.
-    String(String),
+    String(Cow<'a, str>),
     /// An array.
-    Array(Vec<JsonNode>),
+    Array(Vec<JsonNode<'a>>),
     /// An object; keys in order, a repeated key keeps its first position and last value.
-    Object(Vec<(String, JsonNode)>),
+    Object(Vec<(Cow<'a, str>, JsonNode<'a>)>),
 }
 
-impl JsonNode {
+impl<'a> JsonNode<'a> {
     /// Jackson's node type name, for error messages.
     pub fn node_type(&self) -> &'static str {
         match self {
@@ -34,7 +36,7 @@ impl JsonNode {
     }
 
     /// The member `key` of an object.
-    pub fn get(&self, key: &str) -> Option<&JsonNode> {
+    pub fn get(&self, key: &str) -> Option<&JsonNode<'a>> {
         match self {
             JsonNode::Object(members) => members.iter().find(|(k, _)| k == key).map(|(_, v)| v),
             _ => None,
@@ -57,17 +59,17 @@ impl JsonNode {
 /// Builds an object whose repeated keys keep their first position and last value, as
 /// Jackson's `ObjectNode` (a hash index takes over from a scan for larger objects).
 #[derive(Default)]
-pub struct ObjectBuilder {
-    members: Vec<(String, JsonNode)>,
-    index: Option<std::collections::HashMap<String, usize>>,
+pub struct ObjectBuilder<'a> {
+    members: Vec<(Cow<'a, str>, JsonNode<'a>)>,
+    index: Option<HashMap<Cow<'a, str>, usize>>,
 }
 
-impl ObjectBuilder {
+impl<'a> ObjectBuilder<'a> {
     /// Objects up to this size are searched by scanning.
     const SCAN_LIMIT: usize = 16;
 
     /// Sets `key` to `value`.
-    pub fn insert(&mut self, key: String, value: JsonNode) {
+    pub fn insert(&mut self, key: Cow<'a, str>, value: JsonNode<'a>) {
         if self.index.is_none() && self.members.len() >= Self::SCAN_LIMIT {
             let index = self
                 .members
@@ -93,7 +95,7 @@ impl ObjectBuilder {
     }
 
     /// The object.
-    pub fn build(self) -> JsonNode {
+    pub fn build(self) -> JsonNode<'a> {
         JsonNode::Object(self.members)
     }
 }
@@ -107,7 +109,7 @@ const MAX_NUMBER_LENGTH: usize = 1000;
 pub const MAX_DEPTH: usize = 128;
 
 /// Parses one JSON document (surrounding whitespace allowed, nothing else).
-pub fn parse(bytes: &[u8]) -> Result<JsonNode, DataError> {
+pub fn parse(bytes: &[u8]) -> Result<JsonNode<'_>, DataError> {
     let text = std::str::from_utf8(bytes)
         .map_err(|e| DataError::new(format!("invalid JSON: not UTF-8 text ({e})")))?;
     let mut p = Parser {
@@ -130,7 +132,7 @@ struct Parser<'a> {
     i: usize,
 }
 
-impl Parser<'_> {
+impl<'a> Parser<'a> {
     fn error(&self, what: &str) -> DataError {
         DataError::new(format!("invalid JSON at byte {}: {what}", self.i))
     }
@@ -141,7 +143,7 @@ impl Parser<'_> {
         }
     }
 
-    fn literal(&mut self, word: &str, node: JsonNode) -> Result<JsonNode, DataError> {
+    fn literal(&mut self, word: &str, node: JsonNode<'a>) -> Result<JsonNode<'a>, DataError> {
         if self.s[self.i..].starts_with(word.as_bytes()) {
             self.i += word.len();
             Ok(node)
@@ -150,7 +152,7 @@ impl Parser<'_> {
         }
     }
 
-    fn value(&mut self, depth: usize) -> Result<JsonNode, DataError> {
+    fn value(&mut self, depth: usize) -> Result<JsonNode<'a>, DataError> {
         if depth > MAX_DEPTH {
             return Err(self.error("nesting too deep"));
         }
@@ -228,7 +230,7 @@ impl Parser<'_> {
         self.i - start
     }
 
-    fn number(&mut self) -> Result<JsonNode, DataError> {
+    fn number(&mut self) -> Result<JsonNode<'a>, DataError> {
         let start = self.i;
         if self.s.get(self.i) == Some(&b'-') {
             self.i += 1;
@@ -256,7 +258,7 @@ impl Parser<'_> {
         if self.i - start > MAX_NUMBER_LENGTH {
             return Err(self.error("number longer than 1000 characters"));
         }
-        Ok(JsonNode::Number(self.text[start..self.i].to_string()))
+        Ok(JsonNode::Number(Cow::Borrowed(&self.text[start..self.i])))
     }
 
     fn hex4(&mut self) -> Result<u32, DataError> {
@@ -270,9 +272,21 @@ impl Parser<'_> {
         Ok(h)
     }
 
-    fn string(&mut self) -> Result<String, DataError> {
+    fn string(&mut self) -> Result<Cow<'a, str>, DataError> {
         self.i += 1;
-        let mut out = String::new();
+        // Fast path: no escapes, the text is borrowed.
+        let begin = self.i;
+        while let Some(&b) = self.s.get(self.i) {
+            if b == b'"' || b == b'\\' || b < 0x20 {
+                break;
+            }
+            self.i += 1;
+        }
+        if self.s.get(self.i) == Some(&b'"') {
+            self.i += 1;
+            return Ok(Cow::Borrowed(&self.text[begin..self.i - 1]));
+        }
+        let mut out = String::from(&self.text[begin..self.i]);
         loop {
             let start = self.i;
             while let Some(&b) = self.s.get(self.i) {
@@ -286,7 +300,7 @@ impl Parser<'_> {
                 None => return Err(self.error("unterminated string")),
                 Some(b'"') => {
                     self.i += 1;
-                    return Ok(out);
+                    return Ok(Cow::Owned(out));
                 }
                 Some(b'\\') => {
                     self.i += 1;
@@ -369,7 +383,7 @@ pub fn write_string(s: &str, out: &mut String) {
     out.push('"');
 }
 
-fn write_node(node: &JsonNode, out: &mut String) {
+fn write_node(node: &JsonNode<'_>, out: &mut String) {
     match node {
         JsonNode::Null => out.push_str("null"),
         JsonNode::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -402,8 +416,8 @@ fn write_node(node: &JsonNode, out: &mut String) {
 
 /// A float as JSON, as Jackson writes it (Java's `Float.toString`; NaN and infinities as
 /// strings).
-pub fn float32_node(v: f32) -> JsonNode {
-    let text = values::java_float_to_string(v);
+pub fn float32_node(v: f32) -> JsonNode<'static> {
+    let text = Cow::Owned(values::java_float_to_string(v));
     if v.is_finite() {
         JsonNode::Number(text)
     } else {
@@ -412,8 +426,8 @@ pub fn float32_node(v: f32) -> JsonNode {
 }
 
 /// A double as JSON, as Jackson writes it (Java's `Double.toString`).
-pub fn float64_node(v: f64) -> JsonNode {
-    let text = values::java_double_to_string(v);
+pub fn float64_node(v: f64) -> JsonNode<'static> {
+    let text = Cow::Owned(values::java_double_to_string(v));
     if v.is_finite() {
         JsonNode::Number(text)
     } else {
@@ -463,10 +477,7 @@ mod tests {
             panic!("not an object")
         };
         assert_eq!(members.len(), 2501);
-        assert_eq!(
-            members[0],
-            ("k0".to_string(), JsonNode::Number("2500".into()))
-        );
+        assert_eq!(members[0], ("k0".into(), JsonNode::Number("2500".into())));
     }
 
     #[test]
