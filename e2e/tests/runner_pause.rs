@@ -115,3 +115,65 @@ async fn pause_and_resume_through_the_state_file() {
     terminate(&runner.child);
     assert!(runner.child.wait().await.expect("exit").success());
 }
+
+async fn records_out(admin: &str) -> u64 {
+    let (_, body) = http_get(admin, "/progress").await.unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    v["recordsOut"].as_u64().unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_source_produces_nothing_until_resumed() {
+    let stack = Stack::from_env().expect("the local stack");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let topic = unique("pause-src");
+    let file = dir.path().join("connector.yaml");
+    let state = dir.path().join("state");
+    std::fs::write(&state, "Running\n").expect("state");
+    std::fs::write(
+        &file,
+        format!(
+            "apiVersion: ferry.rs/v1alpha1\nkind: KafkaConnector\nmetadata: {{name: {}, namespace: e2e}}\nspec:\n  kafka: {{bootstrapServers: \"{}\"}}\n  source: {{datagen: {{topic: {topic}, ratePerSecond: 200}}}}\n",
+            unique("pause-src"),
+            stack.kafka_bootstrap
+        ),
+    )
+    .expect("write");
+    let admin = free_admin_addr();
+    let mut runner = spawn_runner(&stack, &file, &admin, &[]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while records_out(&admin).await < 100 {
+        assert!(
+            Instant::now() < deadline,
+            "the source produces\n{}",
+            runner.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    std::fs::write(&state, "Paused\n").expect("pause");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while progress_state(&admin).await != "Paused" {
+        assert!(Instant::now() < deadline, "the task reports Paused");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let paused_at = records_out(&admin).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        records_out(&admin).await,
+        paused_at,
+        "nothing is produced while paused"
+    );
+    std::fs::write(&state, "Running\n").expect("resume");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while records_out(&admin).await <= paused_at {
+        assert!(Instant::now() < deadline, "production resumes");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        runner.child.try_wait().expect("wait").is_none(),
+        "the process was never restarted"
+    );
+    terminate(&runner.child);
+    assert!(runner.child.wait().await.expect("exit").success());
+}

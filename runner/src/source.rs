@@ -126,9 +126,10 @@ pub async fn run(
         if *shutdown.borrow() {
             break;
         }
-        if desired.has_changed().unwrap_or(false) {
-            let d = *desired.borrow_and_update();
-            paused = d == DesiredState::Paused;
+        // Read the state itself, not the change flag: the paused wait below consumes it.
+        let want_paused = *desired.borrow_and_update() == DesiredState::Paused;
+        if want_paused != paused {
+            paused = want_paused;
             metrics.set_state(if paused {
                 RunState::Paused
             } else {

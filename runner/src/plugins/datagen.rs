@@ -121,6 +121,13 @@ impl DatagenTask {
         };
         let started = *self.started.get_or_insert_with(Instant::now);
         let due = (started.elapsed().as_secs_f64() * f64::from(rate)) as u64 + 1;
+        if due > self.produced_since_start + u64::from(rate) {
+            // More than a second behind (a pause, a slow broker): start over rather than
+            // burst to catch up.
+            self.started = Some(Instant::now());
+            self.produced_since_start = 0;
+            return 1;
+        }
         due.saturating_sub(self.produced_since_start).min(BATCH)
     }
 }
@@ -239,6 +246,20 @@ mod tests {
         assert_eq!(t.local_total, Some(4));
         let t = DatagenTask::new(&spec(Some(10)), TaskShare { index: 2, count: 3 });
         assert_eq!(t.local_total, Some(3));
+    }
+
+    #[test]
+    fn the_rate_limit_does_not_burst_after_a_stall() {
+        let mut s = spec(None);
+        s.rate_per_second = Some(100);
+        let mut t = DatagenTask::new(&s, TaskShare { index: 0, count: 1 });
+        assert_eq!(t.allowance(), 1);
+        t.produced_since_start = 1;
+        t.started = Some(Instant::now() - Duration::from_secs(5));
+        assert_eq!(t.allowance(), 1, "500 records due, but no burst");
+        t.produced_since_start = 1;
+        t.started = Some(Instant::now() - Duration::from_millis(500));
+        assert_eq!(t.allowance(), 50);
     }
 
     #[tokio::test]
