@@ -1791,6 +1791,31 @@ fn transform_cases() -> Vec<Case> {
         &[("schemad", schemad())],
     );
 
+    // Routers replace the first match inside a topic that matches as a whole.
+    for (i, (regex, replacement)) in [
+        ("(.*?)", "x"),
+        ("o(r*)", "<$1>"),
+        ("(or)?ders|orders", "[$1]"),
+        ("(?:a|o)rd(.)rs", "$1$1"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let ferry = format!(
+            "[{{name: t, regexRouter: {{regex: {}, replacement: {}}}}}]",
+            json!(regex),
+            json!(replacement)
+        );
+        let id = format!("regex-first-{i}");
+        let t = smt(
+            &id,
+            &ferry,
+            "RegexRouter",
+            json!({"regex": regex, "replacement": replacement}),
+        );
+        cases.push(transform_case(&t, "schemad", &schemad()));
+    }
+
     // Key variants, on a struct key and a schemaless map key.
     let keyed = [
         (

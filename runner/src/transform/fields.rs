@@ -741,10 +741,14 @@ impl ReplaceField {
                 };
                 let mut out = Vec::with_capacity(entries.len());
                 for (k, v) in entries {
-                    if let Value::String(name) = k {
-                        if self.keep(name) {
-                            map_put(&mut out, self.renamed(name), v.clone());
-                        }
+                    let Value::String(name) = k else {
+                        return Err(format!(
+                            "field replacement needs string map keys, found a {} key",
+                            k.type_name()
+                        ));
+                    };
+                    if self.keep(name) {
+                        map_put(&mut out, self.renamed(name), v.clone());
                     }
                 }
                 part.value = Value::Map(out);

@@ -18,6 +18,9 @@ enum Piece {
 /// `RegexRouter`.
 #[derive(Clone, Debug)]
 pub(crate) struct RegexRouter {
+    /// The regex anchored at both ends: whether the topic matches.
+    whole: Regex,
+    /// The regex as written: what `replaceFirst` replaces.
     regex: Regex,
     replacement: Vec<Piece>,
 }
@@ -97,7 +100,9 @@ impl RegexRouter {
         path: &str,
         errors: &mut Vec<ConfigError>,
     ) -> Option<Self> {
-        let regex = match full_match_regex(&spec.regex) {
+        let (whole, regex) = match full_match_regex(&spec.regex)
+            .and_then(|whole| Ok((whole, Regex::new(&spec.regex).map_err(|e| e.to_string())?)))
+        {
             Ok(r) => r,
             Err(e) => {
                 errors.push(ConfigError::new(format!("{path}.regex"), e));
@@ -105,7 +110,11 @@ impl RegexRouter {
             }
         };
         match parse_replacement(&spec.replacement, &regex) {
-            Ok(replacement) => Some(RegexRouter { regex, replacement }),
+            Ok(replacement) => Some(RegexRouter {
+                whole,
+                regex,
+                replacement,
+            }),
             Err(e) => {
                 errors.push(ConfigError::new(format!("{path}.replacement"), e));
                 None
@@ -125,10 +134,24 @@ impl RegexRouter {
         out
     }
 
-    /// Applies the transform to one record.
+    /// Applies the transform to one record: when the whole topic matches, the first match
+    /// in it is replaced (Java's `matches()` then `replaceFirst`, so a lazy pattern such as
+    /// `(.*?)` replaces only what its first match covers).
     pub(crate) fn apply(&self, mut record: Record) -> Record {
+        if !self.whole.is_match(&record.topic) {
+            return record;
+        }
         if let Some(caps) = self.regex.captures(&record.topic) {
-            record.topic = self.expand(&caps);
+            if let Some(m) = caps.get(0) {
+                let topic = &record.topic;
+                let renamed = format!(
+                    "{}{}{}",
+                    &topic[..m.start()],
+                    self.expand(&caps),
+                    &topic[m.end()..]
+                );
+                record.topic = renamed;
+            }
         }
         record
     }
