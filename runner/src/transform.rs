@@ -407,6 +407,14 @@ pub(crate) fn push_field(schema: &mut Schema, name: &str, field: Schema) -> Resu
     Ok(())
 }
 
+/// The value of a schemaless map entry with string key `key`.
+pub(crate) fn map_entry<'a>(entries: &'a [(Value, Value)], key: &str) -> Option<&'a Value> {
+    entries
+        .iter()
+        .find(|(k, _)| matches!(k, Value::String(s) if s == key))
+        .map(|(_, v)| v)
+}
+
 /// Inserts or replaces a schemaless map entry with a string key.
 pub(crate) fn map_put(entries: &mut Vec<(Value, Value)>, key: &str, value: Value) {
     match entries

@@ -2,7 +2,7 @@
 //! `InsertField`, `MaskField`, `ReplaceField`, `SetSchemaMetadata`, `ValueToKey`.
 
 use super::{
-    field_value, map_put, not_a_map, not_a_struct, operating, push_field, require_names,
+    field_value, map_entry, map_put, not_a_map, not_a_struct, operating, push_field, require_names,
     struct_with_basics, Failure,
 };
 use crate::config_error::ConfigError;
@@ -633,11 +633,8 @@ impl MaskField {
                     return Err(not_a_map(&part.value, purpose));
                 };
                 for name in &self.fields {
-                    let current = Value::Map(entries.clone())
-                        .map_get(name)
-                        .cloned()
-                        .unwrap_or(Value::Null);
-                    let masked = self.masked(None, &current)?;
+                    let masked =
+                        self.masked(None, map_entry(entries, name).unwrap_or(&Value::Null))?;
                     map_put(entries, name, masked);
                 }
             }

@@ -1,7 +1,8 @@
 //! Transforms on headers: `DropHeaders`, `HeaderFrom`, `InsertHeader`.
 
 use super::{
-    field_value, not_a_map, not_a_struct, operating, require_names, struct_with_basics, Failure,
+    field_value, map_entry, not_a_map, not_a_struct, operating, require_names, struct_with_basics,
+    Failure,
 };
 use crate::config_error::ConfigError;
 use crate::data::values::parse_string;
@@ -93,19 +94,20 @@ impl HeaderFrom {
                 let Value::Map(entries) = &part.value else {
                     return Err(not_a_map(&part.value, purpose));
                 };
-                let original = Value::Map(entries.clone());
-                let mut entries = entries.clone();
                 for (field, header) in self.fields.iter().zip(&self.headers) {
-                    let v = original.map_get(field).cloned().unwrap_or(Value::Null);
-                    if self.operation == HeaderFromOperation::Move {
-                        entries.retain(|(k, _)| !matches!(k, Value::String(s) if s == field));
-                    }
+                    let v = map_entry(entries, field).cloned().unwrap_or(Value::Null);
                     new_headers.push(Header {
                         key: header.clone(),
                         value: SchemaAndValue::schemaless(v),
                     });
                 }
-                part.value = Value::Map(entries);
+                if self.operation == HeaderFromOperation::Move {
+                    if let Value::Map(entries) = &mut part.value {
+                        entries.retain(
+                            |(k, _)| !matches!(k, Value::String(s) if self.fields.contains(s)),
+                        );
+                    }
+                }
             }
             Some(schema) => {
                 let Value::Struct(values) = &part.value else {

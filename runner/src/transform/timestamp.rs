@@ -2,7 +2,8 @@
 //! types `Date`, `Time` and `Timestamp`.
 
 use super::{
-    field_value, map_put, not_a_map, not_a_struct, operating, struct_with_basics, Failure,
+    field_value, map_entry, map_put, not_a_map, not_a_struct, operating, struct_with_basics,
+    Failure,
 };
 use crate::config_error::ConfigError;
 use crate::data::date_format::DateFormat;
@@ -179,11 +180,8 @@ impl TimestampConverter {
                 let Value::Map(entries) = &mut part.value else {
                     return Err(not_a_map(&part.value, PURPOSE));
                 };
-                let current = Value::Map(entries.clone())
-                    .map_get(field)
-                    .cloned()
-                    .unwrap_or(Value::Null);
-                let converted = self.convert(&current, None)?;
+                let converted =
+                    self.convert(map_entry(entries, field).unwrap_or(&Value::Null), None)?;
                 map_put(entries, field, converted);
             }
             (Some(schema), None) => {
