@@ -345,6 +345,7 @@ async fn writer(
     metrics: Arc<TaskMetrics>,
     retry: crate::error_handling::RetryPolicy,
     plugin: &'static str,
+    mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), TaskError> {
     let mut records = Vec::with_capacity(MAX_BATCH_RECORDS);
     while let Some(batch) = batches.recv().await {
@@ -380,7 +381,14 @@ async fn writer(
                     };
                     metrics.retry();
                     tracing::warn!(error = %e, attempt, retry_in_ms = delay.as_millis() as u64, "sink write failed; retrying");
-                    tokio::time::sleep(delay).await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = shutdown.wait_for(|s| *s) => {
+                            // Not written, so not committed: read again after the restart.
+                            tracing::warn!("shutdown while retrying a write; its records will be read again");
+                            return Ok(());
+                        }
+                    }
                 }
             }
         }
@@ -468,6 +476,7 @@ pub async fn run(
         metrics.clone(),
         cfg.errors.retry,
         plugin_name,
+        shutdown.clone(),
     ));
     let mut handler = RecordHandler {
         cfg: cfg.clone(),

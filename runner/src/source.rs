@@ -196,7 +196,10 @@ pub async fn run(
                     (PluginError::Retriable(_), Some(delay)) => {
                         metrics.retry();
                         tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "source poll failed; retrying");
-                        tokio::time::sleep(delay).await;
+                        tokio::select! {
+                            _ = tokio::time::sleep(delay) => {}
+                            _ = shutdown.wait_for(|s| *s) => {}
+                        }
                         continue;
                     }
                     _ => {
