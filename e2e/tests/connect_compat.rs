@@ -36,6 +36,8 @@ const PREDICATE: &str = "org.apache.kafka.connect.transforms.predicates.";
 /// both fail is reported: a case that fails on both sides compares nothing.
 const EXPECTED_ERRORS: &[&str] = &[
     "plain-invalid-",
+    "decimal-text-1",
+    "decimal-text-3",
     "envelope-invalid-",
     "json-to-bytes-invalid",
     "header-simple-20",
@@ -498,6 +500,39 @@ fn converter_cases() -> Vec<Case> {
                 Exact,
             ));
         }
+    }
+    // Payload text exactly as written (numbers keep their digits: 12.30 has scale 2).
+    let dec = r#"{"type":"bytes","optional":false,"name":"org.apache.kafka.connect.data.Decimal","version":1,"parameters":{"scale":"2"}}"#;
+    for (i, payload) in ["12.30", "1.2E+1", "-0.05", "12", "1e-2", "\"AAAA\""]
+        .into_iter()
+        .enumerate()
+    {
+        let text = format!(r#"{{"schema":{dec},"payload":{payload}}}"#);
+        for (suffix, out) in [
+            ("", env.clone()),
+            ("-numeric", env_numeric.clone()),
+            ("-plain", plain.clone()),
+        ] {
+            cases.push(convert_case(
+                &format!("decimal-text-{i}{suffix}"),
+                env.clone(),
+                out,
+                Some(&text),
+                Exact,
+            ));
+        }
+    }
+    for (i, text) in [
+        r#"{"schema":{"type":"int32","optional":false},"payload":1.9}"#,
+        r#"{"schema":{"type":"int8","optional":false},"payload":300}"#,
+        r#"{"schema":{"type":"int64","optional":false},"payload":-9.99e2}"#,
+        r#"{"schema":{"type":"float","optional":false},"payload":16777217}"#,
+        r#"{"schema":{"type":"int64","optional":false,"name":"org.apache.kafka.connect.data.Timestamp"},"payload":-62135596800000}"#,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        cases.push(convert_case(&format!("number-text-{i}"), env.clone(), env.clone(), Some(text), Exact));
     }
     cases.push(convert_case(
         "envelope-null-schema",

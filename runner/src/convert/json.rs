@@ -306,10 +306,12 @@ impl JsonConverter {
             SchemaType::Int64 => Value::Int64(number_to_i64(node).ok_or_else(mismatch)?),
             SchemaType::Float32 => match node {
                 JsonNode::Number(t) => Value::Float32(positive_zero32(t.parse().unwrap_or(0.0))),
+                JsonNode::String(t) => Value::Float32(non_finite(t).ok_or_else(mismatch)? as f32),
                 _ => return Err(mismatch()),
             },
             SchemaType::Float64 => match node {
                 JsonNode::Number(t) => Value::Float64(positive_zero64(t.parse().unwrap_or(0.0))),
+                JsonNode::String(t) => Value::Float64(non_finite(t).ok_or_else(mismatch)?),
                 _ => return Err(mismatch()),
             },
             SchemaType::String => match node {
@@ -592,6 +594,16 @@ fn expected_node(t: SchemaType) -> &'static str {
     }
 }
 
+/// `NaN`, `Infinity` and `-Infinity`, which Jackson writes as strings.
+fn non_finite(text: &str) -> Option<f64> {
+    match text {
+        "NaN" => Some(f64::NAN),
+        "Infinity" => Some(f64::INFINITY),
+        "-Infinity" => Some(f64::NEG_INFINITY),
+        _ => None,
+    }
+}
+
 fn positive_zero32(v: f32) -> f32 {
     if v == 0.0 {
         0.0
@@ -851,6 +863,23 @@ mod tests {
         assert_eq!(c.write(&data).unwrap().unwrap(), text.as_bytes());
         let too_deep = format!("{}{}", "[".repeat(depth + 2), "]".repeat(depth + 2));
         assert!(c.read(Some(too_deep.as_bytes())).is_err());
+    }
+
+    #[test]
+    fn non_finite_floats_round_trip_as_strings() {
+        let c = conv(true, DecimalFormat::Base64);
+        for text in [
+            r#"{"schema":{"type":"double","optional":false},"payload":"Infinity"}"#,
+            r#"{"schema":{"type":"float","optional":false},"payload":"-Infinity"}"#,
+            r#"{"schema":{"type":"double","optional":false},"payload":"NaN"}"#,
+        ] {
+            assert_eq!(round_trip(&c, text), text);
+        }
+        let big = r#"{"schema":{"type":"double","optional":false},"payload":1e400}"#;
+        assert_eq!(
+            round_trip(&c, big),
+            r#"{"schema":{"type":"double","optional":false},"payload":"Infinity"}"#
+        );
     }
 
     #[test]
