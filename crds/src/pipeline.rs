@@ -331,7 +331,8 @@ pub enum FieldSyntaxVersion {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FilterSpec {}
 
-/// `Flatten`: nested structs/maps become top-level fields named `outer<delimiter>inner`.
+/// `Flatten`: nested structs (with a schema) or maps (without) become top-level fields named
+/// `outer<delimiter>inner`. With a schema, map fields are refused, as in Kafka Connect.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FlattenSpec {
@@ -401,7 +402,8 @@ pub struct InsertFieldSpec {
     /// `offset.field`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offset: Option<InsertedField>,
-    /// Add the record's timestamp, a Connect `Timestamp` (Connect's `timestamp.field`).
+    /// Add the record's timestamp: a Connect `Timestamp` with a schema, milliseconds since the
+    /// epoch without one (Connect's `timestamp.field`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timestamp: Option<InsertedField>,
     /// Add a fixed text value (Connect's `static.field` and `static.value`).
@@ -460,7 +462,8 @@ pub struct MaskFieldSpec {
     /// Top-level fields to mask.
     pub fields: Vec<String>,
     /// Replacement, converted to each field's type (numbers and text only). Without it a field
-    /// becomes its type's empty value (0, false, "", empty list/map).
+    /// becomes its type's empty value (0, false, "", empty list/map, the epoch for dates).
+    /// Bytes and struct fields cannot be masked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replacement: Option<String>,
 }
@@ -470,6 +473,8 @@ pub struct MaskFieldSpec {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RegexRouterSpec {
     /// Regular expression that must match the whole topic name; other records pass unchanged.
+    /// The first match in the topic is then replaced (Java's `replaceFirst`). Java syntax
+    /// without look-around and back-references.
     pub regex: String,
     /// New topic name; `$1`, `$2`... insert capture groups (Java syntax, `\$` for a dollar).
     pub replacement: String,
@@ -507,7 +512,8 @@ pub struct FieldRename {
     pub to: String,
 }
 
-/// `SetSchemaMetadata`: set the schema name and/or version.
+/// `SetSchemaMetadata`: set the schema name and/or version of a struct schema (Kafka Connect
+/// fails on other schemas too); records without a schema fail, tombstones pass.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SetSchemaMetadataSpec {
