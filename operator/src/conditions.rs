@@ -4,6 +4,11 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
+/// A time as shown in condition messages and Events: RFC 3339, whole seconds, UTC.
+pub fn display_time(t: Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
 /// A condition's status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
@@ -87,6 +92,12 @@ pub fn merge(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_are_shown_to_the_second() {
+        let t: Timestamp = "2026-11-22T10:00:05.153347754Z".parse().unwrap();
+        assert_eq!(display_time(t), "2026-11-22T10:00:05Z");
+    }
 
     #[test]
     fn transition_time_changes_only_with_the_status() {

@@ -87,7 +87,8 @@ pub fn for_decisions(namespace: &str, decisions: &[Decision]) -> Vec<Note> {
                 reason: "RestartScheduled",
                 action: "ScheduleRestart",
                 note: format!(
-                    "task {index} restarts at {at} (in {:.1} s)",
+                    "task {index} restarts at {} (in {:.1} s)",
+                    crate::conditions::display_time(*at),
                     delay.as_secs_f64()
                 ),
                 related: pod_ref(namespace, &pod.0, Some(&pod.1)),

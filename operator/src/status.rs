@@ -146,14 +146,14 @@ pub fn build(
         let at = task
             .next_restart_at
             .as_ref()
-            .map(|t| t.0.to_string())
+            .map(|t| conditions::display_time(t.0))
             .unwrap_or_default();
         Desired::new(
             condition_type::DEGRADED,
             Status::True,
             reason::BACKING_OFF,
             format!(
-                "task {} failed ({}); restart {} at {at}",
+                "task {} failed ({}); restart {} is due at {at}",
                 task.index,
                 describe_failure(task),
                 task.restarts
@@ -515,7 +515,7 @@ mod tests {
             (d.status.as_str(), d.reason.as_str()),
             ("True", "BackingOff")
         );
-        assert!(d.message.contains("task 0 failed (Error, exit code 1: broker unreachable); restart 1 at 2026-11-22T10:00:05"), "{}", d.message);
+        assert!(d.message.contains("task 0 failed (Error, exit code 1: broker unreachable); restart 1 is due at 2026-11-22T10:00:05Z"), "{}", d.message);
         assert_eq!(s.restarts, Some(1));
     }
 
