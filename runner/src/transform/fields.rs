@@ -416,6 +416,30 @@ impl InsertField {
             ));
             return None;
         }
+        let mut seen: Vec<(&str, &str)> = Vec::new();
+        for (name, sub) in [
+            (spec.topic.as_ref().map(|f| f.field.as_str()), "topic"),
+            (
+                spec.partition.as_ref().map(|f| f.field.as_str()),
+                "partition",
+            ),
+            (spec.offset.as_ref().map(|f| f.field.as_str()), "offset"),
+            (
+                spec.timestamp.as_ref().map(|f| f.field.as_str()),
+                "timestamp",
+            ),
+            (spec.r#static.as_ref().map(|f| f.field.as_str()), "static"),
+        ] {
+            let Some(name) = name else { continue };
+            if let Some((_, first)) = seen.iter().find(|(n, _)| *n == name) {
+                errors.push(ConfigError::new(
+                    format!("{path}.{sub}.field"),
+                    format!("field {name:?} is already inserted by {first}"),
+                ));
+                ok = false;
+            }
+            seen.push((name, sub));
+        }
         let named = |f: &Option<ferry_crds::pipeline::InsertedField>| {
             f.as_ref().map(|f| (f.field.clone(), !f.required))
         };
@@ -1103,6 +1127,10 @@ mod tests {
         assert_eq!(out.value.value.map_get("ts"), Some(&Value::Int64(1000)));
         r.offset = None;
         assert!(c.apply(r).is_err());
+        assert_eq!(
+            config_errors("[{name: i, insertField: {topic: {field: x}, static: {field: x, value: v}}}]"),
+            vec!["spec.transforms[0].insertField.static.field: field \"x\" is already inserted by topic"]
+        );
         let dup = chain("[{name: i, insertField: {static: {field: id, value: x}}}]");
         assert!(dup.apply(record("t", order())).is_err());
     }
