@@ -121,10 +121,10 @@ async fn tasks_follow_the_spec_through_scale_pause_stop_and_resume() {
         items.len() == 2 && items.iter().all(|t| t.records_out.is_some())
     })
     .await;
-    assert_eq!(
-        c.status.as_ref().unwrap().lag,
-        Some(0),
-        "nothing was produced to {topic}"
+    let lag = c.status.as_ref().unwrap().lag;
+    assert!(
+        matches!(lag, None | Some(0)),
+        "nothing was produced to {topic}, yet status.lag is {lag:?}"
     );
     assert_eq!(
         condition(&c, "Stalled").map(|s| s.0),
