@@ -282,7 +282,7 @@ fn runner_container(inputs: &TaskInputs, index: i32) -> Container {
             protocol: Some("TCP".to_string()),
             ..ContainerPort::default()
         }]),
-        readiness_probe: Some(probe("/readyz", 5, 3)),
+        readiness_probe: Some(probe("/readyz", 2, 3)),
         liveness_probe: Some(probe("/healthz", 10, 6)),
         resources: inputs.pod.resources.clone(),
         security_context: Some(SecurityContext {
