@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use futures::FutureExt;
+use futures::{FutureExt, StreamExt};
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{
@@ -498,6 +498,8 @@ pub async fn run(
     let mut writer_done = false;
 
     apply_desired(*desired.borrow(), &consumer, &paused, &metrics);
+    // One stream for the whole run: `recv()` would register and unregister a waker per record.
+    let mut messages = consumer.stream();
     'run: loop {
         let linger = async {
             match batch_deadline {
@@ -537,7 +539,7 @@ pub async fn run(
                     continue;
                 }
             }
-            m = consumer.recv() => {
+            Some(m) = messages.next() => {
                 // Take what is already fetched without going through the select again.
                 let mut next = Some(m);
                 let mut taken = 0;
@@ -561,7 +563,7 @@ pub async fn run(
                         batch_deadline = Some(tokio::time::Instant::now() + BATCH_LINGER);
                     }
                     if taken < MAX_BATCH_RECORDS {
-                        next = consumer.recv().now_or_never();
+                        next = messages.next().now_or_never().flatten();
                     }
                 }
             }
