@@ -15,9 +15,13 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tokio::process::{Child, Command};
 
-/// The debug runner binary (built by `e2e/test` before the tests run).
+/// The debug runner binary (built by `e2e/test` before the tests run), under
+/// `CARGO_TARGET_DIR` when it is set.
 pub fn runner_binary(stack: &Stack) -> PathBuf {
-    stack.repo_root.join("target/debug/ferry-runner")
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| stack.repo_root.join("target"));
+    target.join("debug/ferry-runner")
 }
 
 /// A unique name for a test's topics and connectors.
