@@ -94,9 +94,13 @@ impl Metrics {
         }
     }
 
-    /// Records a successful reconcile.
-    pub fn reconciled(&self, took: Duration) {
+    /// Records how long a reconcile took, whatever its result.
+    pub fn observe_duration(&self, took: Duration) {
         self.duration.observe(took.as_secs_f64());
+    }
+
+    /// Records a successful reconcile.
+    pub fn reconciled(&self) {
         self.reconciles
             .get_or_create(&ResultLabels {
                 result: "success".into(),
@@ -161,7 +165,8 @@ mod tests {
     #[test]
     fn exposes_the_documented_names() {
         let m = Metrics::new();
-        m.reconciled(Duration::from_millis(20));
+        m.observe_duration(Duration::from_millis(20));
+        m.reconciled();
         m.failed("Conflict");
         m.task_restarted(2);
         m.set_tasks("ns/a", BTreeMap::from([("Running".to_string(), 2)]));

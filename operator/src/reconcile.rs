@@ -36,9 +36,11 @@ pub async fn reconcile(object: Arc<KafkaConnector>, ctx: Arc<Context>) -> Result
         .namespace()
         .ok_or_else(|| Error::InvalidSpec(format!("connector {name} has no namespace")))?;
     let key = format!("{namespace}/{name}");
-    let action = reconcile_connector(&ctx, &namespace, &name).await?;
+    let result = reconcile_connector(&ctx, &namespace, &name).await;
+    ctx.metrics.observe_duration(started.elapsed());
+    let action = result?;
     ctx.record_success(&key);
-    ctx.metrics.reconciled(started.elapsed());
+    ctx.metrics.reconciled();
     Ok(action)
 }
 
