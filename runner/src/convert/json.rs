@@ -12,6 +12,7 @@ use crate::data::{
 use base64::Engine;
 use ferry_crds::pipeline::{DecimalFormat, JsonConverterSpec};
 use std::borrow::Cow;
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// Base64 as Jackson reads and writes binary values (standard alphabet, padded).
 pub(crate) const BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
@@ -21,11 +22,14 @@ pub(crate) const BASE64: base64::engine::GeneralPurpose = base64::engine::Genera
 );
 
 /// A configured JSON converter.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct JsonConverter {
     schemas: bool,
     decimal_format: DecimalFormat,
     replace_null_with_default: bool,
+    /// The last schema written in an envelope and its JSON text: the records of a stream
+    /// usually share one schema, so it is written once, not once per record.
+    last_schema: Arc<Mutex<Option<(Schema, String)>>>,
 }
 
 impl JsonConverter {
@@ -35,7 +39,27 @@ impl JsonConverter {
             schemas: spec.schemas.unwrap_or(false),
             decimal_format: spec.decimal_format.unwrap_or_default(),
             replace_null_with_default: spec.replace_null_with_default.unwrap_or(true),
+            last_schema: Arc::new(Mutex::new(None)),
         }
+    }
+
+    /// Appends the JSON text of `schema`, reusing the text of the previous record's schema
+    /// when it is the same.
+    fn push_schema_text(&self, schema: &Schema, out: &mut String) -> Result<(), DataError> {
+        let mut last = self
+            .last_schema
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some((cached, text)) = last.as_ref() {
+            if cached == schema {
+                out.push_str(text);
+                return Ok(());
+            }
+        }
+        let text = self.schema_to_node(schema)?.to_text();
+        out.push_str(&text);
+        *last = Some((schema.clone(), text));
+        Ok(())
     }
 
     /// Bytes to data (`JsonConverter.toConnectData`).
@@ -72,16 +96,19 @@ impl JsonConverter {
             return Ok(None);
         }
         let payload = self.value_to_node(data.schema.as_ref(), &data.value)?;
-        let node = if self.schemas {
-            let schema = match &data.schema {
-                Some(s) => self.schema_to_node(s)?,
-                None => JsonNode::Null,
-            };
-            JsonNode::Object(vec![("schema".into(), schema), ("payload".into(), payload)])
-        } else {
-            payload
-        };
-        Ok(Some(node.to_text().into_bytes()))
+        if !self.schemas {
+            return Ok(Some(payload.to_text().into_bytes()));
+        }
+        let mut out = String::with_capacity(256);
+        out.push_str("{\"schema\":");
+        match &data.schema {
+            Some(s) => self.push_schema_text(s, &mut out)?,
+            None => out.push_str("null"),
+        }
+        out.push_str(",\"payload\":");
+        payload.write_to(&mut out);
+        out.push('}');
+        Ok(Some(out.into_bytes()))
     }
 
     /// A Connect schema as JSON (`JsonConverter.asJsonSchema`).
@@ -863,6 +890,28 @@ mod tests {
         assert_eq!(c.write(&data).unwrap().unwrap(), text.as_bytes());
         let too_deep = format!("{}{}", "[".repeat(depth + 2), "]".repeat(depth + 2));
         assert!(c.read(Some(too_deep.as_bytes())).is_err());
+    }
+
+    #[test]
+    fn records_with_different_schemas_keep_their_own() {
+        let c = conv(true, DecimalFormat::Base64);
+        let a = SchemaAndValue::new(Schema::new(SchemaType::Int32), Value::Int32(1));
+        let b = SchemaAndValue::new(
+            Schema::new(SchemaType::Int32).with_name("b"),
+            Value::Int32(2),
+        );
+        for _ in 0..2 {
+            assert_eq!(
+                c.write(&a).unwrap().unwrap(),
+                br#"{"schema":{"type":"int32","optional":false},"payload":1}"#
+            );
+            assert_eq!(
+                c.write(&b).unwrap().unwrap(),
+                br#"{"schema":{"type":"int32","optional":false,"name":"b"},"payload":2}"#
+            );
+        }
+        let shared = c.clone();
+        assert_eq!(shared.write(&b).unwrap(), c.write(&b).unwrap());
     }
 
     #[test]

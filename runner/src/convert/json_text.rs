@@ -54,6 +54,11 @@ impl<'a> JsonNode<'a> {
         write_node(self, &mut out);
         out
     }
+
+    /// Appends compact JSON text to `out`.
+    pub fn write_to(&self, out: &mut String) {
+        write_node(self, out);
+    }
 }
 
 /// Builds an object whose repeated keys keep their first position and last value, as
