@@ -4,7 +4,7 @@
 
 use crate::config_error::ConfigError;
 use crate::data::{DataError, Schema, SchemaAndValue, SchemaType, Value};
-use crate::record::{Header, RawRecord, Record};
+use crate::record::{coordinates, Header, RawRecord, Record};
 use ferry_crds::pipeline::{self, Converters};
 use std::fmt;
 
@@ -121,11 +121,10 @@ impl RecordConverters {
 
     /// Bytes to record (sink side).
     pub fn decode(&self, raw: RawRecord) -> Result<Record, ConvertError> {
-        let coordinates = raw.coordinates();
         let fail = |part: RecordPart, e: DataError| ConvertError {
             action: Direction::Read,
             part,
-            coordinates: coordinates.clone(),
+            coordinates: coordinates(&raw.topic, raw.partition, raw.offset),
             reason: e.0,
         };
         let key = self
@@ -157,11 +156,10 @@ impl RecordConverters {
 
     /// Record to bytes (source side).
     pub fn encode(&self, record: &Record) -> Result<RawRecord, ConvertError> {
-        let coordinates = record.coordinates();
         let fail = |part: RecordPart, e: DataError| ConvertError {
             action: Direction::Write,
             part,
-            coordinates: coordinates.clone(),
+            coordinates: record.coordinates(),
             reason: e.0,
         };
         let key = self

@@ -78,7 +78,8 @@ impl RawRecord {
     }
 }
 
-fn coordinates(topic: &str, partition: Option<i32>, offset: Option<i64>) -> String {
+/// `topic/partition/offset` (`-` for an unknown part).
+pub(crate) fn coordinates(topic: &str, partition: Option<i32>, offset: Option<i64>) -> String {
     let p = partition.map_or_else(|| "-".to_string(), |p| p.to_string());
     let o = offset.map_or_else(|| "-".to_string(), |o| o.to_string());
     format!("{topic}/{p}/{o}")
