@@ -735,3 +735,69 @@ async fn delete_on_removal_deletes_the_sink_consumer_group_before_the_connector_
     );
     teardown(ns, operator).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_bookkeeping_survives_an_operator_restart() {
+    let (stack, client, ns, operator) = setup("op-book").await;
+    let n = ns.name.clone();
+    let yaml = format!(
+        "metadata: {{name: book}}\nspec:\n  kafka: {{bootstrapServers: '{}'}}\n  sink: {{topics: [book-{}], file: {{path: /proc/ferry-e2e-missing/out.txt}}}}\n  restartPolicy: {{initialBackoffSeconds: 8, maxBackoffSeconds: 60}}\n",
+        stack.kafka_bootstrap,
+        random_suffix(6)
+    );
+    apply_connector(&client, &n, &yaml).await;
+    let c = wait_connector(&client, &n, "book", "the first failure", START, |c| {
+        task_items(c)
+            .first()
+            .is_some_and(|t| t.restarts == 1 && t.next_restart_at.is_some())
+    })
+    .await;
+    let first = task_items(&c)[0].clone();
+    let failed_pod = uids(&task_pods(&client, &n, "book").await);
+
+    // A new operator keeps the count, the failure and the restart time.
+    operator.stop().await;
+    let operator = Operator::start(&stack, &n);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let c = connector(&client, &n, "book").await;
+    let task = task_items(&c)[0].clone();
+    assert_eq!(task.restarts, 1);
+    assert_eq!(task.last_failure, first.last_failure);
+    assert_eq!(task.next_restart_at, first.next_restart_at);
+    assert_eq!(
+        uids(&task_pods(&client, &n, "book").await),
+        failed_pod,
+        "restarted before its time"
+    );
+
+    // The restart happens at the recorded time, and the next delay doubles.
+    let due = first.next_restart_at.clone().unwrap().0;
+    wait_for_named("the restart", START, || async {
+        let now = uids(&task_pods(&client, &n, "book").await);
+        (now.contains_key(&0) && now != failed_pod).then_some(())
+    })
+    .await
+    .unwrap();
+    let late = k8s_openapi::jiff::Timestamp::now()
+        .duration_since(due)
+        .as_secs_f64();
+    assert!(late > -1.0, "restarted {:.1} s before nextRestartAt", -late);
+    let c = wait_connector(&client, &n, "book", "the second failure", START, |c| {
+        task_items(c)
+            .first()
+            .is_some_and(|t| t.restarts == 2 && t.next_restart_at.is_some())
+    })
+    .await;
+    let second = task_items(&c)[0].clone();
+    let delay = second
+        .next_restart_at
+        .unwrap()
+        .0
+        .duration_since(second.last_failure.unwrap().at.unwrap().0)
+        .as_secs_f64();
+    assert!(
+        (16.0..=19.3).contains(&delay),
+        "second delay {delay} s, expected 16 s plus jitter"
+    );
+    teardown(ns, operator).await;
+}
