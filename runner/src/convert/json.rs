@@ -157,10 +157,7 @@ impl JsonConverter {
             members.push(("name".into(), JsonNode::String(name.as_str().into())));
         }
         if let Some(version) = schema.version {
-            members.push((
-                "version".into(),
-                JsonNode::Number(version.to_string().into()),
-            ));
+            members.push(("version".into(), JsonNode::Int(i64::from(version))));
         }
         if let Some(doc) = &schema.doc {
             members.push(("doc".into(), JsonNode::String(doc.as_str().into())));
@@ -472,10 +469,10 @@ impl JsonConverter {
             ))
         };
         Ok(match (schema_type, value) {
-            (SchemaType::Int8, Value::Int8(v)) => JsonNode::Number(v.to_string().into()),
-            (SchemaType::Int16, Value::Int16(v)) => JsonNode::Number(v.to_string().into()),
-            (SchemaType::Int32, Value::Int32(v)) => JsonNode::Number(v.to_string().into()),
-            (SchemaType::Int64, Value::Int64(v)) => JsonNode::Number(v.to_string().into()),
+            (SchemaType::Int8, Value::Int8(v)) => JsonNode::Int(i64::from(*v)),
+            (SchemaType::Int16, Value::Int16(v)) => JsonNode::Int(i64::from(*v)),
+            (SchemaType::Int32, Value::Int32(v)) => JsonNode::Int(i64::from(*v)),
+            (SchemaType::Int64, Value::Int64(v)) => JsonNode::Int(*v),
             (SchemaType::Float32, Value::Float32(v)) => json_text::float32_node(*v),
             (SchemaType::Float64, Value::Float64(v)) => json_text::float64_node(*v),
             (SchemaType::Boolean, Value::Boolean(v)) => JsonNode::Bool(*v),
@@ -562,11 +559,9 @@ impl JsonConverter {
                     }
                 }
             }
-            (LogicalType::Date, Value::Date(days)) => Ok(JsonNode::Number(days.to_string().into())),
-            (LogicalType::Time, Value::Time(ms)) => Ok(JsonNode::Number(ms.to_string().into())),
-            (LogicalType::Timestamp, Value::Timestamp(ms)) => {
-                Ok(JsonNode::Number(ms.to_string().into()))
-            }
+            (LogicalType::Date, Value::Date(days)) => Ok(JsonNode::Int(i64::from(*days))),
+            (LogicalType::Time, Value::Time(ms)) => Ok(JsonNode::Int(i64::from(*ms))),
+            (LogicalType::Timestamp, Value::Timestamp(ms)) => Ok(JsonNode::Int(*ms)),
             (logical, v) => Err(DataError::new(format!(
                 "Invalid type for {logical:?}: {}",
                 v.type_name()
@@ -650,6 +645,7 @@ fn positive_zero64(v: f64) -> f64 {
 fn number_to_decimal(node: &JsonNode<'_>) -> Result<Decimal, DataError> {
     match node {
         JsonNode::Number(t) => Decimal::parse(t),
+        JsonNode::Int(v) => Ok(Decimal::from_i64(*v, 0)),
         other => Err(DataError::new(format!(
             "expected a JSON number, found {}",
             other.node_type()
@@ -659,6 +655,9 @@ fn number_to_decimal(node: &JsonNode<'_>) -> Result<Decimal, DataError> {
 
 /// A JSON number as Jackson's `longValue()` (fractions truncated, large values wrapped).
 fn number_to_i64(node: &JsonNode<'_>) -> Option<i64> {
+    if let JsonNode::Int(v) = node {
+        return Some(*v);
+    }
     let JsonNode::Number(t) = node else {
         return None;
     };
@@ -685,6 +684,7 @@ fn schemaless_into_value(node: JsonNode<'_>) -> Value {
                 Value::Int64(number_to_i64(&JsonNode::Number(t)).unwrap_or(0))
             }
         }
+        JsonNode::Int(v) => Value::Int64(v),
         JsonNode::String(s) => Value::String(s.into_owned()),
         JsonNode::Array(items) => {
             Value::Array(items.into_iter().map(schemaless_into_value).collect())
@@ -759,6 +759,7 @@ fn logical_to_value(
 fn node_as_i64(node: &JsonNode<'_>) -> Option<i64> {
     match node {
         JsonNode::Number(t) => t.parse().ok(),
+        JsonNode::Int(v) => Some(*v),
         _ => None,
     }
 }

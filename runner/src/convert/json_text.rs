@@ -14,6 +14,8 @@ pub enum JsonNode<'a> {
     Bool(bool),
     /// A number, as written (already validated against the JSON grammar).
     Number(Cow<'a, str>),
+    /// An integer to write (the writer's form of a number; parsing yields [`Self::Number`]).
+    Int(i64),
     /// A string.
     String(Cow<'a, str>),
     /// An array.
@@ -28,7 +30,7 @@ impl<'a> JsonNode<'a> {
         match self {
             JsonNode::Null => "NULL",
             JsonNode::Bool(_) => "BOOLEAN",
-            JsonNode::Number(_) => "NUMBER",
+            JsonNode::Number(_) | JsonNode::Int(_) => "NUMBER",
             JsonNode::String(_) => "STRING",
             JsonNode::Array(_) => "ARRAY",
             JsonNode::Object(_) => "OBJECT",
@@ -45,7 +47,11 @@ impl<'a> JsonNode<'a> {
 
     /// Whether a number has no fraction and no exponent (Jackson's integral number tokens).
     pub fn is_integral(&self) -> bool {
-        matches!(self, JsonNode::Number(t) if !t.contains(['.', 'e', 'E']))
+        match self {
+            JsonNode::Number(t) => !t.contains(['.', 'e', 'E']),
+            JsonNode::Int(_) => true,
+            _ => false,
+        }
     }
 
     /// Compact JSON text.
@@ -393,6 +399,11 @@ fn write_node(node: &JsonNode<'_>, out: &mut String) {
         JsonNode::Null => out.push_str("null"),
         JsonNode::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         JsonNode::Number(n) => out.push_str(n),
+        JsonNode::Int(v) => {
+            use std::fmt::Write;
+            // Writing to a String cannot fail.
+            let _ = write!(out, "{v}");
+        }
         JsonNode::String(s) => write_string(s, out),
         JsonNode::Array(items) => {
             out.push('[');
