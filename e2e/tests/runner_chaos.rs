@@ -1,7 +1,9 @@
 //! Kill -9 chaos: a file → Kafka → file pipeline of two standalone runners, each killed with
-//! SIGKILL at random points, then restarted. Every input line must reach the output at least
-//! once, in order: the output may jump back (records replayed after a crash) but never skip
-//! ahead.
+//! SIGKILL at random points, then restarted. The source keys each line by its text (so a
+//! line always lands in the same one of three partitions, replays included) and the sink
+//! writes each record with its partition. Every input line must reach the output at least
+//! once, and in each partition in order: the output of a partition may jump back (records
+//! replayed after a crash) but never skip ahead.
 //!
 //! `FERRY_CHAOS_ITERATIONS` sets the number of kills (default 10; the full run uses 50).
 
@@ -26,27 +28,69 @@ impl Lcg {
     }
 }
 
-/// Checks the output: every sequence number `0..total` appears, and each line is either the
-/// successor of the previous one or a replay (not greater than the previous one).
+/// One output line: the input line's sequence number and the partition it went through.
+fn parse(line: &str) -> Result<(u64, i64), String> {
+    let v: serde_json::Value =
+        serde_json::from_str(line).map_err(|e| format!("output line {line:?} is not JSON: {e}"))?;
+    let seq = v["line"]
+        .as_str()
+        .and_then(|l| l.strip_prefix("line-"))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("output line {line:?} does not hold an input line"))?;
+    let partition = v["p"]
+        .as_i64()
+        .ok_or_else(|| format!("output line {line:?} has no partition"))?;
+    Ok((seq, partition))
+}
+
+/// Checks the output: every sequence number `0..total` appears; a line always went through
+/// the same partition; and in each partition every line is either the next line of that
+/// partition or a replay (not greater than the previous one). Returns the duplicates.
 fn check_order(output: &[String], total: u64) -> Result<usize, String> {
-    let mut seen = vec![false; total as usize];
-    let mut prev: Option<u64> = None;
-    let mut duplicates = 0;
-    for (i, line) in output.iter().enumerate() {
-        let seq: u64 = line
-            .strip_prefix("line-")
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| format!("output line {i} is not an input line: {line:?}"))?;
+    let mut partition_of: Vec<Option<i64>> = vec![None; total as usize];
+    let mut records = Vec::with_capacity(output.len());
+    for line in output {
+        let (seq, p) = parse(line)?;
         if seq >= total {
-            return Err(format!(
-                "output line {i} ({line}) was never written to the input"
-            ));
+            return Err(format!("{line} was never written to the input"));
         }
-        match prev {
-            None if seq != 0 => return Err(format!("the output starts at {line}, not line-00000000")),
-            Some(p) if seq > p + 1 => {
+        match partition_of[seq as usize] {
+            Some(q) if q != p => {
+                return Err(format!("line-{seq:08} went through partitions {q} and {p}"))
+            }
+            _ => partition_of[seq as usize] = Some(p),
+        }
+        records.push((seq, p));
+    }
+    if let Some(missing) = partition_of.iter().position(Option::is_none) {
+        return Err(format!("line-{missing:08} never reached the output"));
+    }
+    // The lines of each partition, in input order, and each line's successor there.
+    let mut next_in_partition: Vec<Option<u64>> = vec![None; total as usize];
+    let mut first_in_partition = std::collections::BTreeMap::new();
+    let mut last_seen = std::collections::BTreeMap::new();
+    for seq in 0..total {
+        let p = partition_of[seq as usize].unwrap_or_default();
+        match last_seen.insert(p, seq) {
+            Some(prev) => next_in_partition[prev as usize] = Some(seq),
+            None => {
+                first_in_partition.insert(p, seq);
+            }
+        }
+    }
+    let mut prev_in_partition = std::collections::BTreeMap::new();
+    let mut seen = vec![false; total as usize];
+    let mut duplicates = 0;
+    for (i, (seq, p)) in records.into_iter().enumerate() {
+        match prev_in_partition.insert(p, seq) {
+            None if Some(&seq) != first_in_partition.get(&p) => {
                 return Err(format!(
-                    "output line {i} skips ahead from line-{p:08} to {line}: lines in between were lost or reordered"
+                    "partition {p} starts at line-{seq:08}, not at its first line"
+                ))
+            }
+            Some(prev) if seq > prev && next_in_partition[prev as usize] != Some(seq) => {
+                return Err(format!(
+                    "output line {i}: partition {p} skips ahead from line-{prev:08} to line-{seq:08}"
                 ))
             }
             _ => {}
@@ -55,25 +99,34 @@ fn check_order(output: &[String], total: u64) -> Result<usize, String> {
             duplicates += 1;
         }
         seen[seq as usize] = true;
-        prev = Some(seq);
-    }
-    if let Some(missing) = seen.iter().position(|s| !s) {
-        return Err(format!("line-{missing:08} never reached the output"));
     }
     Ok(duplicates)
 }
 
 #[test]
 fn order_check_accepts_replays_and_rejects_gaps() {
-    let l = |v: &[u64]| v.iter().map(|s| format!("line-{s:08}")).collect::<Vec<_>>();
-    assert_eq!(check_order(&l(&[0, 1, 2, 1, 2, 3]), 4), Ok(2));
-    assert!(check_order(&l(&[0, 2, 1, 3]), 4)
+    let l = |v: &[(u64, i64)]| {
+        v.iter()
+            .map(|(s, p)| format!("{{\"line\":\"line-{s:08}\",\"o\":0,\"p\":{p}}}"))
+            .collect::<Vec<_>>()
+    };
+    // Partition 0 holds 0, 2, 3; partition 1 holds 1.
+    assert_eq!(
+        check_order(&l(&[(0, 0), (1, 1), (2, 0), (0, 0), (2, 0), (3, 0)]), 4),
+        Ok(2)
+    );
+    assert!(check_order(&l(&[(0, 0), (1, 1), (3, 0), (2, 0)]), 4)
         .unwrap_err()
         .contains("skips ahead"));
-    assert!(check_order(&l(&[0, 1, 2]), 4)
+    assert!(check_order(&l(&[(0, 0), (1, 1), (2, 0)]), 4)
         .unwrap_err()
         .contains("line-00000003"));
-    assert!(check_order(&l(&[1, 2]), 3).unwrap_err().contains("starts"));
+    assert!(check_order(&l(&[(0, 0), (1, 1), (1, 0)]), 2)
+        .unwrap_err()
+        .contains("partitions"));
+    assert!(check_order(&l(&[(1, 0), (0, 0)]), 2)
+        .unwrap_err()
+        .contains("starts"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -99,8 +152,9 @@ async fn kill_9_never_loses_or_reorders_lines() {
     let input = dir.path().join("in.txt");
     let output = dir.path().join("out.txt");
     let topic = unique("chaos");
-    create_topic(&stack.kafka_bootstrap, &topic, 1).await;
-    let converters = "  converters: {key: {string: {}}, value: {string: {}}}\n";
+    create_topic(&stack.kafka_bootstrap, &topic, 3).await;
+    let converters =
+        "  converters: {key: {json: {schemas: false}}, value: {json: {schemas: false}}}\n";
     let source_file = dir.path().join("source.yaml");
     std::fs::write(
         &source_file,
@@ -112,7 +166,10 @@ spec:
   kafka: {{bootstrapServers: "{}"}}
   source:
     file: {{path: {}, topic: {topic}, batchSize: 500, pollIntervalMs: 50}}
-{converters}"#,
+{converters}  transforms:
+    - {{name: wrap, hoistField: {{field: line}}}}
+    - {{name: key, valueToKey: {{fields: [line]}}}}
+"#,
             stack.kafka_bootstrap,
             input.display()
         ),
@@ -126,7 +183,9 @@ spec:
             &stack.kafka_bootstrap,
             &topic,
             &output,
-            converters,
+            &format!(
+                "{converters}  transforms:\n    - {{name: coordinates, insertField: {{partition: {{field: p}}, offset: {{field: o}}}}}}\n"
+            ),
         ),
     )
     .expect("write sink");
