@@ -90,6 +90,11 @@ const EXPECTED_ERRORS: &[&str] = &[
     "date-parse-11@",
 ];
 
+/// Cases where Kafka Connect silently reads nonsense and Ferry refuses it (by id prefix):
+/// a text payload for an int32 field reads as 0 in Connect, a number for a boolean as false,
+/// an object for an array as its values, and text after the JSON document is ignored.
+const STRICTER_THAN_CONNECT: &[&str] = &["lenient-"];
+
 /// How results are compared.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Compare {
@@ -557,6 +562,18 @@ fn converter_cases() -> Vec<Case> {
     .enumerate()
     {
         cases.push(convert_case(&format!("envelope-invalid-{i}"), env.clone(), env.clone(), Some(bad), Exact));
+    }
+
+    for (i, text) in [
+        r#"{"schema":{"type":"int32","optional":false},"payload":"5"}"#,
+        r#"{"schema":{"type":"boolean","optional":false},"payload":1}"#,
+        r#"{"schema":{"type":"array","items":{"type":"int32","optional":false},"optional":false},"payload":{"a":1}}"#,
+        r#"{"schema":{"type":"int32","optional":false},"payload":1}   junk"#,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        cases.push(convert_case(&format!("lenient-{i}"), env.clone(), env.clone(), Some(text), Exact));
     }
 
     // String and byte array converters.
@@ -2097,6 +2114,7 @@ fn compare_all(
         let connect_error = answer.get("error");
         let ferry_error = case.ferry.get("error");
         match (connect_error, ferry_error) {
+            (None, Some(_)) if STRICTER_THAN_CONNECT.iter().any(|p| case.id.starts_with(p)) => {}
             (Some(c), Some(f)) => match EXPECTED_ERRORS.iter().find(|p| case.id.starts_with(*p)) {
                 Some(prefix) => used.push(prefix),
                 None => mismatches.push(format!(
@@ -2242,7 +2260,7 @@ async fn ferry_matches_kafka_connect() {
         total,
         report.join("\n\n")
     );
-    eprintln!("{total} cases agree with Kafka Connect");
+    eprintln!("{total} cases checked against Kafka Connect");
 }
 
 #[test]
