@@ -635,7 +635,7 @@ fn apply_desired(
     );
 }
 
-/// Commits the acknowledged offsets synchronously (a round trip about once a second), so
+/// Commits the acknowledged offsets synchronously (one round trip per commit interval), so
 /// that `last_commit_timestamp_seconds` only moves on a commit the broker accepted.
 fn commit(
     consumer: &StreamConsumer<SinkContext>,
