@@ -42,7 +42,7 @@ use crate::task_config::TaskConfig;
 use crate::task_error::TaskError;
 
 /// Most records in one batch handed to the sink plugin.
-pub const MAX_BATCH_RECORDS: usize = 4096;
+pub const MAX_BATCH_RECORDS: usize = 2048;
 /// How long a partial batch waits for more records.
 pub const BATCH_LINGER: Duration = Duration::from_millis(100);
 /// How often acknowledged offsets are committed.
@@ -134,7 +134,7 @@ pub fn consumer_properties(cfg: &TaskConfig) -> BTreeMap<String, String> {
     let mut p = cfg.kafka.clone();
     let defaults = [
         // Bounded prefetch: a large lag must not grow memory.
-        ("queued.max.messages.kbytes", "16384"),
+        ("queued.max.messages.kbytes", "8192"),
         ("queued.min.messages", "10000"),
         // librdkafka waits this long before fetching again once the bounds above are
         // reached (default 1 s, which would cap a busy task at one prefetch per second).
