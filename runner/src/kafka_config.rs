@@ -67,7 +67,7 @@ fn rule(key: &str) -> KeyRule {
             "is set by Ferry: sink tasks share the consumer group ferry.<namespace>.<connector>",
         ),
         "group.instance.id" | "enable.auto.commit" | "enable.auto.offset.store"
-        | "partition.assignment.strategy" | "enable.idempotence" | "transactional.id" => {
+        | "partition.assignment.strategy" | "enable.idempotence" | "acks" | "transactional.id" => {
             KeyRule::Reject(MANAGED)
         }
         "sasl.jaas.config" | "sasl.username" | "sasl.password" | "ssl.key.password"

@@ -681,3 +681,57 @@ async fn wait_for_kafka(
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kafka_config::Credentials;
+    use crate::plugins::TaskShare;
+    use crate::task_config::{load, CheckMode};
+
+    #[test]
+    fn consumer_properties_manage_the_group_and_keep_user_tuning() {
+        let cfg = load(
+            r#"
+apiVersion: ferry.rs/v1alpha1
+kind: KafkaConnector
+metadata: {name: orders, namespace: shop}
+spec:
+  kafka: {bootstrapServers: "b:9092", config: {queued.max.messages.kbytes: "4096", fetch.min.bytes: "1000"}}
+  sink: {topics: [orders], null: {}}
+"#,
+            TaskShare { index: 2, count: 3 },
+            &Credentials::default(),
+            CheckMode::Offline,
+        )
+        .map_err(|e| format!("{e:?}"))
+        .unwrap();
+        let p = consumer_properties(&cfg);
+        assert_eq!(p["group.id"], "ferry.shop.orders");
+        assert_eq!(p["group.instance.id"], "orders-task-2");
+        assert_eq!(p["partition.assignment.strategy"], "cooperative-sticky");
+        assert_eq!(p["enable.auto.commit"], "false");
+        assert_eq!(p["enable.auto.offset.store"], "false");
+        assert_eq!(p["auto.offset.reset"], "earliest");
+        assert_eq!(
+            p["queued.max.messages.kbytes"], "4096",
+            "user tuning wins over defaults"
+        );
+        assert_eq!(p["fetch.min.bytes"], "1000");
+        assert_eq!(p["queued.min.messages"], "10000");
+    }
+
+    #[test]
+    fn offsets_become_a_partition_list() {
+        let tp = TopicPartition {
+            topic: Arc::from("t"),
+            partition: 1,
+        };
+        let tpl = to_tpl(&[(tp.clone(), 42)]);
+        assert_eq!(to_tps(&tpl), vec![tp]);
+        assert_eq!(
+            tpl.find_partition("t", 1).map(|e| e.offset()),
+            Some(Offset::Offset(42))
+        );
+    }
+}

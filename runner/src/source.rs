@@ -440,3 +440,45 @@ async fn flush_offsets(
     metrics.committed();
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kafka_config::Credentials;
+    use crate::plugins::TaskShare;
+    use crate::task_config::{load, CheckMode};
+
+    #[test]
+    fn producer_properties_force_idempotence() {
+        let cfg = load(
+            r#"
+apiVersion: ferry.rs/v1alpha1
+kind: KafkaConnector
+metadata: {name: lines}
+spec:
+  kafka: {bootstrapServers: "b:9092", config: {linger.ms: "50"}}
+  source: {datagen: {topic: t}}
+"#,
+            TaskShare { index: 0, count: 1 },
+            &Credentials::default(),
+            CheckMode::Offline,
+        )
+        .map_err(|e| format!("{e:?}"))
+        .unwrap();
+        let p = producer_properties(&cfg);
+        assert_eq!(p["enable.idempotence"], "true");
+        assert_eq!(p["acks"], "all");
+        assert_eq!(p["linger.ms"], "50", "user tuning wins over defaults");
+        assert_eq!(p["compression.type"], "lz4");
+    }
+
+    #[test]
+    fn only_record_errors_may_be_tolerated() {
+        let record = KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge);
+        assert!(record_level(&record));
+        let producer = KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut);
+        assert!(!record_level(&producer));
+        let fenced = KafkaError::MessageProduction(RDKafkaErrorCode::ProducerFenced);
+        assert!(!record_level(&fenced));
+    }
+}
