@@ -272,7 +272,9 @@ pub async fn run(
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                         rec = Some(back);
                         // Wait for deliveries to make room.
-                        if let Err(e) =
+                        if in_flight.iter().all(|f| f.delivery.is_none()) {
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        } else if let Err(e) =
                             drain_deliveries(&cfg, &metrics, &mut in_flight, &mut acked, true).await
                         {
                             outcome = Err(e);
