@@ -135,6 +135,20 @@ async fn poison_records_go_to_the_dead_letter_queue_with_context_headers() {
     terminate(&runner.child);
     let status = runner.child.wait().await.expect("exit");
     assert!(status.success(), "graceful stop: {status}");
+    // logErrors names each failed record; without logIncludeMessages it shows no contents.
+    let log = std::fs::read_to_string(&runner.log).expect("runner log");
+    for offset in &poison_offsets {
+        let at = format!("{topic}/0@{offset}");
+        assert!(
+            log.lines()
+                .any(|l| l.contains("record failed") && l.contains(&at)),
+            "no error log line for {at}:\n{log}"
+        );
+    }
+    assert!(
+        !log.contains("{not json"),
+        "record contents were logged:\n{log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
