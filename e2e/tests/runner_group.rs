@@ -135,3 +135,48 @@ async fn two_tasks_share_one_group_with_static_membership() {
     assert!(t0.child.wait().await.expect("exit").success());
     assert!(t1.child.wait().await.expect("exit").success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_regex_subscription_reads_every_matching_topic_also_later_ones() {
+    let stack = Stack::from_env().expect("the local stack");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let prefix = unique("rx");
+    let first = format!("{prefix}-a");
+    let later = format!("{prefix}-b");
+    create_topic(&stack.kafka_bootstrap, &first, 1).await;
+    create_topic(&stack.kafka_bootstrap, &format!("other-{prefix}"), 1).await;
+    let out = dir.path().join("out.txt");
+    let file = dir.path().join("connector.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "apiVersion: ferry.rs/v1alpha1\nkind: KafkaConnector\nmetadata: {{name: {prefix}, namespace: e2e}}\nspec:\n  kafka: {{bootstrapServers: \"{}\", config: {{topic.metadata.refresh.interval.ms: \"1000\"}}}}\n  sink: {{topicsRegex: '{prefix}-.*', file: {{path: {}}}}}\n  converters: {{value: {{string: {{}}}}}}\n",
+            stack.kafka_bootstrap,
+            out.display()
+        ),
+    )
+    .expect("write");
+    let mut runner = spawn_runner(&stack, &file, &free_admin_addr(), &[]);
+    let p = producer(&stack.kafka_bootstrap);
+    produce(&p, &first, None, Some(b"from-a"), &[]).await;
+    produce(
+        &p,
+        &format!("other-{prefix}"),
+        None,
+        Some(b"not-matching"),
+        &[],
+    )
+    .await;
+    create_topic(&stack.kafka_bootstrap, &later, 1).await;
+    produce(&p, &later, None, Some(b"from-b"), &[]).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut got = lines(&out);
+    while got.len() < 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        got = lines(&out);
+    }
+    got.sort();
+    assert_eq!(got, vec!["from-a", "from-b"], "{}", runner.log_tail());
+    terminate(&runner.child);
+    assert!(runner.child.wait().await.expect("exit").success());
+}

@@ -452,7 +452,7 @@ pub async fn run(
     let sink = tokio::task::block_in_place(|| build_sink(&sink_spec.plugin))
         .map_err(|e| TaskError::Plugin(e.to_string()))?;
     match &sink_spec.topics_regex {
-        Some(re) => consumer.subscribe(&[format!("^(?:{re})$").as_str()]),
+        Some(re) => consumer.subscribe(&[format!("^({re})$").as_str()]),
         None => {
             let topics: Vec<&str> = sink_spec.topics.iter().map(String::as_str).collect();
             consumer.subscribe(&topics)

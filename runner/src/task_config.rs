@@ -279,6 +279,12 @@ pub fn load(
                             field: "spec.sink.topicsRegex".into(),
                             message: format!("not a valid regular expression: {e}"),
                         });
+                    } else if re.contains("(?") {
+                        // The consumer matches topics with librdkafka's POSIX-style engine.
+                        errors.push(ConfigError {
+                            field: "spec.sink.topicsRegex".into(),
+                            message: "(?...) groups and flags are not supported by Kafka's topic matching; use plain groups".into(),
+                        });
                     }
                 }
                 _ => {}
@@ -447,6 +453,10 @@ spec:
         assert_eq!(f, vec!["apiVersion", "kind", "metadata.name", "spec"]);
         let bad_regex = GOOD.replace("topics: [lines]", "topicsRegex: '('");
         assert_eq!(fields(&bad_regex), vec!["spec.sink.topicsRegex"]);
+        let perl_group = GOOD.replace("topics: [lines]", "topicsRegex: '(?:a|b)-.*'");
+        assert_eq!(fields(&perl_group), vec!["spec.sink.topicsRegex"]);
+        let plain = GOOD.replace("topics: [lines]", "topicsRegex: '(a|b)-.*'");
+        assert!(fields(&plain).is_empty());
         let both = GOOD.replace("topics: [lines]", "topics: [lines]\n    topicsRegex: 'a.*'");
         assert_eq!(fields(&both), vec!["spec.sink.topics"]);
         let eos = GOOD.replace("  kafka:", "  delivery: ExactlyOnce\n  kafka:");
