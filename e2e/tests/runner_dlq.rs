@@ -208,3 +208,94 @@ async fn a_poison_record_fails_the_task_with_tolerance_none() {
         "the records before the poison record are written"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skipped_and_filtered_records_are_committed() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+    let stack = Stack::from_env().expect("the local stack");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let topic = unique("skip");
+    let name = unique("skip");
+    create_topic(&stack.kafka_bootstrap, &topic, 1).await;
+    let p = producer(&stack.kafka_bootstrap);
+    for i in 0..12 {
+        match i % 3 {
+            0 => produce(&p, &topic, None, Some(b"{broken"), &[]).await,
+            1 => {
+                produce(
+                    &p,
+                    &topic,
+                    None,
+                    Some(format!("{{\"n\":{i}}}").as_bytes()),
+                    &[("drop", b"1")],
+                )
+                .await
+            }
+            _ => {
+                produce(
+                    &p,
+                    &topic,
+                    None,
+                    Some(format!("{{\"n\":{i}}}").as_bytes()),
+                    &[],
+                )
+                .await
+            }
+        };
+    }
+    let out = dir.path().join("out.txt");
+    let file = dir.path().join("sink.yaml");
+    std::fs::write(
+        &file,
+        file_sink_yaml(
+            &name,
+            &stack.kafka_bootstrap,
+            &topic,
+            &out,
+            "  converters: {value: {json: {schemas: false}}}\n  errors: {tolerance: All}\n  transforms:\n    - {name: dropMarked, filter: {}, predicate: {hasHeaderKey: {name: drop}}}\n",
+        ),
+    )
+    .expect("write");
+    let mut runner = spawn_runner(&stack, &file, &free_admin_addr(), &[]);
+    let bootstrap = stack.kafka_bootstrap.clone();
+    let group = format!("ferry.e2e.{name}");
+    let t = topic.clone();
+    let committed = tokio::task::spawn_blocking(move || {
+        let reader: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("group.id", &group)
+            .create()
+            .expect("reader");
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(&t, 0);
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let c = reader
+                .committed_offsets(tpl.clone(), Duration::from_secs(10))
+                .ok()
+                .and_then(|c| c.elements().first().map(|e| e.offset()));
+            if c == Some(Offset::Offset(12)) || std::time::Instant::now() > deadline {
+                return c;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    })
+    .await
+    .expect("committed");
+    assert_eq!(
+        committed,
+        Some(Offset::Offset(12)),
+        "every record is committed\n{}",
+        runner.log_tail()
+    );
+    let mut got = lines(&out);
+    got.sort();
+    assert_eq!(
+        got,
+        vec![r#"{"n":11}"#, r#"{"n":2}"#, r#"{"n":5}"#, r#"{"n":8}"#]
+    );
+    terminate(&runner.child);
+    assert!(runner.child.wait().await.expect("exit").success());
+}
