@@ -53,6 +53,44 @@ async fn two_tasks_share_one_group_with_static_membership() {
         &[("FERRY_TASK_INDEX", "1"), ("FERRY_TASK_COUNT", "2")],
     );
 
+    // Produce once both tasks hold partitions, so that each one has records to write.
+    let bootstrap = stack.kafka_bootstrap.clone();
+    let group = format!("ferry.e2e.{name}");
+    let wanted = topic.clone();
+    let stable = tokio::task::spawn_blocking(move || {
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .create()
+            .expect("client");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(list) = c.fetch_group_list(Some(&group), Duration::from_secs(5)) {
+                if list.groups().iter().any(|g| {
+                    g.state() == "Stable"
+                        && g.members().len() == 2
+                        && g.members().iter().all(|m| {
+                            // The encoded assignment names the topic only when it holds
+                            // partitions of it.
+                            m.assignment().is_some_and(|a| {
+                                a.windows(wanted.len()).any(|w| w == wanted.as_bytes())
+                            })
+                        })
+                }) {
+                    return true;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        false
+    })
+    .await
+    .expect("group state");
+    assert!(
+        stable,
+        "both tasks joined the group\n{}\n{}",
+        t0.log_tail(),
+        t1.log_tail()
+    );
     let p = producer(&stack.kafka_bootstrap);
     let total = 2000u64;
     for i in 0..total {
