@@ -458,8 +458,16 @@ pub async fn run(
             consumer.subscribe(&topics)
         }
     }
-    .map_err(|e| TaskError::Kafka(format!("cannot subscribe: {e}")))?;
-    wait_for_kafka(&consumer, &mut shutdown).await?;
+    .map_err(|e| {
+        TaskError::Kafka(format!(
+            "cannot subscribe to {}: {e}",
+            sink_spec
+                .topics_regex
+                .clone()
+                .unwrap_or_else(|| sink_spec.topics.join(", "))
+        ))
+    })?;
+    wait_for_kafka(&consumer, &cfg.spec.kafka.bootstrap_servers, &mut shutdown).await?;
     metrics.set_ready(true);
     metrics.set_state(RunState::Running);
     tracing::info!(
@@ -662,6 +670,7 @@ fn commit(
 /// Waits until the brokers answer (metadata), or fails after a minute.
 async fn wait_for_kafka(
     consumer: &StreamConsumer<SinkContext>,
+    bootstrap: &str,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<(), TaskError> {
     let started = Instant::now();
@@ -671,7 +680,9 @@ async fn wait_for_kafka(
         match r {
             Ok(_) => return Ok(()),
             Err(e) if started.elapsed() > Duration::from_secs(60) => {
-                return Err(TaskError::Kafka(format!("cannot reach the brokers: {e}")))
+                return Err(TaskError::Kafka(format!(
+                    "cannot reach the brokers at {bootstrap} (spec.kafka.bootstrapServers) for a minute: {e}"
+                )))
             }
             Err(e) => tracing::warn!(error = %e, "waiting for Kafka"),
         }
