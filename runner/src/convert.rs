@@ -121,33 +121,39 @@ impl RecordConverters {
 
     /// Bytes to record (sink side).
     pub fn decode(&self, raw: RawRecord) -> Result<Record, ConvertError> {
+        let RawRecord {
+            topic,
+            partition,
+            offset,
+            timestamp,
+            key,
+            value,
+            headers: raw_headers,
+        } = raw;
         let fail = |part: RecordPart, e: DataError| ConvertError {
             action: Direction::Read,
             part,
-            coordinates: coordinates(&raw.topic, raw.partition, raw.offset),
+            coordinates: coordinates(&topic, partition, offset),
             reason: e.0,
         };
-        let key = self
-            .key
-            .read(raw.key.as_deref())
-            .map_err(|e| fail(RecordPart::Key, e))?;
+        let key = self.key.read(key).map_err(|e| fail(RecordPart::Key, e))?;
         let value = self
             .value
-            .read(raw.value.as_deref())
+            .read(value)
             .map_err(|e| fail(RecordPart::Value, e))?;
-        let mut headers = Vec::with_capacity(raw.headers.len());
-        for (name, bytes) in raw.headers {
+        let mut headers = Vec::with_capacity(raw_headers.len());
+        for (name, bytes) in raw_headers {
             let value = self
                 .header
-                .read(bytes.as_deref())
+                .read(bytes)
                 .map_err(|e| fail(RecordPart::Header(name.clone()), e))?;
             headers.push(Header { key: name, value });
         }
         Ok(Record {
-            topic: raw.topic,
-            partition: raw.partition,
-            offset: raw.offset,
-            timestamp: raw.timestamp,
+            topic,
+            partition,
+            offset,
+            timestamp,
             key,
             value,
             headers,
@@ -277,9 +283,10 @@ fn header_converter(
 }
 
 impl ValueConverter {
-    fn read(&self, bytes: Option<&[u8]>) -> Result<SchemaAndValue, DataError> {
+    /// Takes the bytes: the string and byte-array converters keep them without a copy.
+    fn read(&self, bytes: Option<Vec<u8>>) -> Result<SchemaAndValue, DataError> {
         match self {
-            ValueConverter::Json(c) => c.read(bytes),
+            ValueConverter::Json(c) => c.read(bytes.as_deref()),
             ValueConverter::String => string_to_connect(bytes),
             ValueConverter::ByteArray => Ok(byte_array_to_connect(bytes)),
         }
@@ -295,11 +302,12 @@ impl ValueConverter {
 }
 
 impl HeaderConverter {
-    fn read(&self, bytes: Option<&[u8]>) -> Result<SchemaAndValue, DataError> {
+    /// Takes the bytes: the string and byte-array converters keep them without a copy.
+    fn read(&self, bytes: Option<Vec<u8>>) -> Result<SchemaAndValue, DataError> {
         match self {
-            HeaderConverter::Simple => simple_header::read(bytes),
+            HeaderConverter::Simple => simple_header::read(bytes.as_deref()),
             HeaderConverter::String => string_to_connect(bytes),
-            HeaderConverter::Json(c) => c.read(bytes),
+            HeaderConverter::Json(c) => c.read(bytes.as_deref()),
             HeaderConverter::ByteArray => Ok(byte_array_to_connect(bytes)),
         }
     }
@@ -315,12 +323,12 @@ impl HeaderConverter {
 }
 
 /// `StringConverter.toConnectData`: optional string schema, UTF-8 text.
-fn string_to_connect(bytes: Option<&[u8]>) -> Result<SchemaAndValue, DataError> {
+fn string_to_connect(bytes: Option<Vec<u8>>) -> Result<SchemaAndValue, DataError> {
     let schema = Some(Schema::new(SchemaType::String).into_optional());
     let value = match bytes {
         None => Value::Null,
         Some(b) => Value::String(
-            String::from_utf8(b.to_vec())
+            String::from_utf8(b)
                 .map_err(|e| DataError::new(format!("bytes are not UTF-8 text: {e}")))?,
         ),
     };
@@ -338,10 +346,10 @@ fn string_from_connect(data: &SchemaAndValue) -> Result<Option<Vec<u8>>, DataErr
 }
 
 /// `ByteArrayConverter.toConnectData`: optional bytes schema.
-fn byte_array_to_connect(bytes: Option<&[u8]>) -> SchemaAndValue {
+fn byte_array_to_connect(bytes: Option<Vec<u8>>) -> SchemaAndValue {
     SchemaAndValue {
         schema: Some(Schema::new(SchemaType::Bytes).into_optional()),
-        value: bytes.map_or(Value::Null, |b| Value::Bytes(b.to_vec())),
+        value: bytes.map_or(Value::Null, Value::Bytes),
     }
 }
 

@@ -26,6 +26,24 @@ struct PartitionState {
     committable: Option<i64>,
 }
 
+impl PartitionState {
+    fn acknowledge(&mut self, offset: i64) {
+        match self.pending.front_mut() {
+            // Records are mostly acknowledged in the order they were consumed.
+            Some((o, done)) if *o == offset => *done = true,
+            _ => {
+                if let Ok(i) = self.pending.binary_search_by_key(&offset, |(o, _)| *o) {
+                    self.pending[i].1 = true;
+                }
+            }
+        }
+        while let Some(&(o, true)) = self.pending.front() {
+            self.pending.pop_front();
+            self.committable = Some(o + 1);
+        }
+    }
+}
+
 /// Tracks consumed and acknowledged offsets per partition.
 #[derive(Debug, Default)]
 pub struct OffsetTracker {
@@ -58,15 +76,23 @@ impl OffsetTracker {
     /// Marks a record as durable downstream (written, filtered out, or in the dead letter
     /// queue). Unknown offsets (a revoked partition) are ignored.
     pub fn acknowledged(&mut self, tp: &TopicPartition, offset: i64) {
-        let Some(state) = self.partitions.get_mut(tp) else {
-            return;
-        };
-        if let Ok(i) = state.pending.binary_search_by_key(&offset, |(o, _)| *o) {
-            state.pending[i].1 = true;
+        if let Some(state) = self.partitions.get_mut(tp) {
+            state.acknowledge(offset);
         }
-        while let Some(&(o, true)) = state.pending.front() {
-            state.pending.pop_front();
-            state.committable = Some(o + 1);
+    }
+
+    /// [`Self::acknowledged`] for many records, looking each partition up once per run of
+    /// records from it (a batch usually holds long runs of one partition).
+    pub fn acknowledged_all(&mut self, records: &[(TopicPartition, i64)]) {
+        let mut rest = records;
+        while let Some((tp, _)) = rest.first() {
+            let run = rest.iter().position(|(t, _)| t != tp).unwrap_or(rest.len());
+            if let Some(state) = self.partitions.get_mut(tp) {
+                for (_, offset) in &rest[..run] {
+                    state.acknowledge(*offset);
+                }
+            }
+            rest = &rest[run..];
         }
     }
 
@@ -149,6 +175,28 @@ mod tests {
         assert_eq!(t.take_committable(), vec![(tp(1), 106)]);
         assert_eq!(t.in_flight(), 1);
         assert_eq!(t.take_committable_for(&[tp(0)]), vec![]);
+    }
+
+    #[test]
+    fn acknowledging_a_batch_equals_acknowledging_each_record() {
+        let mut t = OffsetTracker::new();
+        for o in 0..4 {
+            t.consumed(&tp(0), o);
+            t.consumed(&tp(1), 10 + o);
+        }
+        t.consumed(&tp(2), 7);
+        t.acknowledged_all(&[
+            (tp(0), 0),
+            (tp(0), 1),
+            (tp(1), 11),
+            (tp(1), 10),
+            (tp(0), 3),
+            (tp(3), 1),
+        ]);
+        assert_eq!(t.take_committable(), vec![(tp(0), 2), (tp(1), 12)]);
+        assert_eq!(t.in_flight(), 1 + 2 + 1, "0@2, 1@12, 1@13 and 2@7 wait");
+        t.acknowledged_all(&[(tp(0), 2), (tp(2), 7)]);
+        assert_eq!(t.take_committable(), vec![(tp(0), 4), (tp(2), 8)]);
     }
 
     #[test]

@@ -17,9 +17,44 @@ pub enum Processed {
     Failed(Option<RawRecord>, RecordFailure),
 }
 
-/// Decodes a Kafka record and runs the transforms (sink side).
-pub fn decode_and_transform(cfg: &TaskConfig, metrics: &TaskMetrics, raw: RawRecord) -> Processed {
-    metrics.records_in(PipelineStage::Convert, 1);
+/// Records counted into the stages of `ferry_task_records_in_total` and not yet added to
+/// the metrics: a busy pipeline adds them once per batch of records instead of once per
+/// record and stage.
+#[derive(Debug, Default)]
+pub struct StageTally {
+    /// Records read.
+    pub read: u64,
+    /// Records that entered the converters.
+    pub convert: u64,
+    /// Records that entered the transforms.
+    pub transform: u64,
+}
+
+impl StageTally {
+    /// Adds the counts to `metrics` and starts again from zero.
+    pub fn flush(&mut self, metrics: &TaskMetrics) {
+        for (stage, n) in [
+            (PipelineStage::Read, self.read),
+            (PipelineStage::Convert, self.convert),
+            (PipelineStage::Transform, self.transform),
+        ] {
+            if n > 0 {
+                metrics.records_in(stage, n);
+            }
+        }
+        *self = StageTally::default();
+    }
+}
+
+/// Decodes a Kafka record and runs the transforms (sink side), counting the stages it
+/// entered in `tally` (filtered records go straight to `metrics`).
+pub fn decode_and_transform(
+    cfg: &TaskConfig,
+    metrics: &TaskMetrics,
+    tally: &mut StageTally,
+    raw: RawRecord,
+) -> Processed {
+    tally.convert += 1;
     // The original bytes are needed only by the dead letter queue and the error log with
     // contents; copying every record otherwise would double the memory traffic.
     let keep_bytes = cfg.errors.dead_letter_queue.is_some() || cfg.errors.log_include_messages;
@@ -28,7 +63,7 @@ pub fn decode_and_transform(cfg: &TaskConfig, metrics: &TaskMetrics, raw: RawRec
         Ok(r) => r,
         Err(e) => return Processed::Failed(original, convert_failure(&e)),
     };
-    metrics.records_in(PipelineStage::Transform, 1);
+    tally.transform += 1;
     match cfg.transforms.apply(record) {
         Ok(Some(r)) => Processed::Record(r),
         Ok(None) => {
@@ -118,5 +153,33 @@ pub fn log_failure(
         tracing::warn!(record = %at, stage, class = %failure.class_name, error = %failure.message, key, value, "record failed");
     } else {
         tracing::warn!(record = %at, stage, class = %failure.class_name, error = %failure.message, "record failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tally_adds_its_counts_once_and_starts_again() {
+        let m = TaskMetrics::new("shop", "orders", 0);
+        let mut tally = StageTally {
+            read: 3,
+            convert: 3,
+            transform: 2,
+        };
+        tally.flush(&m);
+        tally.flush(&m);
+        tally.read += 1;
+        tally.flush(&m);
+        assert_eq!(m.records_read_total(), 4);
+        let text = m.encode();
+        for needle in [
+            "stage=\"read\"} 4",
+            "stage=\"convert\"} 3",
+            "stage=\"transform\"} 2",
+        ] {
+            assert!(text.contains(needle), "missing {needle} in\n{text}");
+        }
     }
 }

@@ -36,7 +36,7 @@ use crate::kafka_config::to_client_config;
 use crate::metrics::{PipelineStage, RunState, TaskMetrics};
 use crate::offset_tracker::{OffsetTracker, TopicPartition};
 use crate::plugins::{build_sink, SinkTask};
-use crate::processing::{decode_and_transform, log_failure, Processed};
+use crate::processing::{decode_and_transform, log_failure, Processed, StageTally};
 use crate::record::{RawRecord, Record};
 use crate::task_config::TaskConfig;
 use crate::task_error::TaskError;
@@ -167,14 +167,41 @@ pub fn consumer_properties(cfg: &TaskConfig) -> BTreeMap<String, String> {
     p
 }
 
-/// One consumed record in a batch, with where it came from.
-struct Pending {
-    origin: TopicPartition,
-    offset: i64,
-    record: Record,
+/// Consumed records on their way to the sink plugin, with where each came from. The
+/// records are kept apart from their coordinates so that the writer hands them to the
+/// plugin as they are.
+struct Batch {
+    /// The records, in consumption order.
+    records: Vec<Record>,
+    /// Partition and offset of each record, in the same order.
+    origins: Vec<(TopicPartition, i64)>,
 }
 
-fn raw_of(m: &BorrowedMessage<'_>) -> RawRecord {
+impl Batch {
+    fn new() -> Self {
+        Batch {
+            records: Vec::with_capacity(MAX_BATCH_RECORDS),
+            origins: Vec::with_capacity(MAX_BATCH_RECORDS),
+        }
+    }
+
+    fn push(&mut self, origin: TopicPartition, offset: i64, record: Record) {
+        self.records.push(record);
+        self.origins.push((origin, offset));
+    }
+
+    fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+}
+
+/// The record's bytes, copied once out of librdkafka's buffer (the converters then keep
+/// these bytes instead of copying them again); `topic` is the message's topic name.
+fn raw_of(m: &BorrowedMessage<'_>, topic: &str) -> RawRecord {
     let headers = m
         .headers()
         .map(|h| {
@@ -184,7 +211,7 @@ fn raw_of(m: &BorrowedMessage<'_>) -> RawRecord {
         })
         .unwrap_or_default();
     RawRecord {
-        topic: m.topic().to_string(),
+        topic: topic.to_string(),
         partition: Some(m.partition()),
         offset: Some(m.offset()),
         timestamp: m.timestamp().to_millis(),
@@ -202,8 +229,10 @@ struct RecordHandler {
     dlq: Option<(FutureProducer, DlqSettings)>,
     dlq_deliveries: JoinSet<Result<(), TaskError>>,
     identity: TaskIdentity,
-    batch: Vec<Pending>,
+    batch: Batch,
     topics: Vec<Arc<str>>,
+    /// Stage counts of the records handled since the last [`RecordHandler::flush_counts`].
+    tally: StageTally,
 }
 
 impl RecordHandler {
@@ -217,26 +246,29 @@ impl RecordHandler {
         t
     }
 
-    fn take_batch(&mut self) -> Vec<Pending> {
-        std::mem::replace(&mut self.batch, Vec::with_capacity(MAX_BATCH_RECORDS))
+    /// Adds the records counted since the last call to the metrics.
+    fn flush_counts(&mut self) {
+        self.tally.flush(&self.metrics);
+    }
+
+    fn take_batch(&mut self) -> Batch {
+        std::mem::replace(&mut self.batch, Batch::new())
     }
 
     /// Converts and transforms one record into the batch, or handles its failure.
     fn on_message(&mut self, m: &BorrowedMessage<'_>) -> Result<(), TaskError> {
+        let topic = m.topic();
         let origin = TopicPartition {
-            topic: self.topic_name(m.topic()),
+            topic: self.topic_name(topic),
             partition: m.partition(),
         };
         let offset = m.offset();
         lock(&self.tracker).consumed(&origin, offset);
-        self.metrics.records_in(PipelineStage::Read, 1);
-        match decode_and_transform(&self.cfg, &self.metrics, raw_of(m)) {
+        self.tally.read += 1;
+        let raw = raw_of(m, topic);
+        match decode_and_transform(&self.cfg, &self.metrics, &mut self.tally, raw) {
             Processed::Record(record) => {
-                self.batch.push(Pending {
-                    origin,
-                    offset,
-                    record,
-                });
+                self.batch.push(origin, offset, record);
                 Ok(())
             }
             Processed::Filtered => {
@@ -340,21 +372,18 @@ impl RecordHandler {
 /// Writes batches with retries and acknowledges their offsets.
 async fn writer(
     mut sink: Box<dyn SinkTask>,
-    mut batches: mpsc::Receiver<Vec<Pending>>,
+    mut batches: mpsc::Receiver<Batch>,
     tracker: Arc<Mutex<OffsetTracker>>,
     metrics: Arc<TaskMetrics>,
     retry: crate::error_handling::RetryPolicy,
     plugin: &'static str,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), TaskError> {
-    let mut records = Vec::with_capacity(MAX_BATCH_RECORDS);
-    while let Some(batch) = batches.recv().await {
-        records.clear();
-        let mut coords = Vec::with_capacity(batch.len());
-        for p in batch {
-            coords.push((p.origin, p.offset));
-            records.push(p.record);
-        }
+    while let Some(Batch {
+        records,
+        origins: coords,
+    }) = batches.recv().await
+    {
         metrics.records_in(PipelineStage::Write, records.len() as u64);
         let started = Instant::now();
         let mut attempt = 0;
@@ -394,10 +423,7 @@ async fn writer(
         }
         metrics.batch_written(started.elapsed());
         metrics.records_out(records.len() as u64);
-        let mut t = lock(&tracker);
-        for (tp, o) in &coords {
-            t.acknowledged(tp, *o);
-        }
+        lock(&tracker).acknowledged_all(&coords);
     }
     Ok(())
 }
@@ -476,7 +502,7 @@ pub async fn run(
         "sink task started"
     );
 
-    let (batch_tx, batch_rx) = mpsc::channel::<Vec<Pending>>(WRITER_QUEUE);
+    let (batch_tx, batch_rx) = mpsc::channel::<Batch>(WRITER_QUEUE);
     let mut writer_task = tokio::spawn(writer(
         sink,
         batch_rx,
@@ -496,8 +522,9 @@ pub async fn run(
             connector: cfg.name.clone(),
             task: cfg.share.index,
         },
-        batch: Vec::with_capacity(MAX_BATCH_RECORDS),
+        batch: Batch::new(),
         topics: Vec::new(),
+        tally: StageTally::default(),
     };
     let mut batch_deadline: Option<tokio::time::Instant> = None;
     let mut commit_tick = tokio::time::interval(COMMIT_INTERVAL);
@@ -555,6 +582,7 @@ pub async fn run(
                     match m {
                         Ok(m) => {
                             if let Err(e) = handler.on_message(&m) {
+                                handler.flush_counts();
                                 outcome = Err(e);
                                 break 'run;
                             }
@@ -564,6 +592,7 @@ pub async fn run(
                     taken += 1;
                     if handler.batch.len() >= MAX_BATCH_RECORDS {
                         batch_deadline = None;
+                        handler.flush_counts();
                         if batch_tx.send(handler.take_batch()).await.is_err() {
                             continue 'run;
                         }
@@ -574,6 +603,7 @@ pub async fn run(
                         next = messages.next().now_or_never().flatten();
                     }
                 }
+                handler.flush_counts();
             }
         }
     }
