@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 /// Names of the source plugin blocks, as they appear under `spec.source`.
 pub const SOURCE_PLUGINS: &[&str] = &["file", "datagen"];
 /// Names of the sink plugin blocks, as they appear under `spec.sink`.
-pub const SINK_PLUGINS: &[&str] = &["file", "null"];
+pub const SINK_PLUGINS: &[&str] = &["file", "discard"];
 
 /// The external system a source connector reads (exactly one).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -47,8 +47,8 @@ pub enum SinkPlugin {
     /// Appends one line per record to a local file (like Kafka Connect's FileStreamSink),
     /// flushed to disk before offsets are committed.
     File(FileSink),
-    /// Discards records (benchmarks and tests).
-    Null(NullSink),
+    /// Acknowledges and drops every record: a null sink, for benchmarks and tests.
+    Discard(DiscardSink),
 }
 
 impl SinkPlugin {
@@ -56,7 +56,7 @@ impl SinkPlugin {
     pub fn name(&self) -> &'static str {
         match self {
             SinkPlugin::File(_) => "file",
-            SinkPlugin::Null(_) => "null",
+            SinkPlugin::Discard(_) => "discard",
         }
     }
 
@@ -64,7 +64,7 @@ impl SinkPlugin {
     pub fn max_tasks(&self) -> Option<i32> {
         match self {
             SinkPlugin::File(_) => Some(1),
-            SinkPlugin::Null(_) => None,
+            SinkPlugin::Discard(_) => None,
         }
     }
 }
@@ -127,10 +127,10 @@ pub struct FileSink {
     pub path: String,
 }
 
-/// The `null` sink: accepts and discards every record. Takes no settings.
+/// The `discard` sink (a null sink): accepts and drops every record. Takes no settings.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct NullSink {}
+pub struct DiscardSink {}
 
 #[cfg(test)]
 mod tests {
@@ -148,8 +148,8 @@ mod tests {
                 .unwrap();
         assert_eq!(s.name(), "datagen");
         assert_eq!(s.max_tasks(), None);
-        let k: SinkPlugin = serde_json::from_value(json!({"null": {}})).unwrap();
-        assert_eq!(k, SinkPlugin::Null(NullSink {}));
+        let k: SinkPlugin = serde_json::from_value(json!({"discard": {}})).unwrap();
+        assert_eq!(k, SinkPlugin::Discard(DiscardSink {}));
         assert!(
             serde_json::from_value::<SinkPlugin>(json!({"file": {"path": "/x", "pth": "/y"}}))
                 .is_err()

@@ -126,7 +126,7 @@ pub fn crd_yaml() -> Result<String, serde_yaml::Error> {
 }
 
 /// How a CEL expression reaches the property `name` of `self`: CEL keywords (such as the
-/// `null` sink) are escaped as `__keyword__`, as Kubernetes requires.
+/// plugin and field names) are escaped as `__keyword__`, as Kubernetes requires.
 pub fn cel_field(name: &str) -> String {
     const RESERVED: &[&str] = &[
         "true",
@@ -414,8 +414,8 @@ mod tests {
         assert_eq!(cel_field("null"), "__null__");
         assert_eq!(cel_field("file"), "file");
         assert_eq!(
-            exactly_one_rule(&["file", "null"]),
-            "[has(self.file), has(self.__null__)].exists_one(x, x)"
+            exactly_one_rule(&["file", "discard", "in"]),
+            "[has(self.file), has(self.discard), has(self.__in__)].exists_one(x, x)"
         );
     }
 

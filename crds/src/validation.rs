@@ -482,7 +482,7 @@ mod tests {
         serde_yaml::from_str(yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"))
     }
 
-    const SINK: &str = "kafka: {bootstrapServers: 'k:9092'}\nsink: {topics: [t], \"null\": {}}\n";
+    const SINK: &str = "kafka: {bootstrapServers: 'k:9092'}\nsink: {topics: [t], discard: {}}\n";
     const SOURCE: &str = "kafka: {bootstrapServers: 'k:9092'}\nsource: {datagen: {topic: t}}\n";
 
     fn violations(yaml: &str) -> Vec<String> {
@@ -521,36 +521,36 @@ mod tests {
     #[test]
     fn kafka_block() {
         assert_violation(
-            "kafka: {bootstrapServers: 'kafka'}\nsink: {topics: [t], \"null\": {}}",
+            "kafka: {bootstrapServers: 'kafka'}\nsink: {topics: [t], discard: {}}",
             "spec.kafka.bootstrapServers: \"kafka\" is not a comma-separated list of host:port",
         );
         assert_violation(
-            "kafka: {bootstrapServers: 'a:1, b:2'}\nsink: {topics: [t], \"null\": {}}",
+            "kafka: {bootstrapServers: 'a:1, b:2'}\nsink: {topics: [t], discard: {}}",
             "spec.kafka.bootstrapServers",
         );
         assert!(is_bootstrap_list("a:1,b.c:9092,[::1]:9092"));
         assert_violation(
-            "kafka: {bootstrapServers: 'k:1', config: {ssl.keystore.password: x}}\nsink: {topics: [t], \"null\": {}}",
+            "kafka: {bootstrapServers: 'k:1', config: {ssl.keystore.password: x}}\nsink: {topics: [t], discard: {}}",
             "spec.kafka.config[\"ssl.keystore.password\"]: holds a credential",
         );
         assert_violation(
-            "kafka: {bootstrapServers: 'k:1', config: {sasl.jaas.config: x}}\nsink: {topics: [t], \"null\": {}}",
+            "kafka: {bootstrapServers: 'k:1', config: {sasl.jaas.config: x}}\nsink: {topics: [t], discard: {}}",
             "spec.kafka.config[\"sasl.jaas.config\"]: holds a credential",
         );
         assert_violation(
-            "kafka: {bootstrapServers: 'k:1', config: {group.id: x}}\nsink: {topics: [t], \"null\": {}}",
+            "kafka: {bootstrapServers: 'k:1', config: {group.id: x}}\nsink: {topics: [t], discard: {}}",
             "spec.kafka.config[\"group.id\"]: is set by Ferry",
         );
         assert_violation(
-            "kafka: {bootstrapServers: 'k:1', tls: {cert: {name: c, key: tls.crt}}}\nsink: {topics: [t], \"null\": {}}",
+            "kafka: {bootstrapServers: 'k:1', tls: {cert: {name: c, key: tls.crt}}}\nsink: {topics: [t], discard: {}}",
             "spec.kafka.tls: cert and key must be set together",
         );
         assert_violation(
-            "kafka: {bootstrapServers: 'k:1', tls: {ca: {name: Bad_Name, key: 'a b'}}}\nsink: {topics: [t], \"null\": {}}",
+            "kafka: {bootstrapServers: 'k:1', tls: {ca: {name: Bad_Name, key: 'a b'}}}\nsink: {topics: [t], discard: {}}",
             "spec.kafka.tls.ca.name: \"Bad_Name\" is not a valid Secret name",
         );
         assert_violation(
-            "kafka: {bootstrapServers: 'k:1', tls: {ca: {name: ca, key: 'a b'}}}\nsink: {topics: [t], \"null\": {}}",
+            "kafka: {bootstrapServers: 'k:1', tls: {ca: {name: ca, key: 'a b'}}}\nsink: {topics: [t], discard: {}}",
             "spec.kafka.tls.ca.key",
         );
     }
@@ -559,19 +559,19 @@ mod tests {
     fn sink_topics() {
         let base = "kafka: {bootstrapServers: 'k:1'}\n";
         assert_violation(
-            &format!("{base}sink: {{\"null\": {{}}}}"),
+            &format!("{base}sink: {{discard: {{}}}}"),
             "spec.sink: needs exactly one of topics or topicsRegex",
         );
         assert_violation(
-            &format!("{base}sink: {{topics: [a], topicsRegex: 'a.*', \"null\": {{}}}}"),
+            &format!("{base}sink: {{topics: [a], topicsRegex: 'a.*', discard: {{}}}}"),
             "spec.sink: needs exactly one of topics or topicsRegex",
         );
         assert_violation(
-            &format!("{base}sink: {{topics: [a/b], \"null\": {{}}}}"),
+            &format!("{base}sink: {{topics: [a/b], discard: {{}}}}"),
             "spec.sink.topics[0]: \"a/b\" is not a valid topic name",
         );
         assert_violation(
-            &format!("{base}sink: {{topics: [a, a], \"null\": {{}}}}"),
+            &format!("{base}sink: {{topics: [a, a], discard: {{}}}}"),
             "spec.sink.topics[1]: duplicate topic",
         );
     }
@@ -705,7 +705,7 @@ mod tests {
     #[test]
     fn long_names_are_refused() {
         let yaml = format!(
-            "apiVersion: ferry.rs/v1alpha1\nkind: KafkaConnector\nmetadata: {{name: {}}}\nspec: {{kafka: {{bootstrapServers: 'k:1'}}, sink: {{topics: [t], \"null\": {{}}}}}}",
+            "apiVersion: ferry.rs/v1alpha1\nkind: KafkaConnector\nmetadata: {{name: {}}}\nspec: {{kafka: {{bootstrapServers: 'k:1'}}, sink: {{topics: [t], discard: {{}}}}}}",
             "a".repeat(53)
         );
         let kc: KafkaConnector = serde_yaml::from_str(&yaml).unwrap();

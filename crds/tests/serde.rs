@@ -138,7 +138,7 @@ fn defaults_of_a_minimal_connector() {
 #[test]
 fn nested_defaults() {
     let s = spec(
-        "{kafka: {bootstrapServers: 'k:9092'}, sink: {topicsRegex: 'a.*', null: {}},
+        "{kafka: {bootstrapServers: 'k:9092'}, sink: {topicsRegex: 'a.*', discard: {}},
           autoscaling: {maxTasks: 4, lagPerTask: 100}, restartPolicy: {maxBackoffSeconds: 60},
           progress: {}, offsets: {}}",
     );
@@ -329,29 +329,29 @@ fn spec_error(yaml: &str) -> String {
 
 #[test]
 fn plugin_blocks_are_read_strictly() {
-    let s = spec("{kafka: {bootstrapServers: 'k:1'}, sink: {topics: [a, b], null: {}}}");
+    let s = spec("{kafka: {bootstrapServers: 'k:1'}, sink: {topics: [a, b], discard: {}}}");
     assert!(matches!(
         s.sink.as_ref().unwrap().plugin,
-        SinkPlugin::Null(_)
+        SinkPlugin::Discard(_)
     ));
     assert_eq!(s.sink.unwrap().topics, ["a", "b"]);
 
     let err = spec_error(
-        "{kafka: {bootstrapServers: 'k:1'}, sink: {topics: [a], file: {path: /o}, null: {}}}",
+        "{kafka: {bootstrapServers: 'k:1'}, sink: {topics: [a], file: {path: /o}, discard: {}}}",
     );
     assert!(
-        err.contains("spec.sink must hold exactly one plugin block, found file and null"),
+        err.contains("spec.sink must hold exactly one plugin block, found discard and file"),
         "{err}"
     );
     let err = spec_error("{kafka: {bootstrapServers: 'k:1'}, sink: {topics: [a]}}");
     assert!(
-        err.contains("spec.sink must hold exactly one plugin block: file or null"),
+        err.contains("spec.sink must hold exactly one plugin block: file or discard"),
         "{err}"
     );
     let err =
-        spec_error("{kafka: {bootstrapServers: 'k:1'}, sink: {topics: [a], null: {}, topic: b}}");
-    assert!(err.contains("spec.sink: unknown field `topic`, expected topics, topicsRegex or a plugin block (file or null)"), "{err}");
-    let err = spec_error("{kafka: {bootstrapServers: 'k:1'}, sink: {topics: a, null: {}}}");
+        spec_error("{kafka: {bootstrapServers: 'k:1'}, sink: {topics: [a], discard: {}, topic: b}}");
+    assert!(err.contains("spec.sink: unknown field `topic`, expected topics, topicsRegex or a plugin block (file or discard)"), "{err}");
+    let err = spec_error("{kafka: {bootstrapServers: 'k:1'}, sink: {topics: a, discard: {}}}");
     assert!(err.contains("spec.sink.topics: invalid type"), "{err}");
     let err = spec_error("{kafka: {bootstrapServers: 'k:1'}, source: {file: {topic: t}}}");
     assert!(
@@ -370,12 +370,12 @@ fn plugin_blocks_are_read_strictly() {
 #[test]
 fn odd_input_is_an_error_not_a_panic() {
     let kafka = "kafka: {bootstrapServers: 'k:1'}";
-    let sink = "sink: {topics: [a], \"null\": {}}";
+    let sink = "sink: {topics: [a], discard: {}}";
     for rest in [
         "sink: []".to_owned(),
         "sink: 5".to_owned(),
-        "sink: {topics: {a: b}, \"null\": {}}".to_owned(),
-        "sink: {topics: [a], \"null\": 3}".to_owned(),
+        "sink: {topics: {a: b}, discard: {}}".to_owned(),
+        "sink: {topics: [a], discard: 3}".to_owned(),
         "sink: {topicsRegex: [a], file: {path: /o}}".to_owned(),
         "source: {file: null}".to_owned(),
         "source: {datagen: {topic: t}, datagen2: {}}".to_owned(),

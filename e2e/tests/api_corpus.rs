@@ -257,7 +257,7 @@ async fn scale_subresource_and_printer_columns() {
             "metadata": {"name": name},
             "spec": {
                 "kafka": {"bootstrapServers": "kafka:9092"},
-                "sink": {"topics": ["orders"], "null": {}},
+                "sink": {"topics": ["orders"], "discard": {}},
                 "state": "Stopped",
             },
         });

@@ -62,7 +62,7 @@ async fn tasks_follow_the_spec_through_scale_pause_stop_and_resume() {
     let (stack, client, ns, operator) = setup("op-life").await;
     let n = ns.name.clone();
     let topic = format!("life-{}", random_suffix(6));
-    let body = |extra: &str| null_sink("life", &topic, &stack.kafka_bootstrap, extra);
+    let body = |extra: &str| discard_sink("life", &topic, &stack.kafka_bootstrap, extra);
 
     let applied = apply_connector(&client, &n, &body("  tasks: 2")).await;
     let pods = wait_ready_tasks(&client, &n, "life", 2, START).await;
@@ -419,12 +419,12 @@ async fn changing_one_connector_replaces_its_pods_one_at_a_time_and_leaves_anoth
     let (stack, client, ns, operator) = setup("op-iso").await;
     let n = ns.name.clone();
     let topic = format!("iso-{}", random_suffix(6));
-    let a = |extra: &str| null_sink("a", &topic, &stack.kafka_bootstrap, extra);
+    let a = |extra: &str| discard_sink("a", &topic, &stack.kafka_bootstrap, extra);
     apply_connector(&client, &n, &a("  tasks: 2")).await;
     apply_connector(
         &client,
         &n,
-        &null_sink("b", &topic, &stack.kafka_bootstrap, "  tasks: 2"),
+        &discard_sink("b", &topic, &stack.kafka_bootstrap, "  tasks: 2"),
     )
     .await;
     let a_before = uids(&wait_ready_tasks(&client, &n, "a", 2, START).await);
@@ -478,7 +478,7 @@ async fn an_operator_restart_leaves_running_tasks_untouched_and_converges() {
     let (stack, client, ns, operator) = setup("op-restart").await;
     let n = ns.name.clone();
     let topic = format!("restart-{}", random_suffix(6));
-    let body = |extra: &str| null_sink("r", &topic, &stack.kafka_bootstrap, extra);
+    let body = |extra: &str| discard_sink("r", &topic, &stack.kafka_bootstrap, extra);
     apply_connector(&client, &n, &body("  tasks: 2")).await;
     let before = uids(&wait_ready_tasks(&client, &n, "r", 2, START).await);
     wait_connector(&client, &n, "r", "Ready", START, |c| {
@@ -548,7 +548,7 @@ async fn two_replicas_elect_one_leader_and_the_other_takes_over() {
         .unwrap();
     let second = Operator::start_with(&stack, &n, &lease_args);
     let topic = format!("lease-{}", random_suffix(6));
-    let body = |extra: &str| null_sink("l", &topic, &stack.kafka_bootstrap, extra);
+    let body = |extra: &str| discard_sink("l", &topic, &stack.kafka_bootstrap, extra);
     apply_connector(&client, &n, &body("  tasks: 1")).await;
     let before = uids(&wait_ready_tasks(&client, &n, "l", 1, START).await);
     assert_eq!(
@@ -579,7 +579,7 @@ async fn an_operator_killed_during_a_rolling_replacement_finishes_it_after_resta
     let (stack, client, ns, operator) = setup("op-midroll").await;
     let n = ns.name.clone();
     let topic = format!("midroll-{}", random_suffix(6));
-    let body = |extra: &str| null_sink("m", &topic, &stack.kafka_bootstrap, extra);
+    let body = |extra: &str| discard_sink("m", &topic, &stack.kafka_bootstrap, extra);
     apply_connector(&client, &n, &body("  tasks: 3")).await;
     let before = uids(&wait_ready_tasks(&client, &n, "m", 3, START).await);
     let old_hash = task_pods(&client, &n, "m").await[&0]
@@ -666,7 +666,7 @@ async fn delete_on_removal_deletes_the_sink_consumer_group_before_the_connector_
     apply_connector(
         &client,
         &n,
-        &null_sink(
+        &discard_sink(
             "o",
             &topic,
             &stack.kafka_bootstrap,

@@ -38,7 +38,7 @@ async fn twenty_connectors_reach_running_quickly() {
         apply_connector(
             &client,
             &ns.name,
-            &null_sink(&name, &topic, &stack.kafka_bootstrap, "  tasks: 1"),
+            &discard_sink(&name, &topic, &stack.kafka_bootstrap, "  tasks: 1"),
         )
         .await;
     }

@@ -31,7 +31,7 @@ async fn two_tasks_share_one_group_with_static_membership() {
     std::fs::write(
         &file,
         format!(
-            "apiVersion: ferry.rs/v1alpha1\nkind: KafkaConnector\nmetadata: {{name: {name}, namespace: e2e}}\nspec:\n  kafka: {{bootstrapServers: \"{}\"}}\n  sink: {{topics: [{topic}], null: {{}}}}\n  converters: {{value: {{string: {{}}}}}}\n",
+            "apiVersion: ferry.rs/v1alpha1\nkind: KafkaConnector\nmetadata: {{name: {name}, namespace: e2e}}\nspec:\n  kafka: {{bootstrapServers: \"{}\"}}\n  sink: {{topics: [{topic}], discard: {{}}}}\n  converters: {{value: {{string: {{}}}}}}\n",
             stack.kafka_bootstrap
         ),
     )

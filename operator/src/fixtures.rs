@@ -23,7 +23,7 @@ pub fn connector(yaml: &str) -> KafkaConnector {
 /// A sink connector `orders` in `shop` with `extra` spec fields (which may replace `kafka`).
 pub fn sink(extra: &str) -> KafkaConnector {
     connector(&format!(
-        "metadata: {{name: orders, namespace: shop}}\nspec:\n{}  sink: {{topics: [orders], null: {{}}}}\n{extra}",
+        "metadata: {{name: orders, namespace: shop}}\nspec:\n{}  sink: {{topics: [orders], discard: {{}}}}\n{extra}",
         default_kafka(extra)
     ))
 }

@@ -236,7 +236,7 @@ mod tests {
     fn connector(extra: &str) -> KafkaConnector {
         serde_yaml::from_str(&format!(
             "apiVersion: ferry.rs/v1alpha1\nkind: KafkaConnector\n{extra}\n\
-             spec: {{kafka: {{bootstrapServers: k}}, sink: {{topics: [t], null: {{}}}}, offsets: {{deleteOnRemoval: true}}}}"
+             spec: {{kafka: {{bootstrapServers: k}}, sink: {{topics: [t], discard: {{}}}}, offsets: {{deleteOnRemoval: true}}}}"
         ))
         .unwrap()
     }

@@ -57,7 +57,7 @@ mod tests {
     fn accepts_a_sink() {
         let c = connector(
             "apiVersion: ferry.rs/v1alpha1\nkind: KafkaConnector\nmetadata: {name: a, namespace: n}\n\
-             spec: {kafka: {bootstrapServers: 'k:9092'}, sink: {topics: [t], null: {}}}",
+             spec: {kafka: {bootstrapServers: 'k:9092'}, sink: {topics: [t], discard: {}}}",
         );
         assert!(validate(&c).is_ok());
     }
@@ -66,10 +66,10 @@ mod tests {
     fn rejects_what_cannot_run_naming_the_field() {
         let cases = [
             ("metadata: {name: a, namespace: n}\nspec: {kafka: {bootstrapServers: k}}", "neither spec.source nor spec.sink"),
-            ("metadata: {name: a}\nspec: {kafka: {bootstrapServers: k}, sink: {topics: [t], null: {}}}", "metadata.namespace"),
-            ("metadata: {name: a, namespace: n}\nspec: {kafka: {bootstrapServers: ' '}, sink: {topics: [t], null: {}}}", "spec.kafka.bootstrapServers"),
+            ("metadata: {name: a}\nspec: {kafka: {bootstrapServers: k}, sink: {topics: [t], discard: {}}}", "metadata.namespace"),
+            ("metadata: {name: a, namespace: n}\nspec: {kafka: {bootstrapServers: ' '}, sink: {topics: [t], discard: {}}}", "spec.kafka.bootstrapServers"),
             (
-                "metadata: {name: a, namespace: n}\nspec: {kafka: {bootstrapServers: k}, sink: {topics: [t], null: {}}, source: {datagen: {topic: t}}}",
+                "metadata: {name: a, namespace: n}\nspec: {kafka: {bootstrapServers: k}, sink: {topics: [t], discard: {}}, source: {datagen: {topic: t}}}",
                 "both set",
             ),
         ];
@@ -83,7 +83,7 @@ mod tests {
         let long = "x".repeat(MAX_CONNECTOR_NAME_LENGTH + 1);
         let c = connector(&format!(
             "apiVersion: ferry.rs/v1alpha1\nkind: KafkaConnector\nmetadata: {{name: {long}, namespace: n}}\n\
-             spec: {{kafka: {{bootstrapServers: k}}, sink: {{topics: [t], null: {{}}}}}}"
+             spec: {{kafka: {{bootstrapServers: k}}, sink: {{topics: [t], discard: {{}}}}}}"
         ));
         assert!(validate(&c)
             .unwrap_err()

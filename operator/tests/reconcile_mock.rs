@@ -97,7 +97,7 @@ fn context(client: Client) -> Arc<Context> {
 
 fn connector(spec_extra: &str, status: Option<Value>) -> Value {
     let spec: Value = serde_yaml::from_str(&format!(
-        "kafka: {{bootstrapServers: 'kafka:9092'}}\nsink: {{topics: [orders], null: {{}}}}\n{spec_extra}"
+        "kafka: {{bootstrapServers: 'kafka:9092'}}\nsink: {{topics: [orders], discard: {{}}}}\n{spec_extra}"
     ))
     .expect("spec YAML");
     let mut c = json!({

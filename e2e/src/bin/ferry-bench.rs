@@ -262,7 +262,7 @@ fn main() -> anyhow::Result<()> {
     eprintln!("raw librdkafka consumer ...");
     let (raw, raw_cpu) = raw_consume(&bootstrap, &topic, &args)?;
     eprintln!("Kafka -> null ...");
-    let null = run_runner(&runner, &dir, &bootstrap, &topic, "null: {}", &args)?;
+    let null = run_runner(&runner, &dir, &bootstrap, &topic, "discard: {}", &args)?;
     eprintln!("Kafka -> file ...");
     let out = dir.join("bench-out.txt");
     let file = run_runner(

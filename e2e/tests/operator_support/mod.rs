@@ -138,10 +138,10 @@ pub async fn apply_connector(client: &Client, namespace: &str, yaml: &str) -> Ka
     .unwrap_or_else(|e| panic!("apply connector {name}: {e}"))
 }
 
-/// A null-sink connector `name` reading `topic`, with `extra` spec lines (indented by 2).
-pub fn null_sink(name: &str, topic: &str, bootstrap: &str, extra: &str) -> String {
+/// A `discard`-sink connector `name` reading `topic`, with `extra` spec lines (indented by 2).
+pub fn discard_sink(name: &str, topic: &str, bootstrap: &str, extra: &str) -> String {
     format!(
-        "metadata: {{name: {name}}}\nspec:\n  kafka: {{bootstrapServers: '{bootstrap}'}}\n  sink: {{topics: [{topic}], 'null': {{}}}}\n{extra}"
+        "metadata: {{name: {name}}}\nspec:\n  kafka: {{bootstrapServers: '{bootstrap}'}}\n  sink: {{topics: [{topic}], discard: {{}}}}\n{extra}"
     )
 }
 

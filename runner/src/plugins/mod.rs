@@ -8,7 +8,7 @@
 pub mod datagen;
 pub mod file_sink;
 pub mod file_source;
-pub mod null_sink;
+pub mod discard;
 
 use std::collections::BTreeMap;
 
@@ -120,7 +120,7 @@ pub fn validate_source(plugin: &SourcePlugin, share: TaskShare) -> Vec<ConfigErr
 pub fn validate_sink(plugin: &SinkPlugin, share: TaskShare) -> Vec<ConfigError> {
     let mut errors = match plugin {
         SinkPlugin::File(f) => file_sink::validate(f),
-        SinkPlugin::Null(_) => Vec::new(),
+        SinkPlugin::Discard(_) => Vec::new(),
     };
     if let Some(max) = plugin.max_tasks() {
         if i64::from(share.count) > i64::from(max) {
@@ -149,7 +149,7 @@ pub fn build_source(plugin: &SourcePlugin, share: TaskShare) -> Box<dyn SourceTa
 pub fn build_sink(plugin: &SinkPlugin) -> Result<Box<dyn SinkTask>, PluginError> {
     Ok(match plugin {
         SinkPlugin::File(f) => Box::new(file_sink::FileSinkTask::open(f)?),
-        SinkPlugin::Null(_) => Box::new(null_sink::NullSinkTask),
+        SinkPlugin::Discard(_) => Box::new(discard::DiscardSinkTask),
     })
 }
 

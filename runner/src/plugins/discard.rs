@@ -1,16 +1,17 @@
-//! The `null` sink: acknowledges every record without writing it (benchmarks and tests).
+//! The `discard` sink (a null sink): acknowledges every record without writing it, for
+//! benchmarks and tests.
 
 use async_trait::async_trait;
 
 use super::{PluginError, SinkTask};
 use crate::record::Record;
 
-/// The `null` sink.
+/// The `discard` sink.
 #[derive(Debug, Default)]
-pub struct NullSinkTask;
+pub struct DiscardSinkTask;
 
 #[async_trait]
-impl SinkTask for NullSinkTask {
+impl SinkTask for DiscardSinkTask {
     async fn write(&mut self, _records: &[Record]) -> Result<(), PluginError> {
         Ok(())
     }
