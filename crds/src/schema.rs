@@ -125,8 +125,8 @@ pub fn crd_yaml() -> Result<String, serde_yaml::Error> {
     Ok(format!("{CRD_HEADER}{}", serde_yaml::to_string(&crd())?))
 }
 
-/// How a CEL expression reaches the property `name` of `self`: CEL keywords (such as the
-/// plugin and field names) are escaped as `__keyword__`, as Kubernetes requires.
+/// How a CEL expression reaches the property `name` of `self`: a name that is a CEL keyword
+/// (`in`, `null`, ...) is escaped as `__keyword__`, as Kubernetes requires.
 pub fn cel_field(name: &str) -> String {
     const RESERVED: &[&str] = &[
         "true",
