@@ -348,8 +348,9 @@ fn plugin_blocks_are_read_strictly() {
         err.contains("spec.sink must hold exactly one plugin block: file or discard"),
         "{err}"
     );
-    let err =
-        spec_error("{kafka: {bootstrapServers: 'k:1'}, sink: {topics: [a], discard: {}, topic: b}}");
+    let err = spec_error(
+        "{kafka: {bootstrapServers: 'k:1'}, sink: {topics: [a], discard: {}, topic: b}}",
+    );
     assert!(err.contains("spec.sink: unknown field `topic`, expected topics, topicsRegex or a plugin block (file or discard)"), "{err}");
     let err = spec_error("{kafka: {bootstrapServers: 'k:1'}, sink: {topics: a, discard: {}}}");
     assert!(err.contains("spec.sink.topics: invalid type"), "{err}");
