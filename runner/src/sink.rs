@@ -739,7 +739,7 @@ kind: KafkaConnector
 metadata: {name: orders, namespace: shop}
 spec:
   kafka: {bootstrapServers: "b:9092", config: {queued.max.messages.kbytes: "4096", fetch.min.bytes: "1000"}}
-  sink: {topics: [orders], null: {}}
+  sink: {topics: [orders], discard: {}}
 "#,
             TaskShare { index: 2, count: 3 },
             &Credentials::default(),

@@ -6,9 +6,9 @@
 //! acknowledged the record and every record before it.
 
 pub mod datagen;
+pub mod discard;
 pub mod file_sink;
 pub mod file_source;
-pub mod discard;
 
 use std::collections::BTreeMap;
 
