@@ -189,14 +189,7 @@ impl Stack {
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,
     {
-        let program = self.kubectl_path();
-        tokio::process::Command::new(&program)
-            .args(args)
-            .env("KUBECONFIG", &self.kubeconfig)
-            .kill_on_drop(true)
-            .output()
-            .await
-            .map_err(|source| HarnessError::Spawn { program, source })
+        self.run_with_kubeconfig(self.kubectl_path(), args).await
     }
 
     /// Runs the stack's `helm` with the stack's kubeconfig and returns its output.
@@ -205,7 +198,19 @@ impl Stack {
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,
     {
-        let program = self.helm_path();
+        self.run_with_kubeconfig(self.helm_path(), args).await
+    }
+
+    /// Runs `program` with the stack's kubeconfig and returns its output.
+    async fn run_with_kubeconfig<I, S>(
+        &self,
+        program: PathBuf,
+        args: I,
+    ) -> Result<Output, HarnessError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
         tokio::process::Command::new(&program)
             .args(args)
             .env("KUBECONFIG", &self.kubeconfig)
