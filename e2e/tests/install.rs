@@ -6,7 +6,7 @@
 use std::process::Output;
 use std::time::Duration;
 
-use ferry_e2e::harness::{random_suffix, wait_for_named, Stack, TestNamespace};
+use ferry_e2e::harness::{is_pod_ready, random_suffix, wait_for_named, Stack, TestNamespace};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::ListParams;
@@ -218,15 +218,6 @@ async fn operator_pods(ns: &TestNamespace, release: &str) -> Vec<Pod> {
         .unwrap_or_default()
 }
 
-fn ready(pod: &Pod) -> bool {
-    pod.metadata.deletion_timestamp.is_none()
-        && pod
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
-
 async fn lease_holder(ns: &TestNamespace, release: &str) -> Option<String> {
     ns.api::<Lease>()
         .get_opt(&format!("{release}-ferry"))
@@ -280,7 +271,7 @@ async fn helm_install_runs_the_operator_in_cluster_under_its_own_rbac() {
     // Two operator replicas, Ready, running as the chart's ServiceAccount; one holds the Lease.
     let pods = wait_for_named("2 ready operator pods", Duration::from_secs(90), || async {
         let pods = operator_pods(&ns, &release).await;
-        (pods.len() == 2 && pods.iter().all(ready)).then_some(pods)
+        (pods.len() == 2 && pods.iter().all(is_pod_ready)).then_some(pods)
     })
     .await
     .expect("operator pods");
@@ -323,7 +314,7 @@ async fn helm_install_runs_the_operator_in_cluster_under_its_own_rbac() {
             .list(&ListParams::default().labels("ferry.rs/connector=gen"))
             .await
             .ok()?;
-        (pods.items.len() == 2 && pods.items.iter().all(ready)).then_some(())
+        (pods.items.len() == 2 && pods.items.iter().all(is_pod_ready)).then_some(())
     })
     .await
     .expect("task pods");
