@@ -119,6 +119,12 @@ impl RecordConverters {
         }
     }
 
+    /// Whether the header converter can reject a header, so that a record's headers must be
+    /// decoded for the record to fail the way Kafka Connect's would.
+    pub fn header_decoding_can_fail(&self) -> bool {
+        self.header.can_fail()
+    }
+
     /// Bytes to record (sink side).
     pub fn decode(&self, raw: RawRecord) -> Result<Record, ConvertError> {
         let RawRecord {
@@ -302,6 +308,14 @@ impl ValueConverter {
 }
 
 impl HeaderConverter {
+    /// Whether reading a header can fail (and so fail its record).
+    fn can_fail(&self) -> bool {
+        match self {
+            HeaderConverter::Simple | HeaderConverter::ByteArray => false,
+            HeaderConverter::String | HeaderConverter::Json(_) => true,
+        }
+    }
+
     /// Takes the bytes: the string and byte-array converters keep them without a copy.
     fn read(&self, bytes: Option<Vec<u8>>) -> Result<SchemaAndValue, DataError> {
         match self {

@@ -200,16 +200,10 @@ impl Batch {
 }
 
 /// The record's bytes, copied once out of librdkafka's buffer (the converters then keep
-/// these bytes instead of copying them again); `topic` is the message's topic name.
-fn raw_of(m: &BorrowedMessage<'_>, topic: &str) -> RawRecord {
-    let headers = m
-        .headers()
-        .map(|h| {
-            h.iter()
-                .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
-                .collect()
-        })
-        .unwrap_or_default();
+/// these bytes instead of copying them again); `topic` is the message's topic name. Headers
+/// are read only `with_headers`: librdkafka parses them on demand, with an allocation per
+/// message even when there are none.
+fn raw_of(m: &BorrowedMessage<'_>, topic: &str, with_headers: bool) -> RawRecord {
     RawRecord {
         topic: topic.to_string(),
         partition: Some(m.partition()),
@@ -217,8 +211,33 @@ fn raw_of(m: &BorrowedMessage<'_>, topic: &str) -> RawRecord {
         timestamp: m.timestamp().to_millis(),
         key: m.key().map(<[u8]>::to_vec),
         value: m.payload().map(<[u8]>::to_vec),
-        headers,
+        headers: if with_headers {
+            headers_of(m)
+        } else {
+            Vec::new()
+        },
     }
+}
+
+/// The message's headers, copied.
+fn headers_of(m: &BorrowedMessage<'_>) -> Vec<(String, Option<Vec<u8>>)> {
+    m.headers()
+        .map(|h| {
+            h.iter()
+                .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether the task must decode the headers of the records it reads: when the sink plugin
+/// looks at them, a predicate tests them, or the header converter may reject one (the record
+/// then fails as it would in Kafka Connect). Otherwise they are never visible, and a dead
+/// letter queue still receives them: failed records are re-read with their headers.
+fn headers_needed(cfg: &TaskConfig, plugin_reads_headers: bool) -> bool {
+    plugin_reads_headers
+        || cfg.transforms.reads_headers()
+        || cfg.converters.header_decoding_can_fail()
 }
 
 /// What the read loop does with each consumed record.
@@ -231,6 +250,8 @@ struct RecordHandler {
     identity: TaskIdentity,
     batch: Batch,
     topics: Vec<Arc<str>>,
+    /// Whether records are decoded with their headers (see [`headers_needed`]).
+    read_headers: bool,
     /// Stage counts of the records handled since the last [`RecordHandler::flush_counts`].
     tally: StageTally,
 }
@@ -265,7 +286,7 @@ impl RecordHandler {
         let offset = m.offset();
         lock(&self.tracker).consumed(&origin, offset);
         self.tally.read += 1;
-        let raw = raw_of(m, topic);
+        let raw = raw_of(m, topic, self.read_headers);
         match decode_and_transform(&self.cfg, &self.metrics, &mut self.tally, raw) {
             Processed::Record(record) => {
                 self.batch.push(origin, offset, record);
@@ -275,7 +296,12 @@ impl RecordHandler {
                 lock(&self.tracker).acknowledged(&origin, offset);
                 Ok(())
             }
-            Processed::Failed(raw, failure) => {
+            Processed::Failed(mut raw, failure) => {
+                if !self.read_headers {
+                    if let Some(raw) = raw.as_mut() {
+                        raw.headers = headers_of(m);
+                    }
+                }
                 let at = RecordCoordinates {
                     topic: origin.topic.to_string(),
                     partition: Some(origin.partition),
@@ -477,6 +503,7 @@ pub async fn run(
 
     let sink = tokio::task::block_in_place(|| build_sink(&sink_spec.plugin))
         .map_err(|e| TaskError::Plugin(e.to_string()))?;
+    let read_headers = headers_needed(&cfg, sink.reads_headers());
     match &sink_spec.topics_regex {
         Some(re) => consumer.subscribe(&[format!("^({re})$").as_str()]),
         None => {
@@ -524,6 +551,7 @@ pub async fn run(
         },
         batch: Batch::new(),
         topics: Vec::new(),
+        read_headers,
         tally: StageTally::default(),
     };
     let mut batch_deadline: Option<tokio::time::Instant> = None;
@@ -760,6 +788,36 @@ spec:
         );
         assert_eq!(p["fetch.min.bytes"], "1000");
         assert_eq!(p["queued.min.messages"], "10000");
+    }
+
+    fn sink_config(extra: &str) -> TaskConfig {
+        load(
+            &format!(
+                "apiVersion: ferry.rs/v1alpha1\nkind: KafkaConnector\nmetadata: {{name: o, namespace: s}}\nspec:\n  kafka: {{bootstrapServers: \"b:9092\"}}\n  sink: {{topics: [o], discard: {{}}}}\n{extra}"
+            ),
+            TaskShare { index: 0, count: 1 },
+            &Credentials::default(),
+            CheckMode::Offline,
+        )
+        .map_err(|e| format!("{e:?}"))
+        .unwrap()
+    }
+
+    #[test]
+    fn headers_are_decoded_only_when_something_can_see_them() {
+        let plain = sink_config("");
+        assert!(!headers_needed(&plain, false), "simple headers, no predicate");
+        assert!(headers_needed(&plain, true), "the plugin reads them");
+        let predicate = sink_config(
+            "  transforms: [{name: f, filter: {}, predicate: {hasHeaderKey: {name: skip}}}]\n",
+        );
+        assert!(headers_needed(&predicate, false), "a predicate tests them");
+        let adds = sink_config(
+            "  transforms: [{name: h, insertHeader: {header: origin, valueLiteral: shop}}]\n",
+        );
+        assert!(!headers_needed(&adds, false), "adding a header reads none");
+        let strict = sink_config("  converters: {header: {json: {}}}\n");
+        assert!(headers_needed(&strict, false), "a JSON header may be rejected");
     }
 
     #[test]

@@ -127,6 +127,14 @@ impl TransformChain {
         }
     }
 
+    /// Whether a transform's outcome depends on the headers a record arrives with (a
+    /// `hasHeaderKey` predicate). Transforms that only add, move or drop headers do not.
+    pub fn reads_headers(&self) -> bool {
+        self.steps
+            .iter()
+            .any(|s| matches!(s.predicate, Some(Predicate::HasHeaderKey(_))))
+    }
+
     /// Whether the chain has no transforms.
     pub fn is_empty(&self) -> bool {
         self.steps.is_empty()

@@ -15,4 +15,8 @@ impl SinkTask for DiscardSinkTask {
     async fn write(&mut self, _records: &[Record]) -> Result<(), PluginError> {
         Ok(())
     }
+
+    fn reads_headers(&self) -> bool {
+        false
+    }
 }

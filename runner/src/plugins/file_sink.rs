@@ -134,6 +134,11 @@ impl SinkTask for FileSinkTask {
             PluginError::Retriable(format!("file sink: cannot write {}: {e}", path.display()))
         })
     }
+
+    /// Lines hold values only.
+    fn reads_headers(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]

@@ -84,6 +84,12 @@ pub trait SourceTask: Send {
 pub trait SinkTask: Send {
     /// Writes `records` and returns once they are durable.
     async fn write(&mut self, records: &[Record]) -> Result<(), PluginError>;
+
+    /// Whether the plugin looks at record headers. A plugin that does not (and says so)
+    /// spares the task decoding every record's headers when no transform needs them either.
+    fn reads_headers(&self) -> bool {
+        true
+    }
 }
 
 /// Which task this is, for plugins that split work between tasks.
