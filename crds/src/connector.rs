@@ -517,38 +517,154 @@ pub enum Delivery {
     ExactlyOnce,
 }
 
-/// Lag-based autoscaling of the task count.
+/// Autoscaling of the task count from the connector's lag.
+///
+/// Every evaluation (about every 15 seconds) the operator measures the lag (sinks: committed
+/// offsets of the consumer group against the partitions' log-end offsets; sources: the
+/// backlog each task reports), computes the task count the target asks for, bounds it, and
+/// moves towards it within the stabilization windows and step limits, like a
+/// HorizontalPodAutoscaler. Each decision is in `status.autoscaler` and, when the count
+/// changes, in a `Scaled` Event.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[schemars(extend("x-kubernetes-validations" = [{
-    "rule": "self.minTasks <= self.maxTasks",
-    "message": "spec.autoscaling.minTasks must not be greater than spec.autoscaling.maxTasks"
-}]))]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "self.minTasks <= self.maxTasks",
+        "message": "spec.autoscaling.minTasks must not be greater than spec.autoscaling.maxTasks"
+    },
+    {
+        "rule": "has(self.lagPerTask) != has(self.drainSeconds)",
+        "message": "spec.autoscaling needs exactly one target: lagPerTask or drainSeconds"
+    }
+]))]
 pub struct AutoscalingSpec {
-    /// Fewest tasks, 0 to 1000. Default 1. With 0 the connector scales to zero when it has
-    /// no lag, and back up when records arrive.
+    /// Fewest tasks, 0 to 1000. Default 1. With 0 the connector scales to zero when its lag
+    /// is at most `activationLag`, and back up when the lag rises above it. A source
+    /// connector never goes below 1: its backlog is only known from a running task.
     #[serde(default = "default_min_tasks")]
     #[schemars(range(min = 0, max = 1000))]
     pub min_tasks: i32,
-    /// Most tasks, 1 to 1000. For sinks, tasks beyond the partition count stay idle.
+    /// Most tasks, 1 to 1000. A sink never runs more tasks than its topics have partitions,
+    /// nor a plugin more than it supports (a `file` sink or source: 1).
     #[schemars(range(min = 1, max = 1000))]
     pub max_tasks: i32,
-    /// Target lag (records waiting) per task: the task count is
-    /// `ceil(total lag / lagPerTask)`, bounded by `minTasks` and `maxTasks`.
+    /// Target lag (records waiting) per task: the wanted task count is
+    /// `ceil(lag / lagPerTask)`. For sources the unit is the plugin's backlog unit (e.g.
+    /// bytes of replication lag). Exactly one of `lagPerTask` and `drainSeconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
-    pub lag_per_task: i64,
-    /// Seconds the higher task count must be wanted before scaling up. Default 0.
+    pub lag_per_task: Option<i64>,
+    /// Target time to drain the lag, in seconds, at the consumption rate measured over the
+    /// last minute: the wanted task count is `ceil(tasks * (lag / rate) / drainSeconds)`.
+    /// While no rate has been measured (no task running, or tasks just started) the count
+    /// is kept. 1 to 86400. Exactly one of `lagPerTask` and `drainSeconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 86400))]
+    pub drain_seconds: Option<u32>,
+    /// With `minTasks: 0`: the lag above which a connector at zero tasks starts one, and at
+    /// or below which it scales to zero. Default 0 (any lag wakes it).
+    #[serde(default)]
+    #[schemars(range(min = 0))]
+    pub activation_lag: i64,
+    /// Seconds a higher task count must be wanted before scaling up: the lowest count wanted
+    /// within this window is used. Default 0 (scale up at once).
     #[serde(default)]
     #[schemars(range(max = 86400))]
     pub scale_up_stabilization_seconds: u32,
-    /// Seconds the lower task count must be wanted before scaling down. Default 300.
+    /// Seconds a lower task count must be wanted before scaling down: the highest count
+    /// wanted within this window is used. Default 300.
     #[serde(default = "default_scale_down_stabilization_seconds")]
     #[schemars(range(max = 86400))]
     pub scale_down_stabilization_seconds: u32,
+    /// How fast tasks are added. Default: the larger of 4 tasks and 100 % of the count per
+    /// 15 seconds.
+    #[serde(default = "ScaleStep::default_up")]
+    pub scale_up: ScaleStep,
+    /// How fast tasks are removed. Default: the larger of 1 task and 100 % of the count per
+    /// 15 seconds (as far as the stabilization window allows).
+    #[serde(default = "ScaleStep::default_down")]
+    pub scale_down: ScaleStep,
+    /// Leave out the lag of a partition whose committed offset has not moved for
+    /// `persistentLagSeconds` while tasks ran and records waited (a stuck partition: a
+    /// failing record, a slow downstream): more tasks would not drain it. The reason in
+    /// `status.autoscaler` names such partitions. Default true.
+    #[serde(default = "default_true")]
+    pub exclude_persistent_lag: bool,
+    /// Seconds without progress, while tasks run and records wait, after which a partition's
+    /// lag is persistent. 10 to 86400. Default 120.
+    #[serde(default = "default_persistent_lag_seconds")]
+    #[schemars(range(min = 10, max = 86400))]
+    pub persistent_lag_seconds: u32,
+    /// Sinks: never run more tasks than partitions that have lag (a task without a partition
+    /// with records waiting adds nothing). Default true. Either way a sink runs at most one
+    /// task per partition.
+    #[serde(default = "default_true")]
+    pub cap_at_partitions_with_lag: bool,
 }
+
+/// A step limit of `spec.autoscaling.scaleUp` / `scaleDown`: within any `periodSeconds`,
+/// the count changes by at most the larger of `tasks` and `percent` % of the count at the
+/// start of the period (as the HorizontalPodAutoscaler's `behavior` policies with
+/// `selectPolicy: Max`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "self.tasks > 0 || self.percent > 0",
+    "message": "spec.autoscaling.scaleUp/scaleDown: tasks or percent must be greater than 0"
+}]))]
+pub struct ScaleStep {
+    /// Tasks added (scaleUp) or removed (scaleDown) per period, 0 to 1000.
+    #[schemars(range(min = 0, max = 1000))]
+    pub tasks: i32,
+    /// Percent of the count at the start of the period added or removed per period, 0 to
+    /// 1000 (scaleDown: at most 100 counts).
+    #[schemars(range(min = 0, max = 1000))]
+    pub percent: i32,
+    /// Length of the period, in seconds, 1 to 1800. Default 15.
+    #[serde(default = "default_scale_period_seconds")]
+    #[schemars(range(min = 1, max = 1800))]
+    pub period_seconds: u32,
+}
+
+impl ScaleStep {
+    /// Default of `spec.autoscaling.scaleUp`: 4 tasks or 100 % per 15 seconds.
+    pub fn default_up() -> Self {
+        ScaleStep {
+            tasks: 4,
+            percent: 100,
+            period_seconds: DEFAULT_SCALE_PERIOD_SECONDS,
+        }
+    }
+
+    /// Default of `spec.autoscaling.scaleDown`: 1 task or 100 % per 15 seconds.
+    pub fn default_down() -> Self {
+        ScaleStep {
+            tasks: 1,
+            percent: 100,
+            period_seconds: DEFAULT_SCALE_PERIOD_SECONDS,
+        }
+    }
+}
+
+/// Default `spec.autoscaling.scaleUp.periodSeconds` and `scaleDown.periodSeconds`.
+pub const DEFAULT_SCALE_PERIOD_SECONDS: u32 = 15;
+/// Default `spec.autoscaling.persistentLagSeconds`.
+pub const DEFAULT_PERSISTENT_LAG_SECONDS: u32 = 120;
 
 fn default_min_tasks() -> i32 {
     1
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_scale_period_seconds() -> u32 {
+    DEFAULT_SCALE_PERIOD_SECONDS
+}
+
+fn default_persistent_lag_seconds() -> u32 {
+    DEFAULT_PERSISTENT_LAG_SECONDS
 }
 
 fn default_scale_down_stabilization_seconds() -> u32 {

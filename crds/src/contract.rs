@@ -64,6 +64,15 @@ pub const ADMIN_PORT: u16 = 8080;
 /// Admin HTTP path returning a [`TaskProgress`] as JSON.
 pub const PROGRESS_PATH: &str = "/progress";
 
+/// Admin HTTP path of the task's Prometheus metrics.
+pub const METRICS_PATH: &str = "/metrics";
+/// Gauge a source task exports on [`METRICS_PATH`] for what waits in the external system and
+/// is not yet in Kafka, in the plugin's own unit (e.g. bytes of replication lag, pending
+/// files); the name may carry a Prometheus unit suffix (`ferry_task_source_backlog_bytes`).
+/// The operator's autoscaler sums every sample of it over the tasks, whatever the labels,
+/// as a source connector's lag.
+pub const SOURCE_BACKLOG_METRIC: &str = "ferry_task_source_backlog";
+
 /// Exit code of a task that stopped cleanly (SIGTERM, or a bounded source reached its end).
 pub const EXIT_OK: i32 = 0;
 /// Exit code of a retriable failure (broker or external system unreachable, ...):

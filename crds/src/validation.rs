@@ -11,7 +11,8 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 
 use crate::connector::{
-    KafkaConnector, KafkaConnectorSpec, KafkaSpec, OffsetTarget, SecretKeyRef, MAX_TASKS,
+    AutoscalingSpec, KafkaConnector, KafkaConnectorSpec, KafkaSpec, OffsetTarget, SecretKeyRef,
+    MAX_TASKS,
 };
 use crate::names::MAX_CONNECTOR_NAME_LENGTH;
 use crate::pipeline::{
@@ -68,6 +69,57 @@ pub fn validate(connector: &KafkaConnector) -> Vec<Violation> {
     violations
 }
 
+fn check_autoscaling(r: &mut Report, a: &AutoscalingSpec) {
+    match (a.lag_per_task, a.drain_seconds) {
+        (Some(lag), None) => r.range("spec.autoscaling.lagPerTask", lag, 1, i64::MAX),
+        (None, Some(seconds)) => {
+            r.range("spec.autoscaling.drainSeconds", seconds.into(), 1, 86400)
+        }
+        _ => r.add(
+            "spec.autoscaling",
+            "needs exactly one target: lagPerTask or drainSeconds",
+        ),
+    }
+    r.range(
+        "spec.autoscaling.activationLag",
+        a.activation_lag,
+        0,
+        i64::MAX,
+    );
+    r.range(
+        "spec.autoscaling.scaleUpStabilizationSeconds",
+        a.scale_up_stabilization_seconds.into(),
+        0,
+        86400,
+    );
+    r.range(
+        "spec.autoscaling.scaleDownStabilizationSeconds",
+        a.scale_down_stabilization_seconds.into(),
+        0,
+        86400,
+    );
+    r.range(
+        "spec.autoscaling.persistentLagSeconds",
+        a.persistent_lag_seconds.into(),
+        10,
+        86400,
+    );
+    for (field, step) in [("scaleUp", &a.scale_up), ("scaleDown", &a.scale_down)] {
+        let field = format!("spec.autoscaling.{field}");
+        r.range(&format!("{field}.tasks"), step.tasks.into(), 0, 1000);
+        r.range(&format!("{field}.percent"), step.percent.into(), 0, 1000);
+        r.range(
+            &format!("{field}.periodSeconds"),
+            step.period_seconds.into(),
+            1,
+            1800,
+        );
+        if step.tasks <= 0 && step.percent <= 0 {
+            r.add(field, "tasks or percent must be greater than 0");
+        }
+    }
+}
+
 /// Every violation in a connector's spec.
 pub fn validate_spec(spec: &KafkaConnectorSpec) -> Vec<Violation> {
     let mut r = Report::default();
@@ -121,19 +173,7 @@ pub fn validate_spec(spec: &KafkaConnectorSpec) -> Vec<Violation> {
                 "must not be greater than spec.autoscaling.maxTasks",
             );
         }
-        r.range("spec.autoscaling.lagPerTask", a.lag_per_task, 1, i64::MAX);
-        r.range(
-            "spec.autoscaling.scaleUpStabilizationSeconds",
-            a.scale_up_stabilization_seconds.into(),
-            0,
-            86400,
-        );
-        r.range(
-            "spec.autoscaling.scaleDownStabilizationSeconds",
-            a.scale_down_stabilization_seconds.into(),
-            0,
-            86400,
-        );
+        check_autoscaling(&mut r, a);
     }
     if let Some(converters) = &spec.converters {
         check_converters(&mut r, converters);

@@ -94,7 +94,11 @@ pub fn render_line(record: &Record, out: &mut Vec<u8>) {
     match &record.value.value {
         Value::Null => {}
         Value::String(s) => escape_into(s.as_bytes(), out),
-        Value::Bytes(b) => escape_into(String::from_utf8_lossy(b).as_bytes(), out),
+        // Validating is much faster than the lossy conversion, which is only for bad bytes.
+        Value::Bytes(b) => match std::str::from_utf8(b) {
+            Ok(text) => escape_into(text.as_bytes(), out),
+            Err(_) => escape_into(String::from_utf8_lossy(b).as_bytes(), out),
+        },
         _ => escape_into(crate::value_text::value_text(&record.value).as_bytes(), out),
     }
 }
@@ -103,7 +107,7 @@ pub fn render_line(record: &Record, out: &mut Vec<u8>) {
 /// one line.
 fn escape_into(text: &[u8], out: &mut Vec<u8>) {
     let mut rest = text;
-    while let Some(i) = rest.iter().position(|b| *b == b'\n' || *b == b'\r') {
+    while let Some(i) = memchr::memchr2(b'\n', b'\r', rest) {
         out.extend_from_slice(&rest[..i]);
         out.extend_from_slice(if rest[i] == b'\n' { b"\\n" } else { b"\\r" });
         rest = &rest[i + 1..];
