@@ -98,6 +98,8 @@ pub struct Stack {
     pub kafka_bootstrap: String,
     /// PostgreSQL connection URL (superuser).
     pub postgres_url: String,
+    /// MariaDB connection URL (root, database `ferry`).
+    pub mysql_url: String,
     /// Directory of Kafka and Kafka Connect jars (for `java -cp "<dir>/*"`).
     pub kafka_libs: PathBuf,
     /// The workspace root (the directory holding the root `Cargo.toml`).
@@ -140,6 +142,7 @@ impl Stack {
             kubeconfig: PathBuf::from(get("KUBECONFIG")?),
             kafka_bootstrap: get("FERRY_KAFKA_BOOTSTRAP")?,
             postgres_url: get("FERRY_POSTGRES_URL")?,
+            mysql_url: get("FERRY_MYSQL_URL")?,
             kafka_libs: PathBuf::from(get("FERRY_KAFKA_LIBS")?),
             repo_root: repo_root(),
             stack_dir: vars
