@@ -1,0 +1,170 @@
+//! The PostgreSQL connection of the `postgres` sink (tokio-postgres, no TLS).
+
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Config, NoTls};
+
+use super::dialect::Dialect;
+use super::rows::TableName;
+use super::table::{ColumnInfo, RowGroup, TableInfo};
+use super::types::{self, SqlValue};
+use super::DbError;
+
+/// The columns of a table, by its quoted name (`to_regclass` resolves the search path).
+const COLUMNS_SQL: &str = "SELECT a.attname::text, format_type(a.atttypid, NULL), \
+     format_type(a.atttypid, a.atttypmod), a.attnotnull, (a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> '') \
+     FROM pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 \
+     AND NOT a.attisdropped ORDER BY a.attnum";
+
+/// An open PostgreSQL session.
+pub struct Postgres {
+    client: Client,
+    batch_size: usize,
+}
+
+/// Connects with `config`; the session's I/O runs on its own task until the client is
+/// dropped.
+pub async fn connect(config: &Config, batch_size: usize) -> Result<Postgres, DbError> {
+    let (client, connection) = config.connect(NoTls).await.map_err(classify)?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!(error = %e, "postgres sink: the database connection ended");
+        }
+    });
+    Ok(Postgres { client, batch_size })
+}
+
+/// Sorts a database error into what the sink does about it.
+pub fn classify(e: tokio_postgres::Error) -> DbError {
+    let message = match e.as_db_error() {
+        Some(db) => {
+            let mut m = db.message().to_string();
+            if let Some(d) = db.detail() {
+                m.push_str(": ");
+                m.push_str(d);
+            }
+            if let Some(c) = db.column() {
+                m.push_str(&format!(" (column {c:?})"));
+            }
+            m
+        }
+        None => e.to_string(),
+    };
+    let Some(code) = e.code() else {
+        // No SQLSTATE: the connection failed or was closed.
+        return DbError::Transient(message);
+    };
+    if *code == SqlState::UNDEFINED_TABLE || *code == SqlState::UNDEFINED_COLUMN {
+        return DbError::Stale(message);
+    }
+    match &code.code()[..2] {
+        "08" | "40" | "53" | "57" | "58" => DbError::Transient(message),
+        "22" | "23" => DbError::Data(message),
+        _ => DbError::Other(message),
+    }
+}
+
+fn text_arrays(
+    group: &RowGroup,
+    rows: &[Vec<SqlValue>],
+    columns: usize,
+) -> Vec<Vec<Option<String>>> {
+    let mut arrays: Vec<Vec<Option<String>>> = (0..columns)
+        .map(|_| Vec::with_capacity(rows.len()))
+        .collect();
+    for row in rows {
+        for (i, v) in row.iter().take(columns).enumerate() {
+            arrays[i].push(match v {
+                SqlValue::Null => None,
+                SqlValue::Text(s) => Some(s.clone()),
+                SqlValue::Bytes(b) => Some(String::from_utf8_lossy(b).into_owned()),
+            });
+        }
+    }
+    debug_assert!(group.columns.len() >= columns);
+    arrays
+}
+
+impl Postgres {
+    /// The columns of table `t`, or `None` when it does not exist.
+    pub async fn table(&mut self, t: &TableName) -> Result<Option<TableInfo>, DbError> {
+        let name = Dialect::Postgres.table(t);
+        let rows = self
+            .client
+            .query(COLUMNS_SQL, &[&name])
+            .await
+            .map_err(classify)?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let mut columns = Vec::with_capacity(rows.len());
+        for row in rows {
+            let get = |e: tokio_postgres::Error| {
+                DbError::Other(format!("reading the columns of {t}: {e}"))
+            };
+            let cast: String = row.try_get(1).map_err(get)?;
+            let full: String = row.try_get(2).map_err(get)?;
+            let not_null: bool = row.try_get(3).map_err(get)?;
+            columns.push(ColumnInfo {
+                name: row.try_get(0).map_err(get)?,
+                category: types::category(&cast),
+                cast,
+                nullable: !not_null,
+                has_default: row.try_get(4).map_err(get)?,
+                max_chars: super::table::max_chars(&full),
+            });
+        }
+        Ok(Some(TableInfo { columns }))
+    }
+
+    /// Runs a definition statement (`CREATE TABLE`, `ALTER TABLE`).
+    pub async fn execute(&mut self, sql: &str) -> Result<(), DbError> {
+        self.client.batch_execute(sql).await.map_err(classify)
+    }
+
+    /// Writes `groups` in one transaction, `batchSize` rows per statement, or one row per
+    /// statement to find the row the database refuses (its record is then returned with
+    /// the error).
+    pub async fn write(
+        &mut self,
+        groups: &[RowGroup],
+        mode: ferry_crds::plugins::database_sink::InsertMode,
+        one_row_each: bool,
+    ) -> Result<(), (Option<usize>, DbError)> {
+        let chunk = if one_row_each {
+            1
+        } else {
+            self.batch_size.max(1)
+        };
+        let tx = self
+            .client
+            .transaction()
+            .await
+            .map_err(|e| (None, classify(e)))?;
+        for group in groups {
+            let (sql, width) = if group.delete {
+                (
+                    Dialect::Postgres.delete(&group.table, &group.columns[..group.key_len], 0),
+                    group.key_len,
+                )
+            } else {
+                match Dialect::Postgres.write(&group.table, &group.columns, group.key_len, mode, 0)
+                {
+                    Some(sql) => (sql, group.columns.len()),
+                    None => continue,
+                }
+            };
+            let statement = tx.prepare(&sql).await.map_err(|e| (None, classify(e)))?;
+            for (n, rows) in group.rows.chunks(chunk).enumerate() {
+                let arrays = text_arrays(group, rows, width);
+                let params: Vec<&(dyn ToSql + Sync)> =
+                    arrays.iter().map(|a| a as &(dyn ToSql + Sync)).collect();
+                if let Err(e) = tx.execute(&statement, &params).await {
+                    let record = (rows.len() == 1).then(|| group.records[n * chunk]);
+                    return Err((record, classify(e)));
+                }
+            }
+        }
+        tx.commit().await.map_err(|e| (None, classify(e)))
+    }
+}
