@@ -99,6 +99,11 @@ pub struct KafkaConnectorStatus {
     /// The last offsets reset the operator applied (`spec.offsets.reset`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offset_reset: Option<OffsetResetStatus>,
+    /// Where the connector is in its input, read from Kafka about once a minute. Sinks: the
+    /// consumer group's committed offsets; sources: the stored source offsets. Per-partition
+    /// figures are in the operator's metrics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offsets: Option<OffsetsStatus>,
     /// The autoscaler's last decision (`spec.autoscaling`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autoscaler: Option<AutoscalerStatus>,
@@ -240,6 +245,39 @@ pub struct OffsetResetStatus {
     /// What the reset did, e.g. `3 partitions of orders reset to earliest`, or why it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<String>,
+    /// `Applied`, or `Failed`: the target did not fit the connector and its offsets were left
+    /// untouched (`result` says why). Either way the id is not applied again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<OffsetResetOutcome>,
+}
+
+/// How an offsets reset ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum OffsetResetOutcome {
+    /// The offsets were moved.
+    Applied,
+    /// The target did not fit the connector; the offsets were left untouched.
+    Failed,
+}
+
+/// A summary of where the connector is in its input.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OffsetsStatus {
+    /// Sinks: topic partitions with a committed offset in the consumer group
+    /// (`ferry.<namespace>.<connector>`). Sources: source partitions with a stored offset.
+    pub partitions: i32,
+    /// Sinks: records between the committed offsets and the ends of the partitions, summed
+    /// over the topics' partitions (a partition without a committed offset counts from its
+    /// start).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag: Option<i64>,
+    /// When the offsets were read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<Time>,
+    /// Why the offsets could not be read the last time, if they could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// The autoscaler's last decision.

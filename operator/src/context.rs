@@ -19,7 +19,8 @@ pub struct Settings {
     pub resync: Duration,
     /// Timeout of one `/progress` request to a task.
     pub progress_timeout: Duration,
-    /// Whether to read the tasks' `/progress` (off in tests without task pods).
+    /// Whether to read the tasks' `/progress` and the connectors' offsets in Kafka for
+    /// `status.offsets` (off in tests without task pods or Kafka).
     pub read_progress: bool,
 }
 

@@ -36,6 +36,14 @@ pub enum Error {
         /// The Kafka error.
         message: String,
     },
+    /// Reading or moving a connector's offsets in Kafka failed (retried with backoff).
+    #[error("{action}: {message}")]
+    Offsets {
+        /// What the operator was doing, e.g. `resetting the offsets of consumer group ...`.
+        action: String,
+        /// The Kafka error.
+        message: String,
+    },
     /// Encoding the task configuration failed.
     #[error("encoding the task configuration of {connector}: {message}")]
     Encode {
@@ -66,6 +74,7 @@ impl Error {
             },
             Error::Secret { .. } => "SecretError",
             Error::OffsetsCleanup { .. } => "OffsetsCleanupFailed",
+            Error::Offsets { .. } => "KafkaOffsetsError",
             Error::Encode { .. } => "EncodingFailed",
         }
     }

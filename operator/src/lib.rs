@@ -18,6 +18,8 @@ pub mod leader;
 pub mod metrics;
 pub mod names;
 pub mod observe;
+pub mod offset_reset;
+pub mod offset_store;
 pub mod offsets;
 pub mod plan;
 pub mod progress;

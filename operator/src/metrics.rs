@@ -41,6 +41,7 @@ pub struct Metrics {
     tasks: Family<StateLabels, Gauge>,
     duration: Histogram,
     tasks_by_connector: Mutex<HashMap<String, BTreeMap<String, i64>>>,
+    offsets: OffsetMetrics,
 }
 
 impl Default for Metrics {
@@ -83,7 +84,9 @@ impl Metrics {
             "Duration of one reconcile",
             duration.clone(),
         );
+        let offsets = OffsetMetrics::register(&mut registry);
         Metrics {
+            offsets,
             registry,
             reconciles,
             errors,
@@ -150,12 +153,164 @@ impl Metrics {
         }
     }
 
+    /// Counts an applied (`applied`) or refused (`failed`) offsets reset.
+    pub fn offset_reset(&self, outcome: &str) {
+        self.offsets
+            .resets
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.into(),
+            })
+            .inc();
+    }
+
+    /// Sets the committed offset and lag of every partition a sink connector reads,
+    /// forgetting partitions it no longer reads; an empty list forgets the connector.
+    pub fn set_sink_offsets(&self, namespace: &str, connector: &str, partitions: Vec<SinkPartitionOffset>) {
+        let Ok(mut known) = self.offsets.known.lock() else {
+            return;
+        };
+        let key = format!("{namespace}/{connector}");
+        let labels: Vec<PartitionLabels> = partitions
+            .iter()
+            .map(|p| PartitionLabels {
+                namespace: namespace.into(),
+                connector: connector.into(),
+                topic: p.topic.clone(),
+                partition: p.partition.to_string(),
+            })
+            .collect();
+        for old in known.remove(&key).unwrap_or_default() {
+            if !labels.contains(&old) {
+                self.offsets.committed.remove(&old);
+                self.offsets.lag.remove(&old);
+            }
+        }
+        for (labels, p) in labels.iter().zip(&partitions) {
+            match p.committed {
+                Some(offset) => {
+                    self.offsets.committed.get_or_create(labels).set(offset);
+                }
+                None => {
+                    self.offsets.committed.remove(labels);
+                }
+            }
+            self.offsets.lag.get_or_create(labels).set(p.lag);
+        }
+        if !labels.is_empty() {
+            known.insert(key, labels);
+        }
+    }
+
+    /// Sets how many source partitions of a source connector have a stored offset.
+    pub fn set_source_offsets(&self, namespace: &str, connector: &str, partitions: i64) {
+        self.offsets
+            .source_partitions
+            .get_or_create(&ConnectorLabels {
+                namespace: namespace.into(),
+                connector: connector.into(),
+            })
+            .set(partitions);
+    }
+
+    /// Forgets the offsets metrics of a deleted connector.
+    pub fn forget_offsets(&self, namespace: &str, connector: &str) {
+        self.set_sink_offsets(namespace, connector, Vec::new());
+        self.offsets.source_partitions.remove(&ConnectorLabels {
+            namespace: namespace.into(),
+            connector: connector.into(),
+        });
+    }
+
     /// The metrics in the Prometheus text format.
     pub fn encode(&self) -> Result<String, std::fmt::Error> {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)
     }
+}
+
+/// Label set `{outcome}` of `ferry_operator_offset_resets_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// `applied` or `failed`.
+    pub outcome: String,
+}
+
+/// Label set `{namespace, connector, topic, partition}` of the sink offsets metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PartitionLabels {
+    /// The connector's namespace.
+    pub namespace: String,
+    /// The connector's name.
+    pub connector: String,
+    /// Topic.
+    pub topic: String,
+    /// Partition number.
+    pub partition: String,
+}
+
+/// One partition a sink reads, as read from Kafka.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SinkPartitionOffset {
+    /// Topic.
+    pub topic: String,
+    /// Partition number.
+    pub partition: i32,
+    /// The consumer group's committed offset, if any.
+    pub committed: Option<i64>,
+    /// Records after the committed offset.
+    pub lag: i64,
+}
+
+/// Offsets metrics, read from Kafka about once a minute per connector.
+struct OffsetMetrics {
+    resets: Family<OutcomeLabels, Counter>,
+    committed: Family<PartitionLabels, Gauge>,
+    lag: Family<PartitionLabels, Gauge>,
+    source_partitions: Family<ConnectorLabels, Gauge>,
+    known: Mutex<HashMap<String, Vec<PartitionLabels>>>,
+}
+
+impl OffsetMetrics {
+    fn register(registry: &mut Registry) -> Self {
+        let m = OffsetMetrics {
+            resets: Family::default(),
+            committed: Family::default(),
+            lag: Family::default(),
+            source_partitions: Family::default(),
+            known: Mutex::new(HashMap::new()),
+        };
+        registry.register(
+            "offset_resets",
+            "Offsets resets (spec.offsets.reset) by outcome: applied, or failed with the offsets untouched",
+            m.resets.clone(),
+        );
+        registry.register(
+            "sink_committed_offset",
+            "Committed offset of a sink connector's consumer group, per topic partition",
+            m.committed.clone(),
+        );
+        registry.register(
+            "sink_partition_lag",
+            "Records after a sink connector's committed offset, per topic partition",
+            m.lag.clone(),
+        );
+        registry.register(
+            "source_offset_partitions",
+            "Source partitions of a source connector with a stored offset",
+            m.source_partitions.clone(),
+        );
+        m
+    }
+}
+
+/// Label set `{namespace, connector}` of `ferry_operator_source_offset_partitions`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConnectorLabels {
+    /// The connector's namespace.
+    pub namespace: String,
+    /// The connector's name.
+    pub connector: String,
 }
 
 #[cfg(test)]
@@ -182,6 +337,32 @@ mod tests {
         ] {
             assert!(text.contains(expected), "missing {expected} in\n{text}");
         }
+        m.offset_reset("applied");
+        let partition = |partition, committed, lag| SinkPartitionOffset {
+            topic: "orders".into(),
+            partition,
+            committed,
+            lag,
+        };
+        m.set_sink_offsets("ns", "a", vec![partition(0, Some(40), 60), partition(1, None, 7)]);
+        m.set_source_offsets("ns", "s", 1);
+        let text = m.encode().unwrap();
+        for expected in [
+            "ferry_operator_offset_resets_total{outcome=\"applied\"} 1",
+            "ferry_operator_sink_committed_offset{namespace=\"ns\",connector=\"a\",topic=\"orders\",partition=\"0\"} 40",
+            "ferry_operator_sink_partition_lag{namespace=\"ns\",connector=\"a\",topic=\"orders\",partition=\"1\"} 7",
+            "ferry_operator_source_offset_partitions{namespace=\"ns\",connector=\"s\"} 1",
+        ] {
+            assert!(text.contains(expected), "missing {expected} in\n{text}");
+        }
+        assert!(!text.contains("partition=\"1\"} 0"), "no committed offset, no sample");
+        m.set_sink_offsets("ns", "a", vec![partition(0, Some(50), 50)]);
+        assert!(!m.encode().unwrap().contains("partition=\"1\""));
+        m.forget_offsets("ns", "a");
+        m.forget_offsets("ns", "s");
+        let text = m.encode().unwrap();
+        assert!(!text.contains("connector=\"a\""), "{text}");
+        assert!(!text.contains("connector=\"s\""), "{text}");
         m.set_tasks("ns/a", BTreeMap::new());
         assert!(m
             .encode()

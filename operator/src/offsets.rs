@@ -1,23 +1,48 @@
-//! Offsets cleanup on removal: the `ferry.rs/delete-offsets` finalizer is present exactly
-//! while `spec.offsets.deleteOnRemoval` is true; when such a connector is deleted, a sink's
-//! consumer group is deleted with Kafka's admin API before the finalizer is removed. The
-//! operator reads only the Secrets the connector itself names, in its namespace.
+//! A connector's offsets in Kafka: the reset flow of `spec.offsets.reset`, the summary in
+//! `status.offsets` with per-partition metrics, and the cleanup on removal (the
+//! `ferry.rs/delete-offsets` finalizer is present exactly while `spec.offsets.deleteOnRemoval`
+//! is true; when such a connector is deleted, a sink's consumer group is deleted with Kafka's
+//! admin API, or a source's stored offsets are tombstoned, before the finalizer is removed).
+//! The operator reads only the Secrets the connector itself names, in its namespace.
+//!
+//! The decisions are in [`crate::offset_reset`] (pure), the Kafka I/O in
+//! [`crate::offset_store`]. `status.offsetReset` and `status.offsets` are written under
+//! their own field managers, so the main status apply leaves them alone.
 
 use std::time::Duration;
 
 use ferry_crds::connector::{SaslMechanism, SecretKeyRef};
-use ferry_crds::contract::consumer_group;
-use ferry_crds::names::FINALIZER_DELETE_OFFSETS;
+use ferry_crds::contract::{consumer_group, DEFAULT_OFFSETS_TOPIC};
+use ferry_crds::names::{API_GROUP, API_VERSION, FINALIZER_DELETE_OFFSETS, KIND};
+use ferry_crds::status::{OffsetResetOutcome, OffsetResetStatus, OffsetsStatus};
 use ferry_crds::KafkaConnector;
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
-use kube::{Api, Client};
+use kube::runtime::controller::Action;
+use kube::{Api, Client, Resource};
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::types::RDKafkaErrorCode;
 
+use crate::apply;
+use crate::context::Context;
 use crate::error::Error;
+use crate::events::{self, Note};
+use crate::metrics::SinkPartitionOffset;
+use crate::observe::TaskPod;
+use crate::offset_reset::{self, plural, ResetStep};
+use crate::offset_store::{self, Applied};
+
+/// Field manager of `status.offsetReset`.
+pub const RESET_FIELD_MANAGER: &str = "ferry-operator-offset-reset";
+/// Field manager of `status.offsets`.
+pub const OFFSETS_FIELD_MANAGER: &str = "ferry-operator-offsets";
+/// How often a pending reset looks again while the task pods stop or the consumer group's
+/// memberships expire.
+const RESET_RETRY: Duration = Duration::from_secs(2);
 
 /// What the finalizer step decided.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,14 +133,21 @@ pub enum Cleanup {
 pub async fn delete_offsets(client: &Client, connector: &KafkaConnector) -> Result<Cleanup, Error> {
     let namespace = connector.metadata.namespace.clone().unwrap_or_default();
     let name = connector.metadata.name.clone().unwrap_or_default();
+    let config = kafka_config(client, connector).await?;
     if connector.spec.sink.is_none() {
-        return Ok(Cleanup::Done(format!(
-            "source offsets of {namespace}/{name} stay in the offsets topic: deleting them is \
-             not supported"
-        )));
+        let forgotten =
+            offset_store::delete_source_offsets(&config, DEFAULT_OFFSETS_TOPIC, &namespace, &name)
+                .await?;
+        return Ok(Cleanup::Done(if forgotten == 0 {
+            format!("no source offsets of {namespace}/{name} were stored in {DEFAULT_OFFSETS_TOPIC}")
+        } else {
+            format!(
+                "deleted the stored offsets of {} of {namespace}/{name} from {DEFAULT_OFFSETS_TOPIC}",
+                plural(forgotten, "source partition")
+            )
+        }));
     }
     let group = consumer_group(&namespace, &name);
-    let config = kafka_config(client, connector).await?;
     let admin: AdminClient<DefaultClientContext> =
         config.create().map_err(|e| Error::OffsetsCleanup {
             group: group.clone(),
@@ -154,7 +186,7 @@ pub async fn delete_offsets(client: &Client, connector: &KafkaConnector) -> Resu
     Ok(Cleanup::Done(format!("deleted consumer group {group}")))
 }
 
-async fn kafka_config(client: &Client, connector: &KafkaConnector) -> Result<ClientConfig, Error> {
+pub(crate) async fn kafka_config(client: &Client, connector: &KafkaConnector) -> Result<ClientConfig, Error> {
     let namespace = connector.metadata.namespace.clone().unwrap_or_default();
     let kafka = &connector.spec.kafka;
     let mut config = ClientConfig::new();
@@ -204,6 +236,295 @@ async fn kafka_config(client: &Client, connector: &KafkaConnector) -> Result<Cli
 
 fn mechanism(mechanism: SaslMechanism) -> &'static str {
     mechanism.as_str()
+}
+
+/// Runs the reset flow of `spec.offsets.reset` (see [`crate::offset_reset`]). Returns the
+/// action to end the reconcile with while a reset is pending (no task is started), `None`
+/// when there is nothing to reset and the reconcile goes on.
+pub async fn reset_step(
+    ctx: &Context,
+    connector: &KafkaConnector,
+    pods: &[TaskPod],
+) -> Result<Option<Action>, Error> {
+    let step = offset_reset::decide(connector, pods);
+    let Some(reset) = offset_reset::pending(connector) else {
+        return Ok(None);
+    };
+    let client = &ctx.client;
+    let namespace = connector.metadata.namespace.clone().unwrap_or_default();
+    let name = connector.metadata.name.clone().unwrap_or_default();
+    let regarding = connector.object_ref(&());
+    let now = Timestamp::now();
+    let target = offset_reset::describe_target(&reset.to);
+    let failed = |message: String| {
+        (
+            offset_reset::recorded(&reset.id, OffsetResetOutcome::Failed, message.clone(), now),
+            Note {
+                warning: true,
+                reason: "OffsetResetFailed",
+                action: "ResetOffsets",
+                note: format!(
+                    "offsets reset {:?} to {target} was not applied, the offsets are unchanged: \
+                     {message}",
+                    reset.id
+                ),
+                related: None,
+            },
+        )
+    };
+    let was_resetting = connector
+        .status
+        .as_ref()
+        .and_then(|s| s.state)
+        .is_some_and(|s| s == ferry_crds::status::ConnectorPhase::Resetting);
+    let mut notes = Vec::new();
+    if !was_resetting && matches!(step, ResetStep::StopTasks { .. }) {
+        notes.push(Note {
+            warning: false,
+            reason: "ResettingOffsets",
+            action: "StopTasks",
+            note: format!(
+                "resetting offsets to {target} (id {:?}): stopping the tasks first",
+                reset.id
+            ),
+            related: None,
+        });
+    }
+    let (record, note) = match step {
+        ResetStep::Idle => return Ok(None),
+        ResetStep::Reject { message, .. } => failed(message),
+        ResetStep::StopTasks { delete, remaining } => {
+            for (pod, uid) in &delete {
+                apply::delete_pod(client, &namespace, pod, uid).await?;
+            }
+            write_resetting(
+                ctx,
+                connector,
+                reset,
+                &format!("waiting for {} to stop", plural(remaining, "task pod")),
+                now,
+            )
+            .await?;
+            events::publish(&ctx.recorder, &regarding, &notes).await;
+            return Ok(Some(Action::requeue(RESET_RETRY)));
+        }
+        ResetStep::Apply => {
+            let config = kafka_config(client, connector).await?;
+            let applied = match (&connector.spec.sink, &connector.spec.source) {
+                (Some(sink), _) => {
+                    offset_store::reset_sink(
+                        &config,
+                        &consumer_group(&namespace, &name),
+                        sink,
+                        &reset.to,
+                    )
+                    .await?
+                }
+                (None, Some(_)) => {
+                    offset_store::reset_source(
+                        &config,
+                        DEFAULT_OFFSETS_TOPIC,
+                        &namespace,
+                        &name,
+                        &reset.to,
+                    )
+                    .await?
+                }
+                (None, None) => Applied::Rejected(
+                    "spec: the connector has neither a source nor a sink".to_string(),
+                ),
+            };
+            match applied {
+                Applied::GroupNotEmpty(why) => {
+                    write_resetting(ctx, connector, reset, &why, now).await?;
+                    events::publish(&ctx.recorder, &regarding, &notes).await;
+                    return Ok(Some(Action::requeue(RESET_RETRY)));
+                }
+                Applied::Rejected(message) => failed(message),
+                Applied::Done(result) => (
+                    offset_reset::recorded(&reset.id, OffsetResetOutcome::Applied, result.clone(), now),
+                    Note {
+                        warning: false,
+                        reason: "OffsetsReset",
+                        action: "ResetOffsets",
+                        note: format!(
+                            "offsets reset {:?} to {target} applied: {result}; starting the tasks",
+                            reset.id
+                        ),
+                        related: None,
+                    },
+                ),
+            }
+        }
+    };
+    if matches!(record.outcome, Some(OffsetResetOutcome::Applied)) {
+        // Clears a failed task's pending restart delay, so the tasks start right away.
+        write_resetting(ctx, connector, reset, "starting the tasks", now).await?;
+    }
+    write_reset_record(client, &namespace, &name, &record).await?;
+    tracing::info!(connector = %format!("{namespace}/{name}"), id = %reset.id,
+        outcome = ?record.outcome, result = record.result.as_deref().unwrap_or_default(),
+        "offsets reset");
+    notes.push(note);
+    events::publish(&ctx.recorder, &regarding, &notes).await;
+    ctx.metrics.offset_reset(match record.outcome {
+        Some(OffsetResetOutcome::Applied) => "applied",
+        _ => "failed",
+    });
+    // The status change wakes the controller, which starts the tasks.
+    Ok(Some(Action::requeue(RESET_RETRY)))
+}
+
+async fn write_resetting(
+    ctx: &Context,
+    connector: &KafkaConnector,
+    reset: &ferry_crds::connector::OffsetReset,
+    waiting_for: &str,
+    now: Timestamp,
+) -> Result<(), Error> {
+    let namespace = connector.metadata.namespace.clone().unwrap_or_default();
+    let name = connector.metadata.name.clone().unwrap_or_default();
+    let mut status = offset_reset::resetting_status(connector, reset, waiting_for, now);
+    if let Some(tasks) = status.tasks.as_mut() {
+        for task in &mut tasks.items {
+            // Stopped for the reset, not failed: restarted without waiting for a backoff.
+            task.next_restart_at = None;
+            task.phase = ferry_crds::status::task_phase::PENDING.to_string();
+        }
+    }
+    let unchanged = connector.status.as_ref().is_some_and(|p| {
+        ferry_crds::KafkaConnectorStatus {
+            offset_reset: None,
+            offsets: None,
+            autoscaler: None,
+            ..p.clone()
+        } == status
+    });
+    if unchanged {
+        return Ok(());
+    }
+    apply::status(&ctx.client, &namespace, &name, &status).await
+}
+
+async fn write_reset_record(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    record: &OffsetResetStatus,
+) -> Result<(), Error> {
+    let body = serde_json::json!({
+        "apiVersion": format!("{API_GROUP}/{API_VERSION}"),
+        "kind": KIND,
+        "status": {"offsetReset": record},
+    });
+    apply_status_part(client, namespace, name, RESET_FIELD_MANAGER, &body).await
+}
+
+async fn apply_status_part(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    manager: &str,
+    body: &serde_json::Value,
+) -> Result<(), Error> {
+    let api: Api<KafkaConnector> = Api::namespaced(client.clone(), namespace);
+    api.patch_status(
+        name,
+        &PatchParams::apply(manager).force(),
+        &Patch::Apply(body),
+    )
+    .await
+    .map_err(Error::kube(format!(
+        "writing the status of connector {namespace}/{name}"
+    )))?;
+    Ok(())
+}
+
+/// Reads the connector's offsets from Kafka when `status.offsets` is older than
+/// [`offset_reset::OFFSETS_READ_INTERVAL`], and writes the summary to `status.offsets` and
+/// the per-partition figures to the metrics. A failure to read is shown in
+/// `status.offsets.error`, never fails the reconcile.
+pub async fn refresh_offsets(ctx: &Context, connector: &KafkaConnector) -> Result<(), Error> {
+    let now = Timestamp::now();
+    if !offset_reset::offsets_read_due(connector, now) {
+        return Ok(());
+    }
+    let namespace = connector.metadata.namespace.clone().unwrap_or_default();
+    let name = connector.metadata.name.clone().unwrap_or_default();
+    let key = format!("{namespace}/{name}");
+    let read = async {
+        let config = kafka_config(&ctx.client, connector).await?;
+        match (&connector.spec.sink, &connector.spec.source) {
+            (Some(sink), _) => {
+                let partitions = offset_store::read_sink_offsets(
+                    &config,
+                    &consumer_group(&namespace, &name),
+                    sink,
+                )
+                .await?;
+                let summary = OffsetsStatus {
+                    partitions: partitions.iter().filter(|p| p.committed.is_some()).count()
+                        as i32,
+                    lag: Some(partitions.iter().map(|p| p.lag()).sum()),
+                    at: Some(Time(now)),
+                    error: None,
+                };
+                ctx.metrics.set_sink_offsets(
+                    &namespace,
+                    &name,
+                    partitions
+                        .iter()
+                        .map(|p| SinkPartitionOffset {
+                            topic: p.topic.clone(),
+                            partition: p.partition,
+                            committed: p.committed,
+                            lag: p.lag(),
+                        })
+                        .collect(),
+                );
+                Ok::<_, Error>(summary)
+            }
+            (None, Some(_)) => {
+                let stored = offset_store::read_source_offsets(
+                    &config,
+                    DEFAULT_OFFSETS_TOPIC,
+                    &namespace,
+                    &name,
+                )
+                .await?;
+                ctx.metrics
+                    .set_source_offsets(&namespace, &name, stored.len() as i64);
+                Ok(OffsetsStatus {
+                    partitions: stored.len() as i32,
+                    lag: None,
+                    at: Some(Time(now)),
+                    error: None,
+                })
+            }
+            (None, None) => Ok(OffsetsStatus::default()),
+        }
+    };
+    let summary = match read.await {
+        Ok(summary) => summary,
+        Err(error) => {
+            tracing::warn!(connector = %key, error = %error, "could not read the connector's offsets");
+            OffsetsStatus {
+                at: Some(Time(now)),
+                error: Some(error.to_string()),
+                ..connector
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.offsets.clone())
+                    .unwrap_or_default()
+            }
+        }
+    };
+    let body = serde_json::json!({
+        "apiVersion": format!("{API_GROUP}/{API_VERSION}"),
+        "kind": KIND,
+        "status": {"offsets": summary},
+    });
+    apply_status_part(&ctx.client, &namespace, &name, OFFSETS_FIELD_MANAGER, &body).await
 }
 
 async fn secret_value(

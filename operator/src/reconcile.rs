@@ -49,6 +49,7 @@ async fn reconcile_connector(ctx: &Context, namespace: &str, name: &str) -> Resu
     let Some(snapshot) = dereference(client, namespace, name).await? else {
         ctx.metrics
             .set_tasks(&format!("{namespace}/{name}"), BTreeMap::new());
+        ctx.metrics.forget_offsets(namespace, name);
         return Ok(Action::await_change());
     };
     let connector = snapshot.connector;
@@ -122,6 +123,7 @@ async fn reconcile_connector(ctx: &Context, namespace: &str, name: &str) -> Resu
         // Owner references delete the pods and the ConfigMap.
         ctx.metrics
             .set_tasks(&format!("{namespace}/{name}"), BTreeMap::new());
+        ctx.metrics.forget_offsets(namespace, name);
         return Ok(Action::await_change());
     }
 
@@ -138,6 +140,10 @@ async fn reconcile_connector(ctx: &Context, namespace: &str, name: &str) -> Resu
     };
     let hash = config_hash(&inputs);
     let pods: Vec<TaskPod> = snapshot.pods.iter().map(TaskPod::from_pod).collect();
+    // A pending offsets reset stops the tasks and starts none until it is applied.
+    if let Some(action) = offsets::reset_step(ctx, &connector, &pods).await? {
+        return Ok(action);
+    }
     let previous = connector.status.clone();
     let previous_items = previous
         .as_ref()
@@ -204,6 +210,7 @@ async fn reconcile_connector(ctx: &Context, namespace: &str, name: &str) -> Resu
     let unchanged = previous.as_ref().is_some_and(|p| {
         KafkaConnectorStatus {
             offset_reset: None,
+            offsets: None,
             autoscaler: None,
             ..p.clone()
         } == new_status
@@ -230,6 +237,9 @@ async fn reconcile_connector(ctx: &Context, namespace: &str, name: &str) -> Resu
     }
     ctx.metrics
         .set_tasks(&format!("{namespace}/{name}"), phases);
+    if ctx.settings.read_progress {
+        offsets::refresh_offsets(ctx, &connector).await?;
+    }
 
     let running = pods.iter().any(|p| p.phase == PodPhase::Running);
     let mut wake = plan.wake_in;
@@ -273,6 +283,7 @@ async fn write_invalid_status(
         observed_generation: Some(generation),
         state: Some(ConnectorPhase::Failed),
         offset_reset: None,
+        offsets: None,
         autoscaler: None,
         ..previous.clone()
     };

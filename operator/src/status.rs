@@ -274,6 +274,7 @@ pub fn build(
         lag: lag_total,
         // Written by their own controllers; this apply leaves them alone.
         offset_reset: None,
+        offsets: None,
         autoscaler: None,
     }
 }

@@ -38,17 +38,8 @@ pub trait OffsetStore: Send + Sync {
     ) -> Result<(), OffsetStoreError>;
 }
 
-/// The key prefix of a connector's records in the offsets topic.
-pub fn key_prefix(namespace: &str, connector: &str) -> String {
-    format!("{namespace}/{connector}/")
-}
-
-/// The key of one source partition's offset.
-pub fn offset_key(namespace: &str, connector: &str, partition: &SourcePartition) -> String {
-    // A map of strings always serializes.
-    let json = serde_json::to_string(partition).unwrap_or_default();
-    format!("{}{json}", key_prefix(namespace, connector))
-}
+/// The key format is shared with the operator, which resets and deletes these offsets.
+pub use ferry_crds::offsets_topic::{key_prefix, offset_key};
 
 /// Applies one record of the offsets topic to `into` if it belongs to the connector
 /// (`prefix`); a record without a value (a tombstone) deletes the offset.
@@ -215,7 +206,7 @@ impl OffsetStore for KafkaOffsetStore {
         let mut pending = Vec::with_capacity(offsets.len());
         for (partition, offset) in offsets {
             let key = offset_key(&self.namespace, &self.connector, partition);
-            let value = serde_json::to_vec(offset).unwrap_or_default();
+            let value = ferry_crds::offsets_topic::offset_value(offset);
             let producer = &self.producer;
             let topic = &self.topic;
             pending.push(async move {
