@@ -6,10 +6,13 @@
 //!    backlog the tasks export. A partition whose committed offset has not moved for
 //!    `persistentLagSeconds` of running tasks while records waited is *persistent*: its lag
 //!    is left out (more tasks would not drain a stuck partition) and the reason names it.
-//! 2. **Wanted count.** `lagPerTask`: `ceil(lag / lagPerTask)`. `drainSeconds`:
-//!    `ceil(tasks * (lag / consumption rate) / drainSeconds)`, the rate measured over the
-//!    last minute at the current count; without a measured rate the count is kept. With
-//!    `minTasks: 0`, a lag at or below `activationLag` wants zero tasks.
+//! 2. **Wanted count.** `lagPerTask`: `ceil(lag / lagPerTask)`. `drainSeconds`: once a task's
+//!    capacity is known (records committed per second per task while every task had lag),
+//!    `ceil((production rate + lag / drainSeconds) / capacity)`: enough tasks to keep up
+//!    and drain the lag in time. Before that, `ceil(tasks * (lag / consumption rate) /
+//!    drainSeconds)` with the rate measured over the last minute at the current count (no
+//!    lag: zero; no rate yet: the count is kept). With `minTasks: 0`, a lag at or below
+//!    `activationLag` wants zero tasks.
 //! 3. **Bounds.** A sink runs at most one task per partition, and — with
 //!    `capAtPartitionsWithLag` — at most one per partition with lag; at most the plugin's
 //!    parallelism; within `minTasks..=maxTasks` (a source keeps at least one task: its
@@ -204,6 +207,7 @@ pub struct History {
     samples: VecDeque<Sample>,
     recommendations: VecDeque<(Timestamp, i32)>,
     changes: VecDeque<(Timestamp, i32, i32)>,
+    capacity: Option<f64>,
 }
 
 impl History {
@@ -211,8 +215,18 @@ impl History {
     /// needs.
     pub fn observe(&mut self, sample: Sample, policy: &Policy) {
         let now = sample.at;
+        if let Some(rate) = self.samples.back().and_then(|p| saturated_rate(p, &sample)) {
+            // Recent measurements count most: a slower downstream lowers it again.
+            self.capacity = Some(self.capacity.map_or(rate, |c| (c + rate) / 2.0));
+        }
         self.samples.push_back(sample);
         self.prune(now, policy);
+    }
+
+    /// Records one task commits per second when it has work waiting, measured while every
+    /// task had a partition with lag (`None` until such a time was seen).
+    pub fn capacity(&self) -> Option<f64> {
+        self.capacity
     }
 
     /// Records a decision made at `now` with `current` tasks. An empty history (a restarted
@@ -285,6 +299,36 @@ pub struct Decision {
     pub produced_per_second: Option<f64>,
 }
 
+/// Records committed per second per task between `earlier` and `later`, when both saw the
+/// same task count and enough partitions with lag to keep every task busy.
+fn saturated_rate(earlier: &Sample, later: &Sample) -> Option<f64> {
+    if earlier.tasks <= 0 || earlier.tasks != later.tasks {
+        return None;
+    }
+    let (before, after) = (partitions_of(earlier), partitions_of(later));
+    let busy = |ps: &[PartitionOffsets]| {
+        let with_lag = ps.iter().filter(|p| p.lag() > 0).count();
+        with_lag > 0 && with_lag >= ps.len().min(usize::try_from(earlier.tasks).unwrap_or(0))
+    };
+    if !busy(before) || !busy(after) {
+        return None;
+    }
+    let seconds = seconds_between(earlier.at, later.at);
+    if seconds < 1.0 {
+        return None;
+    }
+    let committed: i64 = after
+        .iter()
+        .filter_map(|p| {
+            let q = before
+                .iter()
+                .find(|q| q.topic == p.topic && q.partition == p.partition)?;
+            Some((p.position() - q.position()).max(0))
+        })
+        .sum();
+    (committed > 0).then(|| committed as f64 / seconds / f64::from(earlier.tasks))
+}
+
 /// What the latest sample and its history say.
 #[derive(Clone, Debug, Default, PartialEq)]
 struct Signals {
@@ -295,6 +339,9 @@ struct Signals {
     partitions_with_lag: usize,
     consumed: Option<f64>,
     produced: Option<f64>,
+    capacity: Option<f64>,
+    /// Per partition whose lag counts: its lag and records produced to it per second.
+    load: Vec<(i64, f64)>,
 }
 
 /// Decides the task count (pure). `current` is the count in effect.
@@ -377,6 +424,7 @@ fn signals(history: &History, latest: &Sample, policy: &Policy) -> Signals {
                 partitions: partitions.len(),
                 ..Signals::default()
             };
+            let mut persistent: Vec<String> = Vec::new();
             for p in partitions {
                 let lag = p.lag();
                 if lag == 0 {
@@ -384,6 +432,7 @@ fn signals(history: &History, latest: &Sample, policy: &Policy) -> Signals {
                 }
                 let stuck_for = stuck_for(history, p);
                 if policy.exclude_persistent_lag && stuck_for >= policy.persistent_after {
+                    persistent.push(p.name());
                     s.persistent_lag += lag;
                     s.persistent.push(format!(
                         "{} at offset {} for {} s",
@@ -397,6 +446,19 @@ fn signals(history: &History, latest: &Sample, policy: &Policy) -> Signals {
                 }
             }
             (s.consumed, s.produced) = rates(history, latest);
+            s.capacity = history.capacity();
+            let produced = partition_rates(history, latest);
+            s.load = partitions
+                .iter()
+                .filter(|p| !persistent.contains(&p.name()))
+                .map(|p| {
+                    let rate = produced
+                        .get(&(p.topic.as_str(), p.partition))
+                        .copied()
+                        .unwrap_or(0.0);
+                    (p.lag(), rate)
+                })
+                .collect();
             s
         }
     }
@@ -463,6 +525,50 @@ fn rates(history: &History, latest: &Sample) -> (Option<f64>, Option<f64>) {
     (consumed, produced)
 }
 
+/// Records produced per second to each partition over the [`RATE_WINDOW`].
+fn partition_rates<'a>(history: &History, latest: &'a Sample) -> BTreeMap<(&'a str, i32), f64> {
+    let Some(from) = history
+        .samples
+        .iter()
+        .find(|s| age(latest.at, s.at) <= RATE_WINDOW)
+    else {
+        return BTreeMap::new();
+    };
+    let seconds = seconds_between(from.at, latest.at);
+    if seconds < 1.0 {
+        return BTreeMap::new();
+    }
+    let earlier = partitions_of(from);
+    partitions_of(latest)
+        .iter()
+        .filter_map(|p| {
+            let q = earlier
+                .iter()
+                .find(|q| q.topic == p.topic && q.partition == p.partition)?;
+            Some((
+                (p.topic.as_str(), p.partition),
+                (p.end - q.end).max(0) as f64 / seconds,
+            ))
+        })
+        .collect()
+}
+
+/// The fewest tasks of which none gets more work than `capacity` per second, when the
+/// partitions are spread evenly by count (as Kafka's assignors do) and the busiest land
+/// together: with `n` tasks one task may hold `ceil(partitions / n)` partitions. `None` when
+/// even one partition per task is too much.
+fn tasks_for_load(needs: &[f64], partitions: usize, capacity: f64) -> Option<i32> {
+    let mut sorted: Vec<f64> = needs.to_vec();
+    sorted.sort_by(|a, b| b.total_cmp(a));
+    let partitions = partitions.max(1);
+    (1..=partitions)
+        .find(|&n| {
+            let per_task = partitions.div_ceil(n);
+            sorted.iter().take(per_task).sum::<f64>() <= capacity
+        })
+        .map(|n| i32::try_from(n).unwrap_or(i32::MAX))
+}
+
 fn describe_signals(s: &Signals, policy: &Policy) -> String {
     if policy.source {
         return format!("backlog {}", s.lag);
@@ -511,6 +617,25 @@ fn wanted(s: &Signals, current: i32, policy: &Policy) -> (i32, String) {
             (n, format!("target {per_task} per task: wants {}", tasks(n)))
         }
         Target::DrainSeconds(seconds) => {
+            if let Some(capacity) = s.capacity.filter(|c| *c > 0.0) {
+                let needs: Vec<f64> = s
+                    .load
+                    .iter()
+                    .map(|(lag, rate)| rate + *lag as f64 / f64::from(seconds))
+                    .collect();
+                let needed: f64 = needs.iter().sum();
+                let n = tasks_for_load(&needs, s.partitions, capacity)
+                    .unwrap_or_else(|| i32::try_from(s.partitions).unwrap_or(i32::MAX));
+                let n = if needed > 0.0 { n.max(1) } else { 0 };
+                return (
+                    n,
+                    format!(
+                        "keeping up and draining in {seconds} s needs {needed:.0}/s, a task \
+                         commits {capacity:.0}/s: wants {}",
+                        tasks(n)
+                    ),
+                );
+            }
             if s.lag == 0 {
                 return (0, format!("target drain in {seconds} s: wants 0 tasks"));
             }
@@ -527,12 +652,7 @@ fn wanted(s: &Signals, current: i32, policy: &Policy) -> (i32, String) {
             match s.consumed.filter(|r| *r > 0.0) {
                 Some(rate) => {
                     let drain = s.lag as f64 / rate;
-                    let n = (f64::from(current) * drain / f64::from(seconds)).ceil();
-                    let n = if n >= f64::from(i32::MAX) {
-                        i32::MAX
-                    } else {
-                        n as i32
-                    };
+                    let n = saturating_ceil(f64::from(current) * drain / f64::from(seconds));
                     (
                         n,
                         format!(
@@ -553,6 +673,17 @@ fn wanted(s: &Signals, current: i32, policy: &Policy) -> (i32, String) {
     }
 }
 
+fn saturating_ceil(x: f64) -> i32 {
+    let n = x.ceil();
+    if n >= f64::from(i32::MAX) {
+        i32::MAX
+    } else if n > 0.0 {
+        n as i32
+    } else {
+        0
+    }
+}
+
 fn ceil_div(a: i64, b: i64) -> i32 {
     if a <= 0 || b <= 0 {
         return 0;
@@ -568,7 +699,20 @@ fn bound(wanted: i32, s: &Signals, policy: &Policy) -> (i32, Vec<String>) {
     if !policy.source {
         let partitions = i32::try_from(s.partitions).unwrap_or(i32::MAX);
         let with_lag = i32::try_from(s.partitions_with_lag).unwrap_or(i32::MAX);
-        if policy.cap_at_partitions_with_lag && n > with_lag {
+        // Keeping up with arriving records is work too, once the drain target sizes for it.
+        let keeping_up = matches!(policy.target, Target::DrainSeconds(_)) && s.capacity.is_some();
+        let busy = s
+            .load
+            .iter()
+            .filter(|(lag, rate)| *lag > 0 || *rate > 0.0)
+            .count();
+        let busy = i32::try_from(busy).unwrap_or(i32::MAX);
+        if policy.cap_at_partitions_with_lag && keeping_up && n > busy {
+            n = busy;
+            notes.push(format!(
+                "capped at {busy} partitions with lag or arriving records"
+            ));
+        } else if policy.cap_at_partitions_with_lag && !keeping_up && n > with_lag {
             n = with_lag;
             notes.push(format!("capped at {with_lag} partitions with lag"));
         } else if n > partitions {
@@ -711,5 +855,26 @@ fn limit_step(
         )
     } else {
         (target, None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tasks_for_load;
+
+    #[test]
+    fn tasks_are_counted_for_the_busiest_share_of_partitions() {
+        // 12 partitions at 400/s: 6 tasks of 2 partitions each do 800/s, within 1000/s.
+        assert_eq!(tasks_for_load(&[400.0; 12], 12, 1000.0), Some(6));
+        // At 625/s, two partitions are too much for one task: one task per partition.
+        assert_eq!(tasks_for_load(&[625.0; 12], 12, 1000.0), Some(12));
+        // One hot partition among idle ones: the hot one alone decides.
+        let mut needs = vec![0.0; 6];
+        needs[0] = 900.0;
+        assert_eq!(tasks_for_load(&needs, 6, 1000.0), Some(1));
+        // Two busy ones that may not share a task: only one partition per task guarantees it.
+        needs[1] = 200.0;
+        assert_eq!(tasks_for_load(&needs, 6, 1000.0), Some(6));
+        assert_eq!(tasks_for_load(&[1500.0], 1, 1000.0), None);
     }
 }

@@ -260,42 +260,86 @@ fn a_stuck_partition_does_not_wake_a_connector_scaled_to_zero() {
 }
 
 #[test]
-fn drain_time_uses_the_consumption_rate_at_the_current_count() {
+fn drain_time_uses_the_measured_task_capacity_and_the_production_rate() {
     let p = policy("{maxTasks: 10, drainSeconds: 60}");
-    // 2 tasks commit 1000 records/s in all; 120000 wait: 120 s to drain, target 60 s.
+    let parts = |c: i64, e: i64| format!("[{}]", vec![format!("[{c}, {e}]"); 8].join(", "));
+    // 2 tasks, every partition has lag: they commit 8000 records in 30 s (133/s per task),
+    // while 4000 more arrive (133/s).
     let d = run(
         &p,
-        "- [0, 2, [[0, 140000], [0, 140000]]]
-         - [15, 2, [[7500, 140000], [7500, 140000]]]
-         - [30, 2, [[10000, 140000], [10000, 140000]]]",
+        &format!(
+            "- [0, 2, {}]\n- [30, 2, {}]",
+            parts(10000, 40000),
+            parts(11000, 40500)
+        ),
     );
     assert_eq!(d[0].desired, 2, "no rate yet: {}", d[0].reason);
     assert!(
-        d[0].reason.contains("no consumption measured yet"),
+        d[0].reason
+            .contains("no consumption measured yet at 2 tasks, wants no change"),
         "{}",
         d[0].reason
     );
     let last = d.last().unwrap();
-    assert_eq!(last.consumed_per_second, Some(20000.0 / 30.0));
-    assert_eq!(last.desired, 2, "{}", last.reason);
-    // 260000 waiting at 666/s over 2 tasks: far over 60 s, capped at the 2 partitions.
+    assert_eq!(
+        last.reason,
+        "lag 236000 on 8 of 8 partitions (consuming 267/s, producing 133/s); keeping up and \
+         draining in 60 s needs 4067/s, a task commits 133/s: wants 8 tasks; scale-up limited \
+         to 4 tasks per 15 s (scaleUp); scaling up from 2 to 6"
+    );
+    assert_eq!(last.recommendation, 8);
+
+    // Once the lag is gone, the production rate alone sets the count.
+    let mut history = History::default();
+    for (i, (committed, end, tasks)) in [(0, 6000, 2), (6000, 12000, 2), (12000, 12000, 2)]
+        .into_iter()
+        .enumerate()
+    {
+        history.observe(
+            sample(&(
+                i as i64 * 30,
+                tasks,
+                vec![(Some(committed), end), (Some(committed), end)],
+            )),
+            &p,
+        );
+    }
+    let d = decide(&history, 2, &p, at(60));
+    assert_eq!(
+        history.capacity(),
+        Some(200.0),
+        "12000 in 30 s by 2 busy tasks"
+    );
+    assert_eq!(
+        d.recommendation, 1,
+        "200/s arrive, a task does 200/s: {}",
+        d.reason
+    );
+}
+
+#[test]
+fn drain_time_without_a_known_capacity_scales_by_the_time_to_drain() {
+    let p = policy("{maxTasks: 10, drainSeconds: 60, capAtPartitionsWithLag: false}");
+    // 4 tasks but only 2 of 4 partitions have lag: the tasks' capacity is not measured.
+    let d = run(
+        &p,
+        "- [0, 4, [[0, 100000], [0, 100000], [0, 0], [0, 0]]]
+         - [30, 4, [[15000, 100000], [15000, 100000], [0, 0], [0, 0]]]",
+    );
+    let last = d.last().unwrap();
     assert!(
-        last.reason.contains("capped at 2 partitions with lag"),
+        last.reason
+            .contains("drains in 170 s at the current rate, target 60 s: wants 12 tasks"),
         "{}",
         last.reason
     );
-
-    let wide = policy("{maxTasks: 10, drainSeconds: 60}");
-    let parts = |c: i64| format!("[{}]", vec![format!("[{c}, 40000]"); 8].join(", "));
-    let d = run(
-        &wide,
-        &format!("- [0, 2, {}]\n- [30, 2, {}]", parts(10000), parts(11000)),
+    assert_eq!(last.recommendation, 4, "at most one task per partition");
+    let d = run(&p, "- [0, 4, [[0, 0], [0, 0]]]");
+    assert!(
+        d[0].reason.contains("target drain in 60 s: wants 0 tasks"),
+        "{}",
+        d[0].reason
     );
-    // 8000 committed in 30 s: 267/s; 232000 waiting drain in 870 s: 2 * 870 / 60 = 29 wanted.
-    let last = d.last().unwrap();
-    assert!(last.reason.contains("drains in 870 s"), "{}", last.reason);
-    assert_eq!(last.recommendation, 8);
-    assert_eq!(last.desired, 6, "at most 4 more per 15 s: {}", last.reason);
 }
 
 #[test]
