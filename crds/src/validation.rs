@@ -150,6 +150,9 @@ pub fn validate_spec(spec: &KafkaConnectorSpec) -> Vec<Violation> {
                 r.add("spec.sink.topicsRegex", "must be 1 to 1024 characters");
             }
         }
+        for (field, message) in sink.plugin.violations() {
+            r.add(field, message);
+        }
     }
     if let Some(tasks) = spec.tasks {
         r.range("spec.tasks", tasks.into(), 1, MAX_TASKS.into());

@@ -345,13 +345,13 @@ fn plugin_blocks_are_read_strictly() {
     );
     let err = spec_error("{kafka: {bootstrapServers: 'k:1'}, sink: {topics: [a]}}");
     assert!(
-        err.contains("spec.sink must hold exactly one plugin block: file or discard"),
+        err.contains("spec.sink must hold exactly one plugin block: file, discard, postgres or mysql"),
         "{err}"
     );
     let err = spec_error(
         "{kafka: {bootstrapServers: 'k:1'}, sink: {topics: [a], discard: {}, topic: b}}",
     );
-    assert!(err.contains("spec.sink: unknown field `topic`, expected topics, topicsRegex or a plugin block (file or discard)"), "{err}");
+    assert!(err.contains("spec.sink: unknown field `topic`, expected topics, topicsRegex or a plugin block (file, discard, postgres or mysql)"), "{err}");
     let err = spec_error("{kafka: {bootstrapServers: 'k:1'}, sink: {topics: a, discard: {}}}");
     assert!(err.contains("spec.sink.topics: invalid type"), "{err}");
     let err = spec_error("{kafka: {bootstrapServers: 'k:1'}, source: {file: {topic: t}}}");

@@ -100,6 +100,9 @@ pub struct TaskInputs {
     pub pod: PodTemplateSpec,
     /// Kafka credentials, by reference.
     pub kafka_secrets: KafkaSecrets,
+    /// Env vars the plugin reads from Secrets (e.g. a database password): the variable's
+    /// name ([`contract`]) and the Secret key.
+    pub plugin_secrets: Vec<(String, SecretKey)>,
     /// Restart backoff.
     pub backoff: Backoff,
 }
@@ -348,6 +351,9 @@ fn env(inputs: &TaskInputs, index: i32) -> Vec<EnvVar> {
     }
     if let Some(key) = &inputs.kafka_secrets.sasl_password {
         env.push(secret(contract::ENV_KAFKA_SASL_PASSWORD, key));
+    }
+    for (name, key) in &inputs.plugin_secrets {
+        env.push(secret(name, key));
     }
     env
 }

@@ -63,6 +63,7 @@ pub fn task_inputs(connector: &KafkaConnector, default_image: &str) -> Result<Ta
             sasl_username: sasl.map(|s| key(&s.username.secret_key_ref)),
             sasl_password: sasl.map(|s| key(&s.password.secret_key_ref)),
         },
+        plugin_secrets: plugin_secrets(spec, key),
         backoff: Backoff {
             initial: Duration::from_secs(u64::from(policy.initial_backoff_seconds)),
             max: Duration::from_secs(u64::from(policy.max_backoff_seconds)),
@@ -73,6 +74,33 @@ pub fn task_inputs(connector: &KafkaConnector, default_image: &str) -> Result<Ta
         name,
         namespace,
     })
+}
+
+/// The Secrets a plugin block references, as (env var of [`contract`], Secret key).
+fn plugin_secrets(
+    spec: &ferry_crds::KafkaConnectorSpec,
+    key: impl Fn(&SecretKeyRef) -> SecretKey,
+) -> Vec<(String, SecretKey)> {
+    use ferry_crds::contract;
+    use ferry_crds::plugins::SinkPlugin;
+    let mut out = Vec::new();
+    if let Some(SinkPlugin::Postgres(db) | SinkPlugin::Mysql(db)) =
+        spec.sink.as_ref().map(|s| &s.plugin)
+    {
+        if let Some(url) = &db.url {
+            out.push((
+                contract::ENV_SINK_DATABASE_URL.to_string(),
+                key(&url.secret_key_ref),
+            ));
+        }
+        if let Some(password) = &db.password {
+            out.push((
+                contract::ENV_SINK_DATABASE_PASSWORD.to_string(),
+                key(&password.secret_key_ref),
+            ));
+        }
+    }
+    out
 }
 
 /// The task count: `spec.tasks`, or — while `spec.autoscaling` is set — the autoscaler's last
@@ -164,5 +192,27 @@ mod tests {
         let inputs = task_inputs(&c, "img").unwrap();
         assert_eq!(inputs.kafka_secrets.sasl_password.unwrap().key, "p");
         assert_eq!(inputs.image, "img");
+    }
+
+    #[test]
+    fn database_sink_secrets_become_env_references() {
+        let mut c = fixtures::sink("");
+        c.spec.sink = Some(
+            serde_yaml::from_str(
+                "{topics: [t], postgres: {host: db, password: {secretKeyRef: {name: pg, key: pw}}}}",
+            )
+            .unwrap(),
+        );
+        let inputs = task_inputs(&c, "img").unwrap();
+        assert_eq!(
+            inputs.plugin_secrets,
+            vec![(
+                "FERRY_SINK_DATABASE_PASSWORD".to_string(),
+                SecretKey {
+                    name: "pg".into(),
+                    key: "pw".into()
+                }
+            )]
+        );
     }
 }

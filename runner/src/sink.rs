@@ -35,7 +35,7 @@ use crate::kafka_admin::{ensure_topic, TopicRequest};
 use crate::kafka_config::to_client_config;
 use crate::metrics::{PipelineStage, RunState, TaskMetrics};
 use crate::offset_tracker::{OffsetTracker, TopicPartition};
-use crate::plugins::{build_sink, SinkTask};
+use crate::plugins::{build_sink, PluginError, SinkTask};
 use crate::processing::{decode_and_transform, log_failure, Processed, StageTally};
 use crate::record::{RawRecord, Record};
 use crate::task_config::TaskConfig;
@@ -395,7 +395,83 @@ impl RecordHandler {
     }
 }
 
+/// What the writer does with a record the sink plugin refused
+/// ([`crate::plugins::PluginError::Record`]): the same as with a record that failed in a
+/// converter or transform (fail the task naming it, skip it, or send it to the dead letter
+/// queue). The dead letter queue gets the record as the plugin saw it (after the
+/// transforms), written back with the connector's converters.
+struct RejectedRecords {
+    cfg: Arc<TaskConfig>,
+    dlq: Option<(FutureProducer, DlqSettings)>,
+    identity: TaskIdentity,
+    plugin: &'static str,
+}
+
+impl RejectedRecords {
+    /// Handles `record` (from `at`), refused with `message`; `Ok` when the task goes on
+    /// without it.
+    async fn handle(
+        &self,
+        record: &Record,
+        at: &RecordCoordinates,
+        message: &str,
+    ) -> Result<(), TaskError> {
+        let failure = crate::error_handling::RecordFailure {
+            stage: Stage::TaskPut,
+            class_name: format!("ferry.sink.{}", self.plugin),
+            error_kind: "RecordRejected".to_string(),
+            message: message.to_string(),
+            trace: message.to_string(),
+        };
+        let raw = self.cfg.converters.encode(record).ok();
+        log_failure(&self.cfg.errors, at, &failure, raw.as_ref());
+        match (self.cfg.errors.decide(), &self.dlq, raw) {
+            (FailureAction::Skip, _, _) => Ok(()),
+            (FailureAction::SendToDeadLetterQueue, Some((producer, settings)), Some(raw)) => {
+                let mut headers = OwnedHeaders::new();
+                for (k, v) in &raw.headers {
+                    headers = headers.insert(rdkafka::message::Header {
+                        key: k,
+                        value: v.as_deref(),
+                    });
+                }
+                if settings.context_headers {
+                    for (k, v) in dlq_context_headers(&self.identity, at, &failure) {
+                        headers = headers.insert(rdkafka::message::Header {
+                            key: &k,
+                            value: Some(&v),
+                        });
+                    }
+                }
+                let mut rec: FutureRecord<'_, [u8], [u8]> =
+                    FutureRecord::to(&settings.topic).headers(headers);
+                if let Some(k) = raw.key.as_deref() {
+                    rec = rec.key(k);
+                }
+                if let Some(v) = raw.value.as_deref() {
+                    rec = rec.payload(v);
+                }
+                if let Some(ts) = raw.timestamp {
+                    rec = rec.timestamp(ts);
+                }
+                producer
+                    .send(rec, Duration::from_secs(30))
+                    .await
+                    .map(|_| ())
+                    .map_err(|(e, _)| {
+                        TaskError::Kafka(format!(
+                            "cannot write record {at} to the dead letter queue {}: {e}",
+                            settings.topic
+                        ))
+                    })
+            }
+            _ => Err(TaskError::RecordFailed(record_failed_message(at, &failure))),
+        }
+    }
+}
+
 /// Writes batches with retries and acknowledges their offsets.
+#[allow(clippy::too_many_arguments)]
 async fn writer(
     mut sink: Box<dyn SinkTask>,
     mut batches: mpsc::Receiver<Batch>,
@@ -403,11 +479,12 @@ async fn writer(
     metrics: Arc<TaskMetrics>,
     retry: crate::error_handling::RetryPolicy,
     plugin: &'static str,
+    rejected: RejectedRecords,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), TaskError> {
     while let Some(Batch {
-        records,
-        origins: coords,
+        mut records,
+        origins: mut coords,
     }) = batches.recv().await
     {
         metrics.records_in(PipelineStage::Write, records.len() as u64);
@@ -416,6 +493,27 @@ async fn writer(
         loop {
             match sink.write(&records).await {
                 Ok(()) => break,
+                Err(PluginError::Record { index, message }) if index < records.len() => {
+                    // Nothing of the batch was written: handle the record, then write the
+                    // others again.
+                    metrics.error(Stage::TaskPut);
+                    let (tp, o) = coords[index].clone();
+                    let at = RecordCoordinates {
+                        topic: tp.topic.to_string(),
+                        partition: Some(tp.partition),
+                        offset: Some(o),
+                    };
+                    rejected.handle(&records[index], &at, &message).await?;
+                    if rejected.dlq.is_some() {
+                        metrics.dlq_record();
+                    }
+                    records.remove(index);
+                    coords.remove(index);
+                    lock(&tracker).acknowledged(&tp, o);
+                    if records.is_empty() {
+                        break;
+                    }
+                }
                 Err(e) => {
                     attempt += 1;
                     let delay = if e.is_retriable() {
@@ -530,6 +628,15 @@ pub async fn run(
     );
 
     let (batch_tx, batch_rx) = mpsc::channel::<Batch>(WRITER_QUEUE);
+    let rejected = RejectedRecords {
+        cfg: cfg.clone(),
+        dlq: dlq.clone(),
+        identity: TaskIdentity {
+            connector: cfg.name.clone(),
+            task: cfg.share.index,
+        },
+        plugin: plugin_name,
+    };
     let mut writer_task = tokio::spawn(writer(
         sink,
         batch_rx,
@@ -537,6 +644,7 @@ pub async fn run(
         metrics.clone(),
         cfg.errors.retry,
         plugin_name,
+        rejected,
         shutdown.clone(),
     ));
     let mut handler = RecordHandler {

@@ -5,10 +5,14 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub mod database_sink;
+
+pub use database_sink::DatabaseSink;
+
 /// Names of the source plugin blocks, as they appear under `spec.source`.
 pub const SOURCE_PLUGINS: &[&str] = &["file", "datagen"];
 /// Names of the sink plugin blocks, as they appear under `spec.sink`.
-pub const SINK_PLUGINS: &[&str] = &["file", "discard"];
+pub const SINK_PLUGINS: &[&str] = &["file", "discard", "postgres", "mysql"];
 
 /// The external system a source connector reads (exactly one).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -49,6 +53,11 @@ pub enum SinkPlugin {
     File(FileSink),
     /// Acknowledges and drops every record: a null sink, for benchmarks and tests.
     Discard(DiscardSink),
+    /// Writes records as rows of PostgreSQL tables: insert, upsert or update, deletes on
+    /// tombstones, tables created and extended from the records' schemas.
+    Postgres(DatabaseSink),
+    /// Writes records as rows of MySQL or MariaDB tables, like `postgres`.
+    Mysql(DatabaseSink),
 }
 
 impl SinkPlugin {
@@ -57,6 +66,8 @@ impl SinkPlugin {
         match self {
             SinkPlugin::File(_) => "file",
             SinkPlugin::Discard(_) => "discard",
+            SinkPlugin::Postgres(_) => "postgres",
+            SinkPlugin::Mysql(_) => "mysql",
         }
     }
 
@@ -65,6 +76,16 @@ impl SinkPlugin {
         match self {
             SinkPlugin::File(_) => Some(1),
             SinkPlugin::Discard(_) => None,
+            SinkPlugin::Postgres(_) | SinkPlugin::Mysql(_) => None,
+        }
+    }
+
+    /// What the API server's rules refuse inside the plugin block, as (field, message).
+    pub fn violations(&self) -> Vec<(String, String)> {
+        match self {
+            SinkPlugin::File(_) | SinkPlugin::Discard(_) => Vec::new(),
+            SinkPlugin::Postgres(d) => d.violations("spec.sink.postgres"),
+            SinkPlugin::Mysql(d) => d.violations("spec.sink.mysql"),
         }
     }
 }

@@ -5,6 +5,7 @@
 //! each with its source partition and offset; the pipeline stores an offset only after Kafka
 //! acknowledged the record and every record before it.
 
+pub mod database_sink;
 pub mod datagen;
 pub mod discard;
 pub mod file_sink;
@@ -56,6 +57,17 @@ pub enum PluginError {
     /// The plugin cannot go on; the task fails and is restarted with backoff.
     #[error("{0}")]
     Fatal(String),
+    /// One record of the batch cannot be written (it does not fit the external system);
+    /// nothing of the batch was written. The pipeline handles it like a record that failed
+    /// in a transform: it fails the task naming the record, or skips it (and sends it to the
+    /// dead letter queue), then writes the rest of the batch again.
+    #[error("{message}")]
+    Record {
+        /// Position of the record in the batch given to [`SinkTask::write`].
+        index: usize,
+        /// What is wrong, naming the field or column.
+        message: String,
+    },
 }
 
 impl PluginError {
@@ -127,6 +139,8 @@ pub fn validate_sink(plugin: &SinkPlugin, share: TaskShare) -> Vec<ConfigError> 
     let mut errors = match plugin {
         SinkPlugin::File(f) => file_sink::validate(f),
         SinkPlugin::Discard(_) => Vec::new(),
+        SinkPlugin::Postgres(d) => database_sink::validate(d, "postgres"),
+        SinkPlugin::Mysql(d) => database_sink::validate(d, "mysql"),
     };
     if let Some(max) = plugin.max_tasks() {
         if i64::from(share.count) > i64::from(max) {
@@ -156,6 +170,14 @@ pub fn build_sink(plugin: &SinkPlugin) -> Result<Box<dyn SinkTask>, PluginError>
     Ok(match plugin {
         SinkPlugin::File(f) => Box::new(file_sink::FileSinkTask::open(f)?),
         SinkPlugin::Discard(_) => Box::new(discard::DiscardSinkTask),
+        SinkPlugin::Postgres(d) => Box::new(database_sink::DatabaseSinkTask::new(
+            database_sink::Dialect::Postgres,
+            d,
+        )?),
+        SinkPlugin::Mysql(d) => Box::new(database_sink::DatabaseSinkTask::new(
+            database_sink::Dialect::Mysql,
+            d,
+        )?),
     })
 }
 
