@@ -94,7 +94,7 @@ pub fn validate(spec: &DatabaseSink, plugin: &str) -> Vec<ConfigError> {
 #[derive(Clone, Debug)]
 pub enum Target {
     /// A PostgreSQL server.
-    Postgres(tokio_postgres::Config),
+    Postgres(Box<tokio_postgres::Config>),
     /// A MySQL or MariaDB server.
     Mysql(mysql_async::Opts),
 }
@@ -145,7 +145,7 @@ pub fn target(
             config
                 .application_name("ferry-sink")
                 .connect_timeout(CONNECT_TIMEOUT);
-            Ok(Target::Postgres(config))
+            Ok(Target::Postgres(Box::new(config)))
         }
         Dialect::Mysql => {
             let opts = match &spec.url {
@@ -339,7 +339,7 @@ impl DatabaseSinkTask {
                 .await
                 .map_err(|e| self.failed(e))?;
             let ddl = table::ddl_for(info.as_ref(), changes, &self.spec, name)
-                .map_err(|e| table_error(e))?;
+                .map_err(table_error)?;
             if !ddl.is_empty() {
                 info = self
                     .apply_ddl(&changes.table, &ddl)
