@@ -1,8 +1,14 @@
 //! Installing Ferry the Kubernetes way, against the local stack: the Helm chart renders and
-//! the real API server accepts it, the kustomize base is the chart's defaults, and a
-//! `helm install` runs the operator as pods under the chart's own RBAC (in-cluster config,
-//! leader election) that turn a KafkaConnector into running task pods.
+//! the real API server accepts it (monitoring objects included, against minimal
+//! monitoring.coreos.com CRDs from `tests/fixtures/`), its alerts and dashboard read only
+//! metrics the operator and the runner export, every example under `manifests/examples/`
+//! is accepted, the kustomize base is the chart's defaults, and both `helm install` and
+//! `kubectl apply -k` run the operator as pods under the chart's own RBAC (in-cluster config,
+//! leader election) that turn a KafkaConnector into running task pods; upgrade and uninstall
+//! leave nothing behind.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
@@ -114,6 +120,104 @@ async fn chart_lints_renders_and_the_api_server_accepts_it() {
         );
     }
 
+    // Monitoring, off by default; every monitoring object, in both watch scopes, is accepted
+    // by the API server (with the minimal monitoring.coreos.com CRDs of tests/fixtures).
+    let default = render(&stack, &[]).await;
+    assert!(!default.contains("monitoring.coreos.com"), "{default}");
+    apply_monitoring_crds(&stack).await;
+    let all_monitoring = [
+        "--set",
+        "monitoring.operator.serviceMonitor=true",
+        "--set",
+        "monitoring.tasks.podMonitor=true",
+        "--set",
+        "monitoring.prometheusRule.enabled=true",
+        "--set",
+        "monitoring.grafanaDashboard.enabled=true",
+        "--set",
+        "monitoring.labels.release=prometheus",
+    ];
+    for args in [
+        &all_monitoring[..],
+        &[
+            "--set",
+            "watch.scope=namespace",
+            "--set",
+            "monitoring.operator.podMonitor=true",
+            "--set",
+            "monitoring.tasks.podMonitor=true",
+            "--set",
+            "monitoring.prometheusRule.enabled=true",
+        ][..],
+    ] {
+        let manifest = render(&stack, args).await;
+        let out = dry_run(&stack, &manifest).await;
+        assert!(
+            out.status.success(),
+            "the API server refused the monitoring objects rendered with {args:?}: {}",
+            text(&out)
+        );
+    }
+    let monitored = documents(&render(&stack, &all_monitoring).await);
+    let kinds: BTreeSet<&str> = monitored
+        .iter()
+        .filter_map(|d| d["kind"].as_str())
+        .collect();
+    for kind in [
+        "Service",
+        "ServiceMonitor",
+        "PodMonitor",
+        "PrometheusRule",
+        "ConfigMap",
+    ] {
+        assert!(
+            kinds.contains(kind),
+            "no {kind} with monitoring on: {kinds:?}"
+        );
+    }
+    // The task PodMonitor selects the pods the operator builds, on their admin port.
+    let tasks = monitored
+        .iter()
+        .find(|d| {
+            d["kind"] == "PodMonitor"
+                && d["metadata"]["name"]
+                    .as_str()
+                    .is_some_and(|n| n.ends_with("-tasks"))
+        })
+        .expect("the task PodMonitor");
+    let pod_labels = ferry_operator::build::connector_labels("orders");
+    let selector = tasks["spec"]["selector"]["matchLabels"]
+        .as_mapping()
+        .expect("matchLabels");
+    assert!(!selector.is_empty());
+    for (key, value) in selector {
+        let key = key.as_str().expect("label key");
+        assert_eq!(
+            pod_labels.get(key).map(String::as_str),
+            value.as_str(),
+            "the task PodMonitor selects {key}={value:?}, which task pods do not carry"
+        );
+    }
+    assert_eq!(
+        tasks["spec"]["podMetricsEndpoints"][0]["port"].as_str(),
+        Some(ferry_operator::names::ADMIN_PORT_NAME)
+    );
+    // The dashboard ConfigMap carries the sidecar's label and the dashboard file.
+    let dashboard = monitored
+        .iter()
+        .find(|d| d["kind"] == "ConfigMap")
+        .expect("the dashboard ConfigMap");
+    assert_eq!(
+        dashboard["metadata"]["labels"]["grafana_dashboard"].as_str(),
+        Some("1")
+    );
+    let file = std::fs::read_to_string(stack.repo_root.join("helm/ferry/dashboards/ferry.json"))
+        .expect("read the dashboard");
+    assert_eq!(
+        dashboard["data"]["ferry.json"].as_str().map(str::trim_end),
+        Some(file.trim_end())
+    );
+
     // Namespaced watch: nothing cluster-wide, and the operator is told its namespace.
     let manifest = render(&stack, &["--set", "watch.scope=namespace"]).await;
     let kinds: Vec<String> = documents(&manifest)
@@ -124,7 +228,6 @@ async fn chart_lints_renders_and_the_api_server_accepts_it() {
     assert!(manifest.contains("--namespace=ferry-system"), "{manifest}");
 
     // Secrets are readable only when asked for.
-    let default = render(&stack, &[]).await;
     assert!(!default.contains("secrets"), "{default}");
     let with_secrets = render(&stack, &["--set", "rbac.readSecrets=true"]).await;
     assert!(
@@ -138,6 +241,19 @@ async fn chart_lints_renders_and_the_api_server_accepts_it() {
         (&["--set", "watch.scope=everything"][..], "/watch/scope"),
         (&["--set", "logFormat=xml"][..], "/logFormat"),
         (&["--set", "nosuchvalue=1"][..], "nosuchvalue"),
+        (
+            &[
+                "--set",
+                "monitoring.operator.serviceMonitor=true",
+                "--set",
+                "monitoring.operator.podMonitor=true",
+            ][..],
+            "/monitoring/operator",
+        ),
+        (
+            &["--set", "monitoring.interval=30 seconds"][..],
+            "/monitoring/interval",
+        ),
     ] {
         let mut all = vec!["template", "ferry", chart.as_str()];
         all.extend_from_slice(args);
@@ -233,18 +349,7 @@ async fn helm_install_runs_the_operator_in_cluster_under_its_own_rbac() {
     let stack = Stack::from_env().expect("the local stack");
     let client = stack.client().await.expect("client");
     // The chart installs the CRD only when it is missing; make sure it is the current one.
-    let crd = stack.repo_root.join("crds/kafkaconnector.yaml");
-    let out = stack
-        .kubectl([
-            "apply",
-            "--server-side",
-            "--force-conflicts",
-            "-f",
-            crd.to_str().unwrap(),
-        ])
-        .await
-        .expect("run kubectl");
-    assert!(out.status.success(), "apply the CRD: {}", text(&out));
+    apply_current_crd(&stack).await;
     let ns = TestNamespace::create(&client, "helm")
         .await
         .expect("namespace");
@@ -294,30 +399,27 @@ async fn helm_install_runs_the_operator_in_cluster_under_its_own_rbac() {
         .unwrap_or_else(|| panic!("the lease holder {holder} is none of the operator pods"));
 
     // The operator, with only its chart RBAC, turns a connector into running task pods.
-    let connector = format!(
-        "apiVersion: ferry.rs/v1alpha1\nkind: KafkaConnector\nmetadata: {{name: gen, namespace: {ns}}}\n\
-         spec:\n  kafka: {{bootstrapServers: '{bootstrap}'}}\n  source: {{datagen: {{topic: helm-{ns}, ratePerSecond: 20}}}}\n  tasks: 2\n",
-        ns = ns.name,
-        bootstrap = stack.kafka_bootstrap,
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("gen.yaml");
-    std::fs::write(&file, connector).unwrap();
-    let out = stack
-        .kubectl(["apply", "-f", file.to_str().unwrap()])
-        .await
-        .expect("run kubectl");
-    assert!(out.status.success(), "apply the connector: {}", text(&out));
-    wait_for_named("2 running task pods", Duration::from_secs(90), || async {
-        let pods = ns
-            .api::<Pod>()
-            .list(&ListParams::default().labels("ferry.rs/connector=gen"))
-            .await
-            .ok()?;
-        (pods.items.len() == 2 && pods.items.iter().all(is_pod_ready)).then_some(())
-    })
-    .await
-    .expect("task pods");
+    run_datagen_connector(&stack, &ns, 2).await;
+
+    // RBAC: the operator's ServiceAccount manages connectors and pods in the watched
+    // namespace, and reads no Secrets, there or anywhere else.
+    let subject = format!("system:serviceaccount:{}:{release}-ferry", ns.name);
+    for (verb, resource, namespace, allowed) in [
+        ("list", "kafkaconnectors.ferry.rs", ns.name.as_str(), true),
+        ("create", "pods", ns.name.as_str(), true),
+        ("get", "secrets", ns.name.as_str(), false),
+        ("list", "secrets", ns.name.as_str(), false),
+        ("get", "secrets", "default", false),
+        ("list", "pods", "default", false),
+        ("list", "kafkaconnectors.ferry.rs", "default", false),
+        ("create", "clusterroles", "default", false),
+    ] {
+        assert_eq!(
+            can_i(&stack, &subject, verb, resource, namespace).await,
+            allowed,
+            "can {subject} {verb} {resource} in {namespace}?"
+        );
+    }
 
     // Deleting the leader hands the Lease to the other replica.
     let out = stack
@@ -339,6 +441,39 @@ async fn helm_install_runs_the_operator_in_cluster_under_its_own_rbac() {
     .await
     .expect("leader hand-over");
 
+    // helm upgrade with changed values: one replica, text logs, Secrets readable in the
+    // watched namespace only.
+    let out = stack
+        .helm([
+            "upgrade",
+            release.as_str(),
+            chart.as_str(),
+            "--namespace",
+            ns.name.as_str(),
+            "--reuse-values",
+            "--set",
+            "replicaCount=1",
+            "--set",
+            "logFormat=text",
+            "--set",
+            "rbac.readSecrets=true",
+            "--wait",
+            "--timeout",
+            "120s",
+        ])
+        .await
+        .expect("run helm");
+    assert!(out.status.success(), "helm upgrade: {}", text(&out));
+    let pods = wait_operator_pods(&ns, &release, 1).await;
+    let args = pods[0].spec.as_ref().expect("pod spec").containers[0]
+        .args
+        .clone()
+        .unwrap_or_default();
+    assert!(args.iter().any(|a| a == "--log-format=text"), "{args:?}");
+    assert!(can_i(&stack, &subject, "get", "secrets", &ns.name).await);
+    assert!(!can_i(&stack, &subject, "get", "secrets", "default").await);
+    run_datagen_connector(&stack, &ns, 2).await;
+
     let out = stack
         .helm([
             "uninstall",
@@ -350,5 +485,682 @@ async fn helm_install_runs_the_operator_in_cluster_under_its_own_rbac() {
         .await
         .expect("run helm");
     assert!(out.status.success(), "helm uninstall: {}", text(&out));
+    assert_nothing_left(&stack, &ns.name, &release, &format!("{release}-ferry")).await;
     ns.cleanup().await.expect("namespace cleanup");
+}
+
+/// Applies the minimal monitoring.coreos.com CRDs of `tests/fixtures/` and waits until the
+/// API server serves them.
+async fn apply_monitoring_crds(stack: &Stack) {
+    let file = stack
+        .repo_root
+        .join("e2e/tests/fixtures/monitoring-crds.yaml");
+    let file = file.to_str().expect("utf-8 path");
+    let out = stack
+        .kubectl(["apply", "--server-side", "--force-conflicts", "-f", file])
+        .await
+        .expect("run kubectl");
+    assert!(
+        out.status.success(),
+        "apply the monitoring CRDs: {}",
+        text(&out)
+    );
+    let out = stack
+        .kubectl([
+            "wait",
+            "--for=condition=Established",
+            "--timeout=30s",
+            "-f",
+            file,
+        ])
+        .await
+        .expect("run kubectl");
+    assert!(
+        out.status.success(),
+        "monitoring CRDs established: {}",
+        text(&out)
+    );
+}
+
+/// Names and label names of the series in a Prometheus text exposition.
+fn exposition_series(text: &str) -> (BTreeSet<String>, BTreeSet<String>) {
+    let mut names = BTreeSet::new();
+    let mut labels = BTreeSet::new();
+    for line in text.lines() {
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let end = line.find(['{', ' ']).unwrap_or(line.len());
+        names.insert(line[..end].to_string());
+        let Some(body) = line[end..].strip_prefix('{') else {
+            continue;
+        };
+        // `key="value",...}`: label values are quoted and may hold any character.
+        let mut rest = body;
+        while let Some((key, after)) = rest.split_once("=\"") {
+            labels.insert(key.trim_start_matches(',').to_string());
+            let mut escaped = false;
+            let close = after
+                .char_indices()
+                .find(|&(_, c)| {
+                    let end = c == '"' && !escaped;
+                    escaped = c == '\\' && !escaped;
+                    end
+                })
+                .map(|(i, _)| i)
+                .unwrap_or(after.len());
+            rest = &after[(close + 1).min(after.len())..];
+            if rest.starts_with('}') {
+                break;
+            }
+        }
+    }
+    (names, labels)
+}
+
+/// Every metric name (`ferry_...`) an expression reads.
+fn metric_names(expr: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let bytes = expr.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i] as char;
+        if c.is_ascii_alphabetic() || c == '_' {
+            let start = i;
+            while i < bytes.len()
+                && ((bytes[i] as char).is_ascii_alphanumeric() || bytes[i] == b'_')
+            {
+                i += 1;
+            }
+            let word = &expr[start..i];
+            if word.starts_with("ferry_") {
+                names.insert(word.to_string());
+            }
+        } else if c == '"' {
+            // Skip label values.
+            i += 1;
+            while i < bytes.len() && bytes[i] != b'"' {
+                i += if bytes[i] == b'\\' { 2 } else { 1 };
+            }
+            i += 1;
+        } else {
+            i += 1;
+        }
+    }
+    names
+}
+
+/// Label names in the `by (...)` clauses of an expression.
+fn grouping_labels(expr: &str) -> BTreeSet<String> {
+    expr.match_indices("by (")
+        .filter_map(|(i, m)| {
+            let rest = &expr[i + m.len()..];
+            rest.find(')').map(|end| &rest[..end])
+        })
+        .flat_map(|list| list.split(','))
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// The values a label matcher `label="v"` or `label=~"a|b"` compares with.
+fn matcher_values(expr: &str, label: &str) -> Vec<String> {
+    let mut values = Vec::new();
+    for op in ["=\"", "=~\""] {
+        let needle = format!("{label}{op}");
+        for (i, _) in expr.match_indices(&needle) {
+            let rest = &expr[i + needle.len()..];
+            if let Some(end) = rest.find('"') {
+                values.extend(rest[..end].split('|').map(str::to_string));
+            }
+        }
+    }
+    values
+}
+
+/// Why a PromQL expression is malformed, if it is: unbalanced brackets or quotes, or an
+/// empty expression. (No PromQL parser is available here; the API server does not check
+/// expressions either.)
+fn promql_shape_error(expr: &str) -> Option<String> {
+    if expr.trim().is_empty() {
+        return Some("empty expression".into());
+    }
+    let mut stack = Vec::new();
+    let mut in_string = false;
+    let mut escaped = false;
+    for c in expr.chars() {
+        if in_string {
+            match c {
+                '\\' if !escaped => escaped = true,
+                '"' if !escaped => in_string = false,
+                _ => escaped = false,
+            }
+            continue;
+        }
+        match c {
+            '"' => in_string = true,
+            '(' | '{' | '[' => stack.push(c),
+            ')' | '}' | ']' => {
+                let open = match c {
+                    ')' => '(',
+                    '}' => '{',
+                    _ => '[',
+                };
+                if stack.pop() != Some(open) {
+                    return Some(format!("unbalanced `{c}`"));
+                }
+            }
+            _ => {}
+        }
+    }
+    if in_string {
+        return Some("unterminated string".into());
+    }
+    if let Some(open) = stack.pop() {
+        return Some(format!("unclosed `{open}`"));
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_and_dashboard_read_only_metrics_that_ferry_exports() {
+    let stack = Stack::from_env().expect("the local stack");
+
+    // What the operator and a task export, from their own metric registries.
+    let operator = ferry_operator::metrics::Metrics::new();
+    operator.reconciled();
+    operator.failed("Conflict");
+    operator.task_restarted(1);
+    operator.observe_duration(Duration::from_millis(3));
+    operator.set_tasks("shop/orders", BTreeMap::from([("Running".to_string(), 1)]));
+    let task = ferry_runner::metrics::TaskMetrics::new("shop", "orders", 0);
+    task.records_in(ferry_runner::metrics::PipelineStage::Read, 1);
+    task.records_out(1);
+    task.filtered();
+    task.retry();
+    task.dlq_record();
+    task.set_lag(1);
+    task.committed();
+    task.batch_written(Duration::from_millis(2));
+    let mut exported = BTreeSet::new();
+    let mut labels = BTreeSet::from(["job".to_string(), "instance".to_string(), "pod".to_string()]);
+    for text in [operator.encode().expect("encode"), task.encode()] {
+        let (names, label_names) = exposition_series(&text);
+        exported.extend(names);
+        labels.extend(label_names);
+    }
+    assert!(exported.contains("ferry_task_lag"), "{exported:?}");
+    assert!(
+        exported.contains("ferry_operator_reconciles_total"),
+        "{exported:?}"
+    );
+
+    // Every expression of the alerts and the dashboard.
+    let manifest = render(&stack, &["--set", "monitoring.prometheusRule.enabled=true"]).await;
+    let rule = documents(&manifest)
+        .into_iter()
+        .find(|d| d["kind"] == "PrometheusRule")
+        .expect("the PrometheusRule");
+    let mut exprs: Vec<(String, String)> = Vec::new();
+    let mut alerts = BTreeSet::new();
+    for group in rule["spec"]["groups"].as_sequence().expect("groups") {
+        for r in group["rules"].as_sequence().expect("rules") {
+            let alert = r["alert"].as_str().expect("alert name").to_string();
+            assert!(alerts.insert(alert.clone()), "alert {alert} defined twice");
+            for key in ["summary", "description"] {
+                assert!(
+                    r["annotations"][key]
+                        .as_str()
+                        .is_some_and(|a| !a.trim().is_empty()),
+                    "alert {alert} has no {key}"
+                );
+            }
+            assert!(
+                r["labels"]["severity"].as_str().is_some(),
+                "alert {alert} has no severity"
+            );
+            exprs.push((alert, r["expr"].as_str().expect("expr").to_string()));
+        }
+    }
+    for needed in [
+        "FerryOperatorDown",
+        "FerryOperatorNoLeader",
+        "FerryTasksFailing",
+        "FerryTasksRestarting",
+        "FerryTasksStalled",
+        "FerryTaskNoProgress",
+        "FerryConnectorLagGrowing",
+        "FerryDeadLetterQueueReceiving",
+    ] {
+        assert!(alerts.contains(needed), "no alert {needed}: {alerts:?}");
+    }
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(stack.repo_root.join("helm/ferry/dashboards/ferry.json"))
+            .expect("read the dashboard"),
+    )
+    .expect("the dashboard is JSON");
+    let mut panel_ids = BTreeSet::new();
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        let id = panel["id"].as_i64().expect("panel id");
+        assert!(panel_ids.insert(id), "panel id {id} used twice");
+        let title = panel["title"].as_str().expect("panel title").to_string();
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let expr = target["expr"].as_str().expect("target expr").to_string();
+            exprs.push((format!("panel {title}"), expr));
+        }
+    }
+
+    let phases = [
+        ferry_crds::status::task_phase::PENDING,
+        ferry_crds::status::task_phase::RUNNING,
+        ferry_crds::status::task_phase::PAUSED,
+        ferry_crds::status::task_phase::STALLED,
+        ferry_crds::status::task_phase::BACKING_OFF,
+        ferry_crds::status::task_phase::FAILED,
+        ferry_crds::status::task_phase::SUCCEEDED,
+    ];
+    let mut read = BTreeSet::new();
+    for (owner, expr) in &exprs {
+        if let Some(error) = promql_shape_error(expr) {
+            panic!("{owner}: {error} in `{expr}`");
+        }
+        let names = metric_names(expr);
+        for name in &names {
+            assert!(
+                exported.contains(name),
+                "{owner} reads {name}, which neither the operator nor the runner exports \
+                 (exported: {exported:?})"
+            );
+        }
+        for label in grouping_labels(expr) {
+            assert!(
+                labels.contains(&label),
+                "{owner} groups by unknown label {label}"
+            );
+        }
+        for state in matcher_values(expr, "state") {
+            assert!(
+                phases.contains(&state.as_str()),
+                "{owner}: no task phase {state}"
+            );
+        }
+        read.extend(names);
+    }
+    // The dashboard and alerts cover the metrics an operator of connectors watches.
+    for name in [
+        "ferry_task_records_out_total",
+        "ferry_task_lag",
+        "ferry_task_errors_total",
+        "ferry_task_dlq_records_total",
+        "ferry_task_last_commit_timestamp_seconds",
+        "ferry_task_batch_duration_seconds_bucket",
+        "ferry_operator_tasks",
+        "ferry_operator_task_restarts_total",
+        "ferry_operator_reconcile_errors_total",
+    ] {
+        assert!(
+            read.contains(name),
+            "neither an alert nor a panel reads {name}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_example_is_accepted_by_the_api_server_and_each_plugin_has_one() {
+    let stack = Stack::from_env().expect("the local stack");
+    let client = stack.client().await.expect("client");
+    apply_current_crd(&stack).await;
+    let ns = TestNamespace::create(&client, "examples")
+        .await
+        .expect("namespace");
+    let dir = stack.repo_root.join("manifests/examples");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("read manifests/examples")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 10, "{files:?}");
+    let mut plugins = BTreeSet::new();
+    for file in &files {
+        let yaml = std::fs::read_to_string(file).expect("read the example");
+        assert!(
+            yaml.starts_with('#'),
+            "{} should start with a comment saying what it shows",
+            file.display()
+        );
+        let connectors: Vec<serde_yaml::Value> = documents(&yaml)
+            .into_iter()
+            .filter(|d| d["kind"] == "KafkaConnector")
+            .collect();
+        assert!(
+            !connectors.is_empty(),
+            "no KafkaConnector in {}",
+            file.display()
+        );
+        for c in &connectors {
+            for (side, settings) in [
+                ("source", &[][..]),
+                ("sink", &["topics", "topicsRegex"][..]),
+            ] {
+                if let Some(block) = c["spec"][side].as_mapping() {
+                    for key in block.keys().filter_map(|k| k.as_str()) {
+                        if !settings.contains(&key) {
+                            plugins.insert(format!("{side}.{key}"));
+                        }
+                    }
+                }
+            }
+        }
+        let out = stack
+            .kubectl([
+                "apply",
+                "--server-side",
+                "--dry-run=server",
+                "-n",
+                ns.name.as_str(),
+                "-f",
+                file.to_str().expect("utf-8 path"),
+            ])
+            .await
+            .expect("run kubectl");
+        assert!(
+            out.status.success(),
+            "the API server refused {}: {}",
+            file.display(),
+            text(&out)
+        );
+    }
+    for plugin in ferry_crds::plugins::SOURCE_PLUGINS {
+        assert!(
+            plugins.contains(&format!("source.{plugin}")),
+            "no example under manifests/examples/ uses the {plugin} source"
+        );
+    }
+    for plugin in ferry_crds::plugins::SINK_PLUGINS {
+        assert!(
+            plugins.contains(&format!("sink.{plugin}")),
+            "no example under manifests/examples/ uses the {plugin} sink"
+        );
+    }
+    ns.cleanup().await.expect("namespace cleanup");
+}
+
+/// Applies the current `crds/kafkaconnector.yaml` (the chart and the base install it only
+/// when it is missing).
+async fn apply_current_crd(stack: &Stack) {
+    let crd = stack.repo_root.join("crds/kafkaconnector.yaml");
+    let out = stack
+        .kubectl([
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+            crd.to_str().expect("utf-8 path"),
+        ])
+        .await
+        .expect("run kubectl");
+    assert!(out.status.success(), "apply the CRD: {}", text(&out));
+}
+
+/// `kubectl auth can-i VERB RESOURCE -n NAMESPACE --as SUBJECT`.
+async fn can_i(stack: &Stack, subject: &str, verb: &str, resource: &str, namespace: &str) -> bool {
+    let out = stack
+        .kubectl([
+            "auth", "can-i", verb, resource, "-n", namespace, "--as", subject,
+        ])
+        .await
+        .expect("run kubectl");
+    let answer = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(
+        answer == "yes" || answer == "no",
+        "kubectl auth can-i {verb} {resource} -n {namespace} --as {subject}: {}",
+        text(&out)
+    );
+    answer == "yes"
+}
+
+/// Waits until no object labelled `app.kubernetes.io/instance=<instance>` of the kinds an
+/// install creates is left in `namespace`, nor a cluster-wide one named `cluster_name`.
+async fn assert_nothing_left(stack: &Stack, namespace: &str, instance: &str, cluster_name: &str) {
+    let selector = format!("app.kubernetes.io/instance={instance}");
+    let left = wait_for_named(
+        "no operator objects left",
+        Duration::from_secs(90),
+        || async {
+            let out = stack
+                .kubectl([
+                    "get",
+                    "deployments,replicasets,pods,serviceaccounts,roles,rolebindings,leases,services,configmaps",
+                    "-n",
+                    namespace,
+                    "-l",
+                    selector.as_str(),
+                    "-o",
+                    "name",
+                ])
+                .await
+                .ok()?;
+            let cluster = stack
+                .kubectl(["get", "clusterroles,clusterrolebindings", "-o", "name"])
+                .await
+                .ok()?;
+            let mut left: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(str::to_string)
+                .collect();
+            left.extend(
+                String::from_utf8_lossy(&cluster.stdout)
+                    .lines()
+                    .filter(|l| l.rsplit('/').next() == Some(cluster_name))
+                    .map(str::to_string),
+            );
+            (out.status.success() && cluster.status.success() && left.is_empty()).then_some(())
+        },
+    )
+    .await;
+    if left.is_err() {
+        let out = stack
+            .kubectl([
+                "get",
+                "all,sa,roles,rolebindings,leases",
+                "-n",
+                namespace,
+                "-l",
+                selector.as_str(),
+            ])
+            .await
+            .expect("run kubectl");
+        panic!("objects left after the uninstall: {}", text(&out));
+    }
+}
+
+/// Waits for `count` Ready operator pods (not terminating) of `instance` and returns them.
+async fn wait_operator_pods(ns: &TestNamespace, instance: &str, count: usize) -> Vec<Pod> {
+    wait_for_named(
+        &format!("{count} ready operator pod(s)"),
+        Duration::from_secs(120),
+        || async {
+            let pods: Vec<Pod> = operator_pods(ns, instance)
+                .await
+                .into_iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_none())
+                .collect();
+            (pods.len() == count && pods.iter().all(is_pod_ready)).then_some(pods)
+        },
+    )
+    .await
+    .expect("operator pods")
+}
+
+/// Applies a datagen connector `gen` in `ns` and waits for its `tasks` ready task pods.
+async fn run_datagen_connector(stack: &Stack, ns: &TestNamespace, tasks: usize) {
+    let connector = format!(
+        "apiVersion: ferry.rs/v1alpha1\nkind: KafkaConnector\nmetadata: {{name: gen, namespace: {ns}}}\n\
+         spec:\n  kafka: {{bootstrapServers: '{bootstrap}'}}\n  source: {{datagen: {{topic: install-{ns}, ratePerSecond: 20}}}}\n  tasks: {tasks}\n",
+        ns = ns.name,
+        bootstrap = stack.kafka_bootstrap,
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("gen.yaml");
+    std::fs::write(&file, connector).expect("write the connector");
+    let out = stack
+        .kubectl(["apply", "-f", file.to_str().expect("utf-8 path")])
+        .await
+        .expect("run kubectl");
+    assert!(out.status.success(), "apply the connector: {}", text(&out));
+    wait_for_named(
+        &format!("{tasks} running task pods"),
+        Duration::from_secs(90),
+        || async {
+            let pods = ns
+                .api::<Pod>()
+                .list(&ListParams::default().labels("ferry.rs/connector=gen"))
+                .await
+                .ok()?;
+            (pods.items.len() == tasks && pods.items.iter().all(is_pod_ready)).then_some(())
+        },
+    )
+    .await
+    .expect("task pods");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kustomize_base_installs_a_working_operator_and_delete_removes_it() {
+    let stack = Stack::from_env().expect("the local stack");
+    let client = stack.client().await.expect("client");
+    apply_current_crd(&stack).await;
+    let ns = TestNamespace::create(&client, "kustomize")
+        .await
+        .expect("namespace");
+
+    // An overlay, as a user writes one: the base in the test's namespace, without the CRD
+    // and the Namespace (both shared on this cluster), cluster-wide names made unique, and
+    // the operator watching only this namespace (other tests run their own operators).
+    let overlay = tempfile::tempdir().expect("temp dir");
+    let up = overlay
+        .path()
+        .components()
+        .filter(|c| matches!(c, std::path::Component::Normal(_)))
+        .count();
+    let base = Path::new(&"../".repeat(up)).join(
+        stack
+            .repo_root
+            .join("manifests/base")
+            .strip_prefix("/")
+            .expect("absolute repository path"),
+    );
+    let cluster_name = format!("{}-ferry", ns.name);
+    let kustomization = format!(
+        r#"apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+  - {base}
+namespace: {ns}
+patches:
+  - target: {{kind: CustomResourceDefinition}}
+    patch: |
+      $patch: delete
+      apiVersion: apiextensions.k8s.io/v1
+      kind: CustomResourceDefinition
+      metadata: {{name: kafkaconnectors.ferry.rs}}
+  - target: {{kind: Namespace}}
+    patch: |
+      $patch: delete
+      apiVersion: v1
+      kind: Namespace
+      metadata: {{name: ferry-system}}
+  - target: {{kind: ClusterRole, name: ferry}}
+    patch: |
+      - {{op: replace, path: /metadata/name, value: {cluster_name}}}
+  - target: {{kind: ClusterRoleBinding, name: ferry}}
+    patch: |
+      - {{op: replace, path: /metadata/name, value: {cluster_name}}}
+      - {{op: replace, path: /roleRef/name, value: {cluster_name}}}
+  - target: {{kind: Deployment, name: ferry}}
+    patch: |
+      - {{op: add, path: /spec/template/spec/containers/0/args/-, value: --namespace={ns}}}
+"#,
+        base = base.display(),
+        ns = ns.name,
+    );
+    std::fs::write(overlay.path().join("kustomization.yaml"), kustomization)
+        .expect("write the overlay");
+    let overlay_dir = overlay.path().to_str().expect("utf-8 path").to_string();
+
+    let out = stack
+        .kubectl(["apply", "--server-side", "-k", overlay_dir.as_str()])
+        .await
+        .expect("run kubectl");
+    assert!(out.status.success(), "kubectl apply -k: {}", text(&out));
+    let pods = wait_operator_pods(&ns, "ferry", 2).await;
+    for pod in &pods {
+        let spec = pod.spec.as_ref().expect("pod spec");
+        assert_eq!(spec.service_account_name.as_deref(), Some("ferry"));
+    }
+    run_datagen_connector(&stack, &ns, 1).await;
+
+    let out = stack
+        .kubectl(["delete", "-k", overlay_dir.as_str(), "--wait=true"])
+        .await
+        .expect("run kubectl");
+    assert!(out.status.success(), "kubectl delete -k: {}", text(&out));
+    assert_nothing_left(&stack, &ns.name, "ferry", &cluster_name).await;
+    ns.cleanup().await.expect("namespace cleanup");
+}
+
+#[test]
+fn default_images_are_the_dockerfiles_build_tags() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repository root");
+    let read = |path: &str| {
+        std::fs::read_to_string(root.join(path)).unwrap_or_else(|e| panic!("read {path}: {e}"))
+    };
+    let values: serde_yaml::Value =
+        serde_yaml::from_str(&read("helm/ferry/values.yaml")).expect("values.yaml");
+    let chart: serde_yaml::Value =
+        serde_yaml::from_str(&read("helm/ferry/Chart.yaml")).expect("Chart.yaml");
+    let version = chart["appVersion"].as_str().expect("appVersion");
+    assert_eq!(
+        version,
+        env!("CARGO_PKG_VERSION"),
+        "the chart's appVersion is the crates' version"
+    );
+    for (dockerfile, repository) in [
+        (
+            "operator/Dockerfile",
+            values["image"]["repository"].as_str(),
+        ),
+        (
+            "runner/Dockerfile",
+            values["runnerImage"]["repository"].as_str(),
+        ),
+    ] {
+        let repository = repository.expect("image repository");
+        let build = format!("docker build -f {dockerfile} -t {repository}:{version} .");
+        let text = read(dockerfile);
+        assert!(
+            text.contains(&build),
+            "{dockerfile} should document `{build}`"
+        );
+        assert!(
+            text.contains("USER 65532:65532"),
+            "{dockerfile} runs as non-root"
+        );
+        assert!(
+            text.contains("FROM rust:1.95-slim-bookworm AS build"),
+            "{dockerfile}"
+        );
+    }
+    assert_eq!(
+        ferry_operator::names::default_runner_image(),
+        format!(
+            "{}:{version}",
+            values["runnerImage"]["repository"]
+                .as_str()
+                .unwrap_or_default()
+        ),
+        "the operator's built-in runner image is the chart's"
+    );
 }
