@@ -338,8 +338,8 @@ impl DatabaseSinkTask {
                 .table_info(&changes.table)
                 .await
                 .map_err(|e| self.failed(e))?;
-            let ddl = table::ddl_for(info.as_ref(), changes, &self.spec, name)
-                .map_err(table_error)?;
+            let ddl =
+                table::ddl_for(info.as_ref(), changes, &self.spec, name).map_err(table_error)?;
             if !ddl.is_empty() {
                 info = self
                     .apply_ddl(&changes.table, &ddl)
@@ -393,6 +393,11 @@ fn table_error(e: TableError) -> PluginError {
 impl SinkTask for DatabaseSinkTask {
     async fn write(&mut self, records: &[Record]) -> Result<(), PluginError> {
         self.write_batch(records).await
+    }
+
+    /// Rows hold keys and values only.
+    fn reads_headers(&self) -> bool {
+        false
     }
 }
 
