@@ -392,7 +392,18 @@ fn table_error(e: TableError) -> PluginError {
 #[async_trait]
 impl SinkTask for DatabaseSinkTask {
     async fn write(&mut self, records: &[Record]) -> Result<(), PluginError> {
-        self.write_batch(records).await
+        let reused = self.session.is_some();
+        match self.write_batch(records).await {
+            // A session kept open between batches may have been closed by the server (a
+            // restart, an idle timeout): one immediate retry on a new session before the
+            // pipeline's retry policy applies. The whole batch is written again (at least
+            // once: a commit cut off by the failure may have landed).
+            Err(PluginError::Retriable(message)) if reused && self.session.is_none() => {
+                tracing::warn!(error = %message, "{} sink: the connection failed; reconnecting", self.dialect.name());
+                self.write_batch(records).await
+            }
+            other => other,
+        }
     }
 
     /// Rows hold keys and values only.

@@ -1,5 +1,7 @@
 //! The MySQL and MariaDB connection of the `mysql` sink (mysql_async, no TLS).
 
+use std::ops::Range;
+
 use ferry_crds::plugins::database_sink::InsertMode;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, Params, TxOpts, Value};
@@ -12,6 +14,36 @@ use super::DbError;
 
 /// Most placeholders in one MySQL statement.
 const MAX_PLACEHOLDERS: usize = 65_535;
+/// Most bytes of values in one statement, well below the servers' default
+/// `max_allowed_packet` (MariaDB 16 MiB, MySQL 64 MiB).
+const MAX_STATEMENT_BYTES: usize = 4 << 20;
+
+/// Ranges of `rows` holding at most `max_rows` rows and about `max_bytes` bytes of values
+/// each (at least one row).
+fn chunks(rows: &[Vec<SqlValue>], max_rows: usize, max_bytes: usize) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, row) in rows.iter().enumerate() {
+        let size: usize = row
+            .iter()
+            .map(|v| match v {
+                SqlValue::Null => 4,
+                SqlValue::Text(t) => t.len() + 3,
+                SqlValue::Bytes(b) => b.len() + 3,
+            })
+            .sum();
+        if i > start && (i - start >= max_rows || bytes + size > max_bytes) {
+            out.push(start..i);
+            start = i;
+            bytes = 0;
+        }
+        bytes += size;
+    }
+    if start < rows.len() {
+        out.push(start..rows.len());
+    }
+    out
+}
 
 /// The columns of a table (`TABLE_SCHEMA` defaults to the session's database).
 const COLUMNS_SQL: &str = "SELECT COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, \
@@ -137,8 +169,9 @@ impl Mysql {
             } else {
                 self.batch_size.clamp(1, MAX_PLACEHOLDERS / width.max(1))
             };
-            let mut done = 0;
-            for rows in group.rows.chunks(chunk) {
+            for range in chunks(&group.rows, chunk, MAX_STATEMENT_BYTES) {
+                let first = range.start;
+                let rows = &group.rows[range];
                 let sql = if group.delete {
                     Some(Dialect::Mysql.delete(
                         &group.table,
@@ -166,12 +199,25 @@ impl Mysql {
                     }
                 }
                 if let Err(e) = tx.exec_drop(sql, Params::Positional(params)).await {
-                    let record = (rows.len() == 1).then(|| group.records[done]);
+                    let record = (rows.len() == 1).then(|| group.records[first]);
                     return Err((record, classify(e)));
                 }
-                done += rows.len();
             }
         }
         tx.commit().await.map_err(|e| (None, classify(e)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_are_bounded_by_rows_and_bytes() {
+        let row = |n: usize| vec![SqlValue::Text("x".repeat(n)), SqlValue::Null];
+        let rows: Vec<Vec<SqlValue>> = vec![row(10), row(10), row(10), row(100), row(10)];
+        assert_eq!(chunks(&rows, 2, 1000), vec![0..2, 2..4, 4..5]);
+        assert_eq!(chunks(&rows, 10, 40), vec![0..2, 2..3, 3..4, 4..5]);
+        assert_eq!(chunks(&rows[..0], 10, 40), Vec::<Range<usize>>::new());
     }
 }

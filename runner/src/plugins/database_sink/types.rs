@@ -263,6 +263,10 @@ fn integer(v: &Value) -> Option<i64> {
     })
 }
 
+fn text_of(s: String) -> Result<SqlValue, String> {
+    Ok(SqlValue::Text(s))
+}
+
 /// The value of `cell` as sent for a column of `category`.
 pub fn render(cell: &Cell<'_>, category: Category, flavor: Flavor) -> Result<SqlValue, String> {
     let value = &*cell.value;
@@ -274,7 +278,7 @@ pub fn render(cell: &Cell<'_>, category: Category, flavor: Flavor) -> Result<Sql
     if value.is_null() {
         return Ok(SqlValue::Null);
     }
-    let text = |s: String| Ok(SqlValue::Text(s));
+    let text = text_of;
     if let (Some(sem), Some(n)) = (semantic, integer(value)) {
         match sem {
             Semantic::Date => return text(date_text(n)),
@@ -286,6 +290,15 @@ pub fn render(cell: &Cell<'_>, category: Category, flavor: Flavor) -> Result<Sql
             Semantic::TimestampNanos => return text(timestamp_text(n.div_euclid(1000))),
             _ => {}
         }
+    }
+    if let (Some(Semantic::ZonedTimestamp), Flavor::Mysql, Value::String(text)) =
+        (semantic, flavor, value)
+    {
+        // MySQL's DATETIME takes no offset: the instant is stored in UTC.
+        let instant: jiff::Timestamp = text
+            .parse()
+            .map_err(|e| format!("holds {text:?}, which is not an ISO 8601 timestamp: {e}"))?;
+        return text_of(timestamp_text(instant.as_microsecond()));
     }
     if semantic == Some(Semantic::VariableScaleDecimal) {
         if let Value::Struct(parts) = value {
@@ -474,6 +487,18 @@ mod tests {
         );
         assert_eq!(text(&date, Category::Date, Flavor::Postgres), "2022-01-08");
         assert_eq!(kind_of(date.schema.as_deref().unwrap()), Kind::Date);
+        let zoned = cell(
+            Some(Schema::new(SchemaType::String).with_name("io.debezium.time.ZonedTimestamp")),
+            Value::String("2024-02-29T23:30:00.5+02:00".into()),
+        );
+        assert_eq!(
+            text(&zoned, Category::Timestamp, Flavor::Mysql),
+            "2024-02-29 21:30:00.500000"
+        );
+        assert_eq!(
+            text(&zoned, Category::Timestamp, Flavor::Postgres),
+            "2024-02-29T23:30:00.5+02:00"
+        );
         let t = cell(Some(Schema::time()), Value::Time(45_296_789));
         assert_eq!(
             text(&t, Category::Time, Flavor::Postgres),
