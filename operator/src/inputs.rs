@@ -12,7 +12,9 @@ use crate::error::Error;
 use crate::restart::Backoff;
 
 /// Spec fields that change without replacing task pods, left out of `connector.yaml`.
-const FIELDS_NOT_IN_TASK_CONFIG: &[&str] = &["tasks", "autoscaling", "state"];
+/// `offsets` is the operator's alone: a reset stops and starts the tasks itself, and a
+/// refused one leaves them running.
+const FIELDS_NOT_IN_TASK_CONFIG: &[&str] = &["tasks", "autoscaling", "state", "offsets"];
 
 /// Reads the inputs of the build steps. Call [`crate::validate::validate`] first.
 pub fn task_inputs(connector: &KafkaConnector, default_image: &str) -> Result<TaskInputs, Error> {

@@ -121,9 +121,13 @@ pub fn check_target(connector: &KafkaConnector, reset: &OffsetReset) -> Result<(
         ),
         (OffsetTarget::Sink(offsets), None, Some(sink)) => {
             let regex = match &sink.topics_regex {
-                Some(pattern) => Some(regex::Regex::new(&format!("^(?:{pattern})$")).map_err(
-                    |e| format!("spec.sink.topicsRegex: {pattern:?} is not a regular expression: {e}"),
-                )?),
+                Some(pattern) => {
+                    Some(regex::Regex::new(&format!("^(?:{pattern})$")).map_err(|e| {
+                        format!(
+                            "spec.sink.topicsRegex: {pattern:?} is not a regular expression: {e}"
+                        )
+                    })?)
+                }
                 None => None,
             };
             for (i, offset) in offsets.iter().enumerate() {
@@ -286,9 +290,7 @@ pub fn resetting_status(
         previous
             .conditions
             .iter()
-            .filter(|c| {
-                c.type_ != condition_type::READY && c.type_ != condition_type::PROGRESSING
-            })
+            .filter(|c| c.type_ != condition_type::READY && c.type_ != condition_type::PROGRESSING)
             .cloned(),
     );
     let mut tasks = previous.tasks.clone();
@@ -452,10 +454,7 @@ mod tests {
         {
             offsets[0].topic = "old-orders-eu".into();
         }
-        assert!(matches!(
-            decide(&not_whole, &[]),
-            ResetStep::Reject { .. }
-        ));
+        assert!(matches!(decide(&not_whole, &[]), ResetStep::Reject { .. }));
         let file = fixtures::connector(
             "metadata: {name: lines, namespace: n}\nspec:\n  kafka: {bootstrapServers: 'k:9092'}\n  source: {file: {path: /data/in.txt, topic: lines}}\n  offsets: {reset: {id: r, sourceOffsets: [{partition: {path: /data/in.txt}, offset: {position: '120'}}]}}",
         );
@@ -468,7 +467,9 @@ mod tests {
             .and_then(|o| o.reset.as_mut())
             .map(|r| &mut r.to)
         {
-            offsets[0].partition.insert("path".into(), "/data/other.txt".into());
+            offsets[0]
+                .partition
+                .insert("path".into(), "/data/other.txt".into());
         }
         assert_eq!(
             decide(&other_file, &[]),
@@ -506,7 +507,11 @@ offsetReset: {appliedId: replay-1}
         assert_eq!(s.restarts, Some(4));
         assert_eq!(s.tasks_ready.as_deref(), Some("0/2"));
         assert_eq!(s.offset_reset, None, "written under its own field manager");
-        let progressing = s.conditions.iter().find(|c| c.type_ == "Progressing").unwrap();
+        let progressing = s
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Progressing")
+            .unwrap();
         assert_eq!(progressing.reason, "ResettingOffsets");
         assert_eq!(
             progressing.message,
@@ -514,7 +519,10 @@ offsetReset: {appliedId: replay-1}
              2 task pods still stopping"
         );
         let ready = s.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
-        assert_eq!((ready.status.as_str(), ready.last_transition_time.0), ("False", now));
+        assert_eq!(
+            (ready.status.as_str(), ready.last_transition_time.0),
+            ("False", now)
+        );
         assert!(s.conditions.iter().any(|c| c.type_ == "Degraded"));
     }
 
@@ -523,7 +531,10 @@ offsetReset: {appliedId: replay-1}
         let now: Timestamp = "2026-11-22T10:00:00Z".parse().unwrap();
         let c = fixtures::sink("");
         assert!(offsets_read_due(&c, now));
-        let fresh = with_status(c.clone(), "offsets: {partitions: 3, at: '2026-11-22T09:59:30Z'}");
+        let fresh = with_status(
+            c.clone(),
+            "offsets: {partitions: 3, at: '2026-11-22T09:59:30Z'}",
+        );
         assert!(!offsets_read_due(&fresh, now));
         let stale = with_status(c, "offsets: {partitions: 3, at: '2026-11-22T09:58:59Z'}");
         assert!(offsets_read_due(&stale, now));

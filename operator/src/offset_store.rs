@@ -204,7 +204,11 @@ pub async fn reset_sink(
         let bounds = |topic: &str, partition: i32| {
             consumer
                 .fetch_watermarks(topic, partition, TIMEOUT)
-                .map_err(|e| fail(format!("cannot read the bounds of {topic}[{partition}]: {e}")))
+                .map_err(|e| {
+                    fail(format!(
+                        "cannot read the bounds of {topic}[{partition}]: {e}"
+                    ))
+                })
         };
         // (topic, partition, new offset, end)
         let mut moves: Vec<(String, i32, i64, i64)> = Vec::new();
@@ -226,8 +230,12 @@ pub async fn reset_sink(
                 let mut tpl = TopicPartitionList::new();
                 for (topic, count) in &topics {
                     for partition in 0..*count {
-                        tpl.add_partition_offset(topic, partition, Offset::Offset(at.as_millisecond()))
-                            .map_err(|e| fail(e.to_string()))?;
+                        tpl.add_partition_offset(
+                            topic,
+                            partition,
+                            Offset::Offset(at.as_millisecond()),
+                        )
+                        .map_err(|e| fail(e.to_string()))?;
                     }
                 }
                 if tpl.count() > 0 {
@@ -425,13 +433,9 @@ async fn write_source_offsets(
     let admin: AdminClient<DefaultClientContext> = config
         .create()
         .map_err(|e| kafka_error(&action)(format!("cannot create a Kafka admin client: {e}")))?;
-    let new = NewTopic::new(topic, 1, TopicReplication::Fixed(-1))
-        .set("cleanup.policy", "compact");
+    let new = NewTopic::new(topic, 1, TopicReplication::Fixed(-1)).set("cleanup.policy", "compact");
     let created = admin
-        .create_topics(
-            [&new],
-            &AdminOptions::new().request_timeout(Some(TIMEOUT)),
-        )
+        .create_topics([&new], &AdminOptions::new().request_timeout(Some(TIMEOUT)))
         .await
         .map_err(|e| kafka_error(&action)(format!("cannot create topic {topic}: {e}")))?;
     for result in created {
@@ -552,7 +556,11 @@ mod tests {
         };
         assert_eq!(p(Some(40), 0, 100).lag(), 60);
         assert_eq!(p(None, 10, 100).lag(), 90);
-        assert_eq!(p(Some(5), 10, 100).lag(), 90, "below the start: from the start");
+        assert_eq!(
+            p(Some(5), 10, 100).lag(),
+            90,
+            "below the start: from the start"
+        );
         assert_eq!(p(Some(120), 0, 100).lag(), 0);
     }
 

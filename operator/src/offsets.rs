@@ -139,7 +139,9 @@ pub async fn delete_offsets(client: &Client, connector: &KafkaConnector) -> Resu
             offset_store::delete_source_offsets(&config, DEFAULT_OFFSETS_TOPIC, &namespace, &name)
                 .await?;
         return Ok(Cleanup::Done(if forgotten == 0 {
-            format!("no source offsets of {namespace}/{name} were stored in {DEFAULT_OFFSETS_TOPIC}")
+            format!(
+                "no source offsets of {namespace}/{name} were stored in {DEFAULT_OFFSETS_TOPIC}"
+            )
         } else {
             format!(
                 "deleted the stored offsets of {} of {namespace}/{name} from {DEFAULT_OFFSETS_TOPIC}",
@@ -186,7 +188,10 @@ pub async fn delete_offsets(client: &Client, connector: &KafkaConnector) -> Resu
     Ok(Cleanup::Done(format!("deleted consumer group {group}")))
 }
 
-pub(crate) async fn kafka_config(client: &Client, connector: &KafkaConnector) -> Result<ClientConfig, Error> {
+pub(crate) async fn kafka_config(
+    client: &Client,
+    connector: &KafkaConnector,
+) -> Result<ClientConfig, Error> {
     let namespace = connector.metadata.namespace.clone().unwrap_or_default();
     let kafka = &connector.spec.kafka;
     let mut config = ClientConfig::new();
@@ -342,7 +347,12 @@ pub async fn reset_step(
                 }
                 Applied::Rejected(message) => failed(message),
                 Applied::Done(result) => (
-                    offset_reset::recorded(&reset.id, OffsetResetOutcome::Applied, result.clone(), now),
+                    offset_reset::recorded(
+                        &reset.id,
+                        OffsetResetOutcome::Applied,
+                        result.clone(),
+                        now,
+                    ),
                     Note {
                         warning: false,
                         reason: "OffsetsReset",
@@ -463,8 +473,7 @@ pub async fn refresh_offsets(ctx: &Context, connector: &KafkaConnector) -> Resul
                 )
                 .await?;
                 let summary = OffsetsStatus {
-                    partitions: partitions.iter().filter(|p| p.committed.is_some()).count()
-                        as i32,
+                    partitions: partitions.iter().filter(|p| p.committed.is_some()).count() as i32,
                     lag: Some(partitions.iter().map(|p| p.lag()).sum()),
                     at: Some(Time(now)),
                     error: None,
