@@ -1,6 +1,7 @@
 //! Checks the operator makes before running a connector (pure). The API server already
 //! enforces the schema and its CEL rules; these are the facts the operator relies on.
 
+use ferry_crds::connector::Delivery;
 use ferry_crds::names::MAX_CONNECTOR_NAME_LENGTH;
 use ferry_crds::KafkaConnector;
 
@@ -41,8 +42,26 @@ pub fn validate(connector: &KafkaConnector) -> Result<(), Error> {
         _ if spec.kafka.bootstrap_servers.trim().is_empty() => Err(Error::InvalidSpec(
             "spec.kafka.bootstrapServers is empty".into(),
         )),
-        _ => Ok(()),
+        _ => check_delivery(spec),
     }
+}
+
+/// `spec.delivery: ExactlyOnce` only where the plugin keeps records and offsets in one
+/// transaction: the `postgres` sink (rows and Kafka offsets in one database transaction).
+fn check_delivery(spec: &ferry_crds::KafkaConnectorSpec) -> Result<(), Error> {
+    if spec.delivery != Delivery::ExactlyOnce {
+        return Ok(());
+    }
+    let plugin = match (&spec.source, &spec.sink) {
+        (Some(source), _) => format!("the {} source", source.plugin.name()),
+        (None, Some(sink)) if sink.plugin.name() == "postgres" => return Ok(()),
+        (None, Some(sink)) => format!("the {} sink", sink.plugin.name()),
+        (None, None) => return Ok(()),
+    };
+    Err(Error::InvalidSpec(format!(
+        "spec.delivery: {plugin} supports AtLeastOnce only; ExactlyOnce is available for the \
+         postgres sink"
+    )))
 }
 
 #[cfg(test)]
@@ -80,6 +99,30 @@ mod tests {
             let err = validate(&c).unwrap_err().to_string();
             assert!(err.contains(expected), "{err} should contain {expected}");
         }
+        let exactly_once = |block: &str| {
+            validate(&connector(&format!(
+                "apiVersion: ferry.rs/v1alpha1\nkind: KafkaConnector\nmetadata: {{name: a, namespace: n}}\n\
+                 spec: {{kafka: {{bootstrapServers: k}}, delivery: ExactlyOnce, {block}}}"
+            )))
+            .map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            exactly_once("source: {datagen: {topic: t}}"),
+            Err(
+                "invalid connector spec: spec.delivery: the datagen source supports AtLeastOnce \
+                 only; ExactlyOnce is available for the postgres sink"
+                    .to_string()
+            )
+        );
+        assert!(exactly_once("sink: {topics: [t], file: {path: /o}}")
+            .unwrap_err()
+            .contains("spec.delivery: the file sink supports AtLeastOnce only"));
+        assert_eq!(
+            exactly_once(
+                "sink: {topics: [t], postgres: {url: {secretKeyRef: {name: pg, key: url}}}}"
+            ),
+            Ok(())
+        );
         let long = "x".repeat(MAX_CONNECTOR_NAME_LENGTH + 1);
         let c = connector(&format!(
             "apiVersion: ferry.rs/v1alpha1\nkind: KafkaConnector\nmetadata: {{name: {long}, namespace: n}}\n\
