@@ -554,10 +554,13 @@ pub struct AutoscalingSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub lag_per_task: Option<i64>,
-    /// Target time to drain the lag, in seconds, at the consumption rate measured over the
-    /// last minute: the wanted task count is `ceil(tasks * (lag / rate) / drainSeconds)`.
-    /// While no rate has been measured (no task running, or tasks just started) the count
-    /// is kept. 1 to 86400. Exactly one of `lagPerTask` and `drainSeconds`.
+    /// Target time to drain the lag, in seconds (sinks). Once a task's capacity is known
+    /// (records one task commits per second while every task has lag), the autoscaler runs
+    /// enough tasks to keep up with the records arriving and drain the lag within
+    /// `drainSeconds`, counting that Kafka spreads partitions by count. Before that, the
+    /// count is `ceil(tasks * (lag / consumption rate) / drainSeconds)` with the rate of the
+    /// last minute, and is kept while no rate is measured. 1 to 86400. Exactly one of
+    /// `lagPerTask` and `drainSeconds`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 86400))]
     pub drain_seconds: Option<u32>,

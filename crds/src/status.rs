@@ -280,16 +280,31 @@ pub struct OffsetsStatus {
     pub error: Option<String>,
 }
 
-/// The autoscaler's last decision.
+/// The autoscaler's last decision (`spec.autoscaling`), rewritten at every evaluation.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AutoscalerStatus {
-    /// Task count the autoscaler chose.
+    /// Task count the autoscaler chose; the operator runs this many tasks.
     pub desired_tasks: i32,
-    /// Why, in words, e.g. `lag 1234 over 2 tasks, target 10000 per task`.
+    /// Why, in words: the lag and rates it saw, the count the target asks for, the bounds
+    /// and windows that applied, e.g. `lag 12000 on 6 partitions, target 1000 per task:
+    /// wants 12 tasks, capped at 6 partitions with lag, at maxTasks 4; scaling up from 2 to 4`.
     #[serde(default)]
     pub reason: String,
     /// When the autoscaler last changed the task count.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub at: Option<Time>,
+    /// Lag the decision counted (records, or the source plugin's backlog unit), without the
+    /// persistent lag of stuck partitions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag: Option<i64>,
+    /// Lag of partitions left out as persistent (`spec.autoscaling.excludePersistentLag`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistent_lag: Option<i64>,
+    /// Records committed per second over the last minute (sinks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consumed_per_second: Option<i64>,
+    /// Records produced to the input topics per second over the last minute (sinks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub produced_per_second: Option<i64>,
 }

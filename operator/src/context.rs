@@ -22,6 +22,8 @@ pub struct Settings {
     /// Whether to read the tasks' `/progress` and the connectors' offsets in Kafka for
     /// `status.offsets` (off in tests without task pods or Kafka).
     pub read_progress: bool,
+    /// How often an autoscaled connector's lag is read and its task count decided.
+    pub autoscale_interval: Duration,
 }
 
 impl Default for Settings {
@@ -31,6 +33,7 @@ impl Default for Settings {
             resync: Duration::from_secs(15),
             progress_timeout: Duration::from_secs(2),
             read_progress: true,
+            autoscale_interval: Duration::from_secs(15),
         }
     }
 }
@@ -45,6 +48,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Settings.
     pub settings: Settings,
+    /// The autoscaler's memory of each autoscaled connector.
+    pub autoscalers: crate::autoscale::Autoscalers,
     /// Consecutive failed reconciles per connector (`namespace/name`).
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -66,6 +71,7 @@ impl Context {
             client,
             metrics,
             settings,
+            autoscalers: crate::autoscale::Autoscalers::default(),
             failures: Mutex::new(HashMap::new()),
         }
     }

@@ -7,6 +7,7 @@
 //! to the status subresource). [`reconcile`] ties them together.
 
 pub mod apply;
+pub mod autoscale;
 pub mod build;
 pub mod conditions;
 pub mod context;

@@ -59,6 +59,9 @@ struct Args {
     /// Seconds between reads of a running connector's task progress.
     #[arg(long, default_value_t = 15)]
     resync_seconds: u64,
+    /// Seconds between two autoscaler decisions of a connector with spec.autoscaling.
+    #[arg(long, default_value_t = 15)]
+    autoscale_interval_seconds: u64,
     /// Milliseconds to wait for one task's /progress answer.
     #[arg(long, default_value_t = 2000)]
     progress_timeout_ms: u64,
@@ -130,6 +133,7 @@ async fn main() -> anyhow::Result<()> {
         resync: Duration::from_secs(args.resync_seconds.max(1)),
         progress_timeout: Duration::from_millis(args.progress_timeout_ms.max(1)),
         read_progress: true,
+        autoscale_interval: Duration::from_secs(args.autoscale_interval_seconds.max(1)),
     };
     let ctx = Arc::new(Context::new(
         client.clone(),

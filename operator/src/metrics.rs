@@ -1,6 +1,7 @@
 //! The operator's Prometheus metrics, served on `/metrics`.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::AtomicU64;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -42,6 +43,7 @@ pub struct Metrics {
     duration: Histogram,
     tasks_by_connector: Mutex<HashMap<String, BTreeMap<String, i64>>>,
     offsets: OffsetMetrics,
+    autoscaler: AutoscalerMetrics,
 }
 
 impl Default for Metrics {
@@ -85,7 +87,9 @@ impl Metrics {
             duration.clone(),
         );
         let offsets = OffsetMetrics::register(&mut registry);
+        let autoscaler = AutoscalerMetrics::register(&mut registry);
         Metrics {
+            autoscaler,
             offsets,
             registry,
             reconciles,
@@ -151,6 +155,22 @@ impl Metrics {
         for (state, count) in totals {
             self.tasks.get_or_create(&StateLabels { state }).set(count);
         }
+    }
+
+    /// Records an autoscaler decision for a connector that ran `current` tasks.
+    pub fn set_autoscaler(
+        &self,
+        namespace: &str,
+        connector: &str,
+        decision: &crate::autoscale::Decision,
+        current: i32,
+    ) {
+        self.autoscaler.set(namespace, connector, decision, current);
+    }
+
+    /// Forgets the autoscaler series of a connector (deleted, or no longer autoscaled).
+    pub fn forget_autoscaler(&self, namespace: &str, connector: &str) {
+        self.autoscaler.forget(namespace, connector);
     }
 
     /// Counts an applied (`applied`) or refused (`failed`) offsets reset.
@@ -304,13 +324,158 @@ impl OffsetMetrics {
     }
 }
 
-/// Label set `{namespace, connector}` of `ferry_operator_source_offset_partitions`.
+/// Label set `{namespace, connector}` of the `ferry_operator_autoscaler_*` gauges and of
+/// `ferry_operator_source_offset_partitions`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ConnectorLabels {
     /// The connector's namespace.
     pub namespace: String,
     /// The connector's name.
     pub connector: String,
+}
+
+/// Label set `{namespace, connector, direction}` of `ferry_operator_autoscaler_scalings_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ScalingLabels {
+    /// The connector's namespace.
+    pub namespace: String,
+    /// The connector's name.
+    pub connector: String,
+    /// `up` or `down`.
+    pub direction: String,
+}
+
+/// The autoscaler's inputs and decisions, per connector.
+struct AutoscalerMetrics {
+    lag: Family<ConnectorLabels, Gauge>,
+    persistent_lag: Family<ConnectorLabels, Gauge>,
+    consumed: Family<ConnectorLabels, Gauge<f64, AtomicU64>>,
+    produced: Family<ConnectorLabels, Gauge<f64, AtomicU64>>,
+    recommended: Family<ConnectorLabels, Gauge>,
+    desired: Family<ConnectorLabels, Gauge>,
+    scalings: Family<ScalingLabels, Counter>,
+}
+
+impl AutoscalerMetrics {
+    fn register(registry: &mut Registry) -> Self {
+        let m = AutoscalerMetrics {
+            lag: Family::default(),
+            persistent_lag: Family::default(),
+            consumed: Family::default(),
+            produced: Family::default(),
+            recommended: Family::default(),
+            desired: Family::default(),
+            scalings: Family::default(),
+        };
+        registry.register(
+            "autoscaler_lag",
+            "Lag the autoscaler counted (records; sources: the backlog), without persistent lag",
+            m.lag.clone(),
+        );
+        registry.register(
+            "autoscaler_persistent_lag",
+            "Lag of stuck partitions the autoscaler left out",
+            m.persistent_lag.clone(),
+        );
+        registry.register(
+            "autoscaler_consumed_records_per_second",
+            "Records a sink connector committed per second over the last minute",
+            m.consumed.clone(),
+        );
+        registry.register(
+            "autoscaler_produced_records_per_second",
+            "Records produced to a sink connector's topics per second over the last minute",
+            m.produced.clone(),
+        );
+        registry.register(
+            "autoscaler_recommended_tasks",
+            "Task count the signals asked for, within the bounds, before stabilization and step limits",
+            m.recommended.clone(),
+        );
+        registry.register(
+            "autoscaler_desired_tasks",
+            "Task count the autoscaler chose",
+            m.desired.clone(),
+        );
+        registry.register(
+            "autoscaler_scalings",
+            "Changes of the task count made by the autoscaler, by direction",
+            m.scalings.clone(),
+        );
+        m
+    }
+
+    fn set(
+        &self,
+        namespace: &str,
+        connector: &str,
+        decision: &crate::autoscale::Decision,
+        current: i32,
+    ) {
+        let labels = ConnectorLabels {
+            namespace: namespace.into(),
+            connector: connector.into(),
+        };
+        self.lag
+            .get_or_create(&labels)
+            .set(decision.lag.unwrap_or(0));
+        self.persistent_lag
+            .get_or_create(&labels)
+            .set(decision.persistent_lag.unwrap_or(0));
+        for (family, value) in [
+            (&self.consumed, decision.consumed_per_second),
+            (&self.produced, decision.produced_per_second),
+        ] {
+            match value {
+                Some(v) => {
+                    family.get_or_create(&labels).set(v);
+                }
+                None => {
+                    family.remove(&labels);
+                }
+            }
+        }
+        self.recommended
+            .get_or_create(&labels)
+            .set(decision.recommendation.into());
+        self.desired
+            .get_or_create(&labels)
+            .set(decision.desired.into());
+        if decision.desired != current {
+            let direction = if decision.desired > current { "up" } else { "down" };
+            self.scalings
+                .get_or_create(&ScalingLabels {
+                    namespace: namespace.into(),
+                    connector: connector.into(),
+                    direction: direction.into(),
+                })
+                .inc();
+        }
+    }
+
+    fn forget(&self, namespace: &str, connector: &str) {
+        let labels = ConnectorLabels {
+            namespace: namespace.into(),
+            connector: connector.into(),
+        };
+        for family in [
+            &self.lag,
+            &self.persistent_lag,
+            &self.recommended,
+            &self.desired,
+        ] {
+            family.remove(&labels);
+        }
+        self.consumed.remove(&labels);
+        self.produced.remove(&labels);
+        for direction in ["up", "down"] {
+            self.scalings.remove(&ScalingLabels {
+                namespace: namespace.into(),
+                connector: connector.into(),
+                direction: direction.into(),
+            });
+        }
+    }
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 
 use crate::apply;
+use crate::autoscale;
 use crate::build::{self, config_hash};
 use crate::conditions::{self, Desired, Status};
 use crate::context::Context;
@@ -47,6 +48,7 @@ pub async fn reconcile(object: Arc<KafkaConnector>, ctx: Arc<Context>) -> Result
 async fn reconcile_connector(ctx: &Context, namespace: &str, name: &str) -> Result<Action, Error> {
     let client = &ctx.client;
     let Some(snapshot) = dereference(client, namespace, name).await? else {
+        autoscale::forget(ctx, namespace, name);
         ctx.metrics
             .set_tasks(&format!("{namespace}/{name}"), BTreeMap::new());
         ctx.metrics.forget_offsets(namespace, name);
@@ -121,15 +123,25 @@ async fn reconcile_connector(ctx: &Context, namespace: &str, name: &str) -> Resu
     }
     if connector.metadata.deletion_timestamp.is_some() {
         // Owner references delete the pods and the ConfigMap.
+        autoscale::forget(ctx, namespace, name);
         ctx.metrics
             .set_tasks(&format!("{namespace}/{name}"), BTreeMap::new());
         ctx.metrics.forget_offsets(namespace, name);
         return Ok(Action::await_change());
     }
 
-    let inputs = match validate(&connector)
-        .and_then(|()| task_inputs(&connector, &ctx.settings.runner_image))
-    {
+    let validated = validate(&connector);
+    // The autoscaler decides first, so this reconcile already runs the count it chose.
+    let autoscaled = match &validated {
+        Ok(()) => autoscale::evaluate(ctx, &connector, &snapshot.pods, Timestamp::now()).await,
+        Err(_) => None,
+    };
+    let inputs = match validated.and_then(|()| {
+        task_inputs(
+            &autoscale::with_decision(&connector, autoscaled.as_ref()),
+            &ctx.settings.runner_image,
+        )
+    }) {
         Ok(inputs) => inputs,
         Err(error) => {
             if error.needs_spec_change() {
@@ -206,12 +218,12 @@ async fn reconcile_connector(ctx: &Context, namespace: &str, name: &str) -> Resu
             })
         })
         .collect();
-    let new_status = status::build(&inputs, &plan, &readings, previous.as_ref(), now);
+    let mut new_status = status::build(&inputs, &plan, &readings, previous.as_ref(), now);
+    new_status.autoscaler = autoscaled.as_ref().map(|a| a.status.clone());
     let unchanged = previous.as_ref().is_some_and(|p| {
         KafkaConnectorStatus {
             offset_reset: None,
             offsets: None,
-            autoscaler: None,
             ..p.clone()
         } == new_status
     });
@@ -229,6 +241,11 @@ async fn reconcile_connector(ctx: &Context, namespace: &str, name: &str) -> Resu
         inputs.desired_tasks(),
     );
     notes.extend(events::for_decisions(namespace, &plan.decisions));
+    if let Some(scaled) = autoscaled.as_ref().and_then(|a| a.scaled.clone()) {
+        // The autoscaler's Event says why; the plain "scaling from" one would repeat it.
+        notes.retain(|n| n.reason != scaled.reason);
+        notes.push(scaled);
+    }
     events::publish(&ctx.recorder, &regarding, &notes).await;
 
     let mut phases: BTreeMap<String, i64> = BTreeMap::new();
@@ -245,6 +262,9 @@ async fn reconcile_connector(ctx: &Context, namespace: &str, name: &str) -> Resu
     let mut wake = plan.wake_in;
     if running || !plan.create.is_empty() || !plan.delete.is_empty() {
         wake = Some(wake.map_or(ctx.settings.resync, |w| w.min(ctx.settings.resync)));
+    }
+    if let Some(next) = autoscale::next_evaluation(ctx, &connector) {
+        wake = Some(wake.map_or(next, |w| w.min(next)));
     }
     Ok(match wake {
         // A little past the due time, so the restart is due when we look.
