@@ -286,9 +286,10 @@ pub struct OffsetsStatus {
 pub struct AutoscalerStatus {
     /// Task count the autoscaler chose; the operator runs this many tasks.
     pub desired_tasks: i32,
-    /// Why, in words: the lag and rates it saw, the count the target asks for, the bounds
-    /// and windows that applied, e.g. `lag 12000 on 6 partitions, target 1000 per task:
-    /// wants 12 tasks, capped at 6 partitions with lag, at maxTasks 4; scaling up from 2 to 4`.
+    /// Why, in words: the lag and rates it saw, the count the target asks for, the bounds,
+    /// windows and step limits that applied, e.g. `lag 60000 on 6 of 6 partitions
+    /// (consuming 0/s, producing 2400/s); target 2000 per task: wants 30 tasks; capped at 6
+    /// partitions with lag, capped at maxTasks 4; scaling up from 0 to 4`.
     #[serde(default)]
     pub reason: String,
     /// When the autoscaler last changed the task count.
