@@ -381,6 +381,18 @@ async fn argocd_health_check_maps_real_statuses() {
         &sink("misconfigured", "file: {path: relative/out.txt}", ""),
     )
     .await;
+    // Records wait but cannot be written (/dev/full refuses every write, retried for
+    // 10 minutes): the task makes no progress and the connector becomes Stalled. The feeder
+    // writes the records first.
+    let stall_topic = format!("health-stall-{}", random_suffix(6));
+    apply_connector(
+        &client,
+        &n,
+        &format!(
+            "metadata: {{name: feeder}}\nspec:\n  kafka: {{bootstrapServers: '{bootstrap}'}}\n  source: {{datagen: {{topic: {stall_topic}, records: 50}}}}\n"
+        ),
+    )
+    .await;
 
     // While the running connector starts, its real status reads Progressing.
     let mut seen: Vec<(String, Value)> = Vec::new();
@@ -441,6 +453,42 @@ async fn argocd_health_check_maps_real_statuses() {
             _ => {}
         }
     }
+
+    // Once the feeder wrote its records (the topic exists), a sink that cannot write them.
+    wait_for_named("the feeder to write its records", START, || async {
+        let c = connector_json(&stack, &n, "feeder").await;
+        (c["status"]["tasks"]["items"][0]["phase"] == "Succeeded").then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    apply_connector(
+        &client,
+        &n,
+        &format!(
+            "metadata: {{name: stalled}}\nspec:\n  kafka: {{bootstrapServers: '{bootstrap}'}}\n  sink: {{topics: [{stall_topic}], file: {{path: /dev/full}}}}\n  errors: {{retryTimeoutSeconds: 600}}\n  progress: {{stallAfterSeconds: 10}}\n"
+        ),
+    )
+    .await;
+
+    // A stalled connector is Degraded, and says why.
+    let deadline = tokio::time::Instant::now() + START;
+    let (message, c) = loop {
+        let c = connector_json(&stack, &n, "stalled").await;
+        let (status, message) = health(&script, &c);
+        // Stalled=True, or, once the operator restarted the stalled task, its last failure.
+        let stalled = condition_status(&c, "Stalled") == Some("True")
+            || c["status"]["tasks"]["items"][0]["lastFailure"]["reason"] == "Stalled";
+        if status == "Degraded" && stalled {
+            break (message, c);
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "connector stalled is not Degraded for being stalled after {START:?}: health {status} ({message}), status {}",
+            c["status"]
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(!message.is_empty(), "stalled: no message: {}", c["status"]);
 
     // Resuming the paused connector makes it Healthy again.
     apply_connector(
