@@ -7,7 +7,9 @@
 //!   does not exist is reported and leaves the offsets alone;
 //! - a reset moves a sink that crash-loops on a poison record past it;
 //! - a file source forgets its position (Earliest) or takes an explicit one, and
-//!   `deleteOnRemoval` removes its stored offsets with the connector.
+//!   `deleteOnRemoval` removes its stored offsets with the connector;
+//! - a reset present at creation sets where the first task starts, and a reset interrupted
+//!   by an operator restart is finished by the next operator.
 //!
 //! The sinks' consumer groups use a 6 s session timeout, so that a reset does not wait 45 s
 //! for the stopped tasks' static memberships to expire.
@@ -460,6 +462,71 @@ async fn a_file_source_forgets_or_takes_its_position_and_its_offsets_go_with_it(
     assert_eq!(
         stored_source_offsets(&bootstrap, &n, "lines"),
         BTreeMap::new()
+    );
+    teardown(ns, operator).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_at_creation_sets_the_start_and_a_reset_survives_an_operator_restart() {
+    let (stack, client, ns, operator) = setup("offsets-initial").await;
+    let n = ns.name.clone();
+    let bootstrap = stack.kafka_bootstrap.clone();
+    let topic = unique("offsets-initial");
+    create_topic(&bootstrap, &topic, 1).await;
+    let p = producer(&bootstrap);
+    for i in 0..5 {
+        produce_to(&p, &topic, 0, &format!("old{i}")).await;
+    }
+    let out = work_dir("ferry-offsets-initial").join("out.txt");
+    // A longer session timeout keeps the second reset waiting while the operator restarts.
+    let yaml = |reset: &str| {
+        format!(
+            "metadata: {{name: late}}\nspec:\n  kafka: {{bootstrapServers: '{bootstrap}', config: {{session.timeout.ms: '12000'}}}}\n  sink: {{topics: [{topic}], file: {{path: {}}}}}\n  converters: {{value: {{string: {{}}}}}}\n  offsets: {{reset: {reset}}}\n",
+            out.display()
+        )
+    };
+
+    // Created with a reset: its first task starts at the end of the topic.
+    apply_connector(&client, &n, &yaml("{id: from-end, to: Latest}")).await;
+    let c = wait_reset(&client, &n, "late", "from-end").await;
+    assert_eq!(
+        reset_record(&c).result.as_deref(),
+        Some(format!("1 partition of {topic} moved; 0 records to read").as_str())
+    );
+    wait_ready_tasks(&client, &n, "late", 1, WAIT).await;
+    // The task may still be joining its group: produce once it holds the partition.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for i in 0..2 {
+        produce_to(&p, &topic, 0, &format!("new{i}")).await;
+    }
+    assert_eq!(
+        wait_lines(&out, 2, "only the records written after creation").await,
+        vec!["new0", "new1"]
+    );
+
+    // The operator dies while the reset waits for the consumer group; the next one finishes.
+    apply_connector(&client, &n, &yaml("{id: replay-all, to: Earliest}")).await;
+    wait_connector(&client, &n, "late", "resetting", WAIT, |c| {
+        c.status.as_ref().and_then(|s| s.state)
+            == Some(ferry_crds::status::ConnectorPhase::Resetting)
+    })
+    .await;
+    operator.stop().await;
+    let c = connector(&client, &n, "late").await;
+    assert_eq!(
+        reset_record(&c).applied_id,
+        "from-end",
+        "the reset finished too early"
+    );
+    assert!(task_pods(&client, &n, "late").await.is_empty());
+    let operator = Operator::start(&stack, &n);
+    wait_reset(&client, &n, "late", "replay-all").await;
+    let got = wait_lines(&out, 9, "the replay after the operator restart").await;
+    let mut replayed = got[2..].to_vec();
+    replayed.sort();
+    assert_eq!(
+        replayed,
+        vec!["new0", "new1", "old0", "old1", "old2", "old3", "old4"]
     );
     teardown(ns, operator).await;
 }
