@@ -129,6 +129,8 @@ pub fn for_transitions(
     let mut notes = Vec::new();
     let was = |p: ConnectorPhase| previous == Some(p);
     match state {
+        // After an offsets reset the tasks come back in the state they had.
+        _ if was(ConnectorPhase::Resetting) => {}
         RunState::Paused if previous.is_some() && !was(ConnectorPhase::Paused) => {
             notes.push(Note {
                 warning: false,
@@ -212,6 +214,11 @@ mod tests {
         let stopped = for_transitions(Some(ConnectorPhase::Failed), Some(2), RunState::Stopped, 0);
         assert_eq!(stopped[0].reason, "Stopped");
         assert!(for_transitions(None, None, RunState::Running, 1).is_empty());
+        assert!(
+            for_transitions(Some(ConnectorPhase::Resetting), Some(2), RunState::Paused, 2)
+                .is_empty(),
+            "the end of an offsets reset is not a pause"
+        );
     }
 
     #[test]

@@ -314,30 +314,14 @@ pub async fn reset_step(
             return Ok(Some(Action::requeue(RESET_RETRY)));
         }
         ResetStep::Apply => {
-            let config = kafka_config(client, connector).await?;
-            let applied = match (&connector.spec.sink, &connector.spec.source) {
-                (Some(sink), _) => {
-                    offset_store::reset_sink(
-                        &config,
-                        &consumer_group(&namespace, &name),
-                        sink,
-                        &reset.to,
-                    )
-                    .await?
+            let applied = match apply_reset(client, connector, &namespace, &name).await {
+                Ok(applied) => applied,
+                Err(error) => {
+                    // Shown in the status; the error policy retries with backoff.
+                    let waiting = format!("cannot apply it yet, retrying: {error}");
+                    write_resetting(ctx, connector, reset, &waiting, now).await?;
+                    return Err(error);
                 }
-                (None, Some(_)) => {
-                    offset_store::reset_source(
-                        &config,
-                        DEFAULT_OFFSETS_TOPIC,
-                        &namespace,
-                        &name,
-                        &reset.to,
-                    )
-                    .await?
-                }
-                (None, None) => Applied::Rejected(
-                    "spec: the connector has neither a source nor a sink".to_string(),
-                ),
             };
             match applied {
                 Applied::GroupNotEmpty(why) => {
@@ -383,6 +367,32 @@ pub async fn reset_step(
     });
     // The status change wakes the controller, which starts the tasks.
     Ok(Some(Action::requeue(RESET_RETRY)))
+}
+
+/// Moves the connector's offsets to the pending reset's target (its tasks are gone).
+async fn apply_reset(
+    client: &Client,
+    connector: &KafkaConnector,
+    namespace: &str,
+    name: &str,
+) -> Result<Applied, Error> {
+    let Some(reset) = offset_reset::pending(connector) else {
+        return Ok(Applied::Done("nothing to reset".to_string()));
+    };
+    let config = kafka_config(client, connector).await?;
+    match (&connector.spec.sink, &connector.spec.source) {
+        (Some(sink), _) => {
+            offset_store::reset_sink(&config, &consumer_group(namespace, name), sink, &reset.to)
+                .await
+        }
+        (None, Some(_)) => {
+            offset_store::reset_source(&config, DEFAULT_OFFSETS_TOPIC, namespace, name, &reset.to)
+                .await
+        }
+        (None, None) => Ok(Applied::Rejected(
+            "spec: the connector has neither a source nor a sink".to_string(),
+        )),
+    }
 }
 
 async fn write_resetting(
@@ -546,10 +556,13 @@ async fn secret_value(
         name: reference.name.clone(),
         message,
     };
-    let secret = secrets
-        .get(&reference.name)
-        .await
-        .map_err(|e| error(format!("cannot be read: {e}")))?;
+    let secret = secrets.get(&reference.name).await.map_err(|e| match &e {
+        kube::Error::Api(status) if status.code == 403 => error(format!(
+            "cannot be read: the operator is not allowed to read Secrets (Helm value \
+                 rbac.readSecrets: true allows it): {e}"
+        )),
+        _ => error(format!("cannot be read: {e}")),
+    })?;
     let bytes = secret
         .data
         .as_ref()
