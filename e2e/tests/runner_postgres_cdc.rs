@@ -109,23 +109,37 @@ spec:
 
 impl Drop for Db {
     fn drop(&mut self) {
-        let sql = format!(
-            "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = '{0}' AND active;
-             SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '{0}';
-             DROP DATABASE IF EXISTS {0} WITH (FORCE);
-             DROP ROLE IF EXISTS {0}_reader;",
-            self.name
-        );
+        let name = self.name.clone();
+        // One statement at a time: DROP DATABASE cannot run in the implicit transaction of
+        // a multi-statement query.
+        let statements = [
+            format!("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = '{name}' AND active"),
+            format!("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '{name}'"),
+            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            format!("DROP ROLE IF EXISTS {name}_reader"),
+        ];
         let url = self.admin_url.clone();
         // Drop runs inside the test's runtime: clean up from a thread with its own.
         let cleanup = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
                 return;
             };
             rt.block_on(async move {
-                if let Ok((client, conn)) = tokio_postgres::connect(&url, NoTls).await {
-                    tokio::spawn(conn);
-                    let _ = client.batch_execute(&sql).await;
+                let Ok((client, conn)) = tokio_postgres::connect(&url, NoTls).await else {
+                    return;
+                };
+                tokio::spawn(conn);
+                for sql in &statements {
+                    // A terminated walsender may hold its slot for a moment.
+                    for _ in 0..20 {
+                        if client.batch_execute(sql).await.is_ok() {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                    }
                 }
             });
         });
