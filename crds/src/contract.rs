@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 /// Directory in the task pod where the task ConfigMap is mounted.
 pub const CONFIG_DIR: &str = "/etc/ferry/task";
 /// File (in [`CONFIG_DIR`]) holding the `KafkaConnector` YAML the task runs: the connector's
-/// metadata (name, namespace) and its spec, with `tasks`, `autoscaling` and `state` removed
-/// (those change without replacing pods). Secrets appear only as references.
+/// metadata (name, namespace) and its spec, with `tasks`, `autoscaling`, `state` and
+/// `offsets` removed (those change without replacing pods; offsets are the operator's).
+/// Secrets appear only as references.
 pub const CONFIG_FILE: &str = "connector.yaml";
 /// File (in [`CONFIG_DIR`]) holding the desired run state, `Running` or `Paused`.
 /// The runner re-reads it every second: pausing never restarts a pod.
@@ -58,7 +59,8 @@ pub const KAFKA_TLS_CERT_FILE: &str = "tls.crt";
 /// File name (in [`KAFKA_TLS_DIR`]) of the client key (`spec.kafka.tls.key`), PEM.
 pub const KAFKA_TLS_KEY_FILE: &str = "tls.key";
 /// Compacted topic holding source offsets when the source system cannot keep them itself.
-/// Records are keyed `<namespace>/<connector>/<source partition as JSON>`.
+/// Records are keyed `<namespace>/<connector>/<source partition as JSON>`; the format is in
+/// [`crate::offsets_topic`].
 pub const DEFAULT_OFFSETS_TOPIC: &str = "ferry-offsets";
 /// Consumer group of a sink connector's tasks: `ferry.<namespace>.<connector>`.
 pub fn consumer_group(namespace: &str, connector: &str) -> String {
