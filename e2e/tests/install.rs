@@ -527,6 +527,19 @@ fn exposition_series(text: &str) -> (BTreeSet<String>, BTreeSet<String>) {
     let mut names = BTreeSet::new();
     let mut labels = BTreeSet::new();
     for line in text.lines() {
+        // `# TYPE <name> <type>`: the series names of a family, even one without series yet.
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut words = rest.split_whitespace();
+            if let (Some(name), Some(kind)) = (words.next(), words.next()) {
+                let suffixes: &[&str] = match kind {
+                    "counter" => &["_total"],
+                    "histogram" => &["_bucket", "_sum", "_count"],
+                    _ => &[""],
+                };
+                names.extend(suffixes.iter().map(|s| format!("{name}{s}")));
+            }
+            continue;
+        }
         if line.starts_with('#') || line.trim().is_empty() {
             continue;
         }
@@ -673,6 +686,27 @@ async fn alerts_and_dashboard_read_only_metrics_that_ferry_exports() {
     operator.task_restarted(1);
     operator.observe_duration(Duration::from_millis(3));
     operator.set_tasks("shop/orders", BTreeMap::from([("Running".to_string(), 1)]));
+    operator.offset_reset("failed");
+    let decision = ferry_operator::autoscale::Decision {
+        desired: 2,
+        recommendation: 2,
+        reason: "lag 2 / 1 per task".into(),
+        lag: Some(2),
+        persistent_lag: Some(0),
+        consumed_per_second: Some(1.0),
+        produced_per_second: Some(1.0),
+    };
+    operator.set_autoscaler("shop", "orders", &decision, 1);
+    operator.set_sink_offsets(
+        "shop",
+        "orders",
+        vec![ferry_operator::metrics::SinkPartitionOffset {
+            topic: "orders".into(),
+            partition: 0,
+            committed: Some(1),
+            lag: 1,
+        }],
+    );
     let task = ferry_runner::metrics::TaskMetrics::new("shop", "orders", 0);
     task.records_in(ferry_runner::metrics::PipelineStage::Read, 1);
     task.records_out(1);
@@ -731,6 +765,7 @@ async fn alerts_and_dashboard_read_only_metrics_that_ferry_exports() {
         "FerryTaskNoProgress",
         "FerryConnectorLagGrowing",
         "FerryDeadLetterQueueReceiving",
+        "FerryOffsetResetFailed",
     ] {
         assert!(alerts.contains(needed), "no alert {needed}: {alerts:?}");
     }
@@ -797,6 +832,9 @@ async fn alerts_and_dashboard_read_only_metrics_that_ferry_exports() {
         "ferry_operator_tasks",
         "ferry_operator_task_restarts_total",
         "ferry_operator_reconcile_errors_total",
+        "ferry_operator_sink_partition_lag",
+        "ferry_operator_offset_resets_total",
+        "ferry_operator_autoscaler_desired_tasks",
     ] {
         assert!(
             read.contains(name),
