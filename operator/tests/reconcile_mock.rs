@@ -359,3 +359,95 @@ async fn a_deleted_connector_with_delete_on_removal_stops_its_tasks_before_clean
     let (action, _) = run(c, script).await;
     assert_eq!(action, Action::requeue(std::time::Duration::from_secs(3)));
 }
+
+#[tokio::test]
+async fn a_pending_offsets_reset_stops_the_tasks_and_starts_none() {
+    let c = connector(
+        "offsets: {reset: {id: replay-1, to: Earliest}}",
+        Some(
+            json!({"state": "Running", "offsetReset": {"appliedId": "replay-0"},
+            "tasks": {"desired": 1, "ready": 1, "items": [{"index": 0, "pod": "orders-task-0", "phase": "Running"}]}}),
+        ),
+    );
+    let running = json!({
+        "metadata": {"name": "orders-task-0", "namespace": "shop", "uid": "pod-uid-4",
+            "labels": {"ferry.rs/task": "0", "ferry.rs/connector": "orders"}},
+        "status": {"phase": "Running"},
+    });
+    let script = vec![
+        expect(Method::GET, CONNECTOR, c.clone()),
+        expect(Method::GET, PODS, pod_list(vec![running])),
+        expect(
+            Method::DELETE,
+            "/api/v1/namespaces/shop/pods/orders-task-0?",
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "metadata": {}}),
+        )
+        .with(|b| assert_eq!(b["preconditions"]["uid"], "pod-uid-4")),
+        expect(
+            Method::PATCH,
+            &format!("{CONNECTOR}/status{APPLY}"),
+            c.clone(),
+        )
+        .with(|b| {
+            assert_eq!(b["status"]["state"], "Resetting");
+            assert_eq!(b["status"]["tasksReady"], "0/1");
+            assert!(b["status"].get("offsetReset").is_none(), "{b}");
+            let progressing = b["status"]["conditions"]
+                .as_array()
+                .and_then(|c| c.iter().find(|c| c["type"] == "Progressing"))
+                .cloned()
+                .unwrap_or_default();
+            assert_eq!(progressing["reason"], "ResettingOffsets");
+            assert_eq!(
+                progressing["message"],
+                "resetting offsets to Earliest (spec.offsets.reset.id \"replay-1\"): waiting \
+                 for 1 task pod to stop"
+            );
+        }),
+        expect(Method::POST, EVENTS, json!({})).with(|b| {
+            assert_eq!(b["reason"], "ResettingOffsets");
+            assert_eq!(b["type"], "Normal");
+        }),
+    ];
+    let (action, _) = run(c, script).await;
+    assert_eq!(action, Action::requeue(std::time::Duration::from_secs(2)));
+}
+
+#[tokio::test]
+async fn a_reset_that_does_not_fit_is_recorded_without_touching_the_tasks() {
+    let c = connector(
+        "offsets: {reset: {id: wrong-topic, sinkOffsets: [{topic: payments, partition: 0, offset: 5}]}}",
+        Some(json!({"state": "Running"})),
+    );
+    let running = json!({
+        "metadata": {"name": "orders-task-0", "namespace": "shop", "uid": "pod-uid-5",
+            "labels": {"ferry.rs/task": "0", "ferry.rs/connector": "orders"}},
+        "status": {"phase": "Running"},
+    });
+    let script = vec![
+        expect(Method::GET, CONNECTOR, c.clone()),
+        expect(Method::GET, PODS, pod_list(vec![running])),
+        expect(
+            Method::PATCH,
+            &format!("{CONNECTOR}/status?&force=true&fieldManager=ferry-operator-offset-reset"),
+            c.clone(),
+        )
+        .with(|b| {
+            let record = &b["status"]["offsetReset"];
+            assert_eq!(record["appliedId"], "wrong-topic");
+            assert_eq!(record["outcome"], "Failed");
+            assert_eq!(
+                record["result"],
+                "spec.offsets.reset.sinkOffsets[0].topic: the connector does not read topic \
+                 \"payments\" (spec.sink.topics)"
+            );
+            assert!(b["status"].get("state").is_none(), "only offsetReset: {b}");
+        }),
+        expect(Method::POST, EVENTS, json!({})).with(|b| {
+            assert_eq!(b["reason"], "OffsetResetFailed");
+            assert_eq!(b["type"], "Warning");
+        }),
+    ];
+    let (action, _) = run(c, script).await;
+    assert_eq!(action, Action::requeue(std::time::Duration::from_secs(2)));
+}
