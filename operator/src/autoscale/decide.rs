@@ -389,7 +389,8 @@ pub fn decide(history: &History, current: i32, policy: &Policy, now: Timestamp) 
     }
 }
 
-fn tasks(n: i32) -> String {
+/// `1 task`, `n tasks`.
+pub fn tasks(n: i32) -> String {
     if n == 1 {
         "1 task".to_string()
     } else {

@@ -156,8 +156,9 @@ pub async fn evaluate(
     if connector.spec.state != ConnectorState::Running {
         ctx.autoscalers.forget(&key);
         return Some(keep(format!(
-            "the connector is {}: the autoscaler waits; keeping {current} tasks",
-            connector.spec.state
+            "the connector is {}: the autoscaler waits; keeping {}",
+            connector.spec.state,
+            decide::tasks(current)
         )));
     }
     let interval = ctx.settings.autoscale_interval;
@@ -192,7 +193,7 @@ pub async fn evaluate(
             tracing::warn!(connector = %key, error = %error, "autoscaler: no reading");
             ctx.autoscalers
                 .step(&key, generation, &policy, current, None, now);
-            return Some(keep(format!("{error}; keeping {current} tasks")));
+            return Some(keep(format!("{error}; keeping {}", decide::tasks(current))));
         }
     };
     let Some(decision) = ctx
@@ -200,7 +201,8 @@ pub async fn evaluate(
         .step(&key, generation, &policy, current, reading, now)
     else {
         return Some(keep(format!(
-            "the autoscaler's memory is unavailable; keeping {current} tasks"
+            "the autoscaler's memory is unavailable; keeping {}",
+            decide::tasks(current)
         )));
     };
     ctx.metrics

@@ -434,3 +434,54 @@ fn the_status_keeps_the_time_of_the_last_change_and_the_event_says_why() {
     let c = with_decision(&c, Some(&second));
     assert_eq!(crate::inputs::task_count(&c), 2);
 }
+
+#[test]
+fn the_memory_evaluates_once_per_interval_and_starts_over_for_a_new_generation() {
+    use std::time::Duration;
+
+    let memory = super::Autoscalers::default();
+    let p = policy("{maxTasks: 8, lagPerTask: 100, scaleDownStabilizationSeconds: 60}");
+    let busy = |t: i64| sample(&(t, 4, vec![(Some(0), 400), (Some(0), 400)]));
+    let idle = |t: i64| sample(&(t, 4, vec![(Some(400), 400), (Some(400), 400)]));
+    let interval = Duration::from_secs(15);
+
+    // The first decision counts the count in effect as wanted: no scale-down yet.
+    let d = memory.step("n/c", 1, &p, 4, Some(busy(0)), at(0)).unwrap();
+    assert_eq!(d.desired, 4, "{}", d.reason);
+    assert!(
+        d.reason
+            .contains("wants 8 tasks; capped at 2 partitions with lag"),
+        "{}",
+        d.reason
+    );
+    assert!(memory.evaluated_recently("n/c", at(10), interval));
+    assert!(
+        !memory.evaluated_recently("n/c", at(14), interval),
+        "a requeue landing a little early still evaluates"
+    );
+    assert!(!memory.evaluated_recently("n/other", at(10), interval));
+
+    // Without a reading nothing is decided, but the time is kept.
+    assert!(memory.step("n/c", 1, &p, 4, None, at(15)).is_none());
+    assert!(memory.evaluated_recently("n/c", at(20), interval));
+
+    // Idle for longer than the window: down to minTasks.
+    let (same, twin) = (super::Autoscalers::default(), super::Autoscalers::default());
+    for m in [&same, &twin] {
+        m.step("n/c", 1, &p, 4, Some(busy(0)), at(0)).unwrap();
+        m.step("n/c", 1, &p, 4, Some(idle(30)), at(30)).unwrap();
+    }
+    let d = same
+        .step("n/c", 1, &p, 4, Some(idle(100)), at(100))
+        .unwrap();
+    assert_eq!(d.desired, 1, "{}", d.reason);
+    // A new generation starts a new history, whose first decision keeps the count.
+    let d = twin
+        .step("n/c", 2, &p, 4, Some(idle(100)), at(100))
+        .unwrap();
+    assert_eq!(d.desired, 4, "{}", d.reason);
+    assert!(d.reason.contains("scale-down waits"), "{}", d.reason);
+
+    memory.forget("n/c");
+    assert!(!memory.evaluated_recently("n/c", at(46), interval));
+}
