@@ -401,6 +401,10 @@ async fn helm_install_runs_the_operator_in_cluster_under_its_own_rbac() {
     // The operator, with only its chart RBAC, turns a connector into running task pods.
     run_datagen_connector(&stack, &ns, 2).await;
 
+    // The Postgres examples, pointed at the stack's PostgreSQL and Kafka, make a working
+    // pipeline through the in-cluster operator: rows of one database arrive in another.
+    run_postgres_example_pipeline(&stack, &ns).await;
+
     // RBAC: the operator's ServiceAccount manages connectors and pods in the watched
     // namespace, and reads no Secrets, there or anywhere else.
     let subject = format!("system:serviceaccount:{}:{release}-ferry", ns.name);
@@ -1201,4 +1205,220 @@ fn default_images_are_the_dockerfiles_build_tags() {
         ),
         "the operator's built-in runner image is the chart's"
     );
+}
+
+/// A connection to database `database` of the stack's PostgreSQL.
+async fn postgres(stack: &Stack, database: &str) -> tokio_postgres::Client {
+    let base = stack
+        .postgres_url
+        .rsplit_once('/')
+        .map_or(stack.postgres_url.as_str(), |(base, _)| base);
+    let (client, connection) =
+        tokio_postgres::connect(&format!("{base}/{database}"), tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("connect to database {database}: {e}"));
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    client
+}
+
+/// The documents of `manifests/examples/<file>`, with `edit` applied to each.
+fn example(stack: &Stack, file: &str, edit: impl Fn(&mut serde_yaml::Value)) -> String {
+    let yaml = std::fs::read_to_string(stack.repo_root.join("manifests/examples").join(file))
+        .unwrap_or_else(|e| panic!("read manifests/examples/{file}: {e}"));
+    documents(&yaml)
+        .into_iter()
+        .map(|mut doc| {
+            edit(&mut doc);
+            serde_yaml::to_string(&doc).expect("serialize the example")
+        })
+        .collect::<Vec<_>>()
+        .join("---\n")
+}
+
+/// Applies a manifest into `ns` with kubectl.
+async fn apply_in(stack: &Stack, ns: &TestNamespace, manifest: &str) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("manifest.yaml");
+    std::fs::write(&file, manifest).expect("write the manifest");
+    let out = stack
+        .kubectl([
+            "apply",
+            "-n",
+            ns.name.as_str(),
+            "-f",
+            file.to_str().expect("utf-8 path"),
+        ])
+        .await
+        .expect("run kubectl");
+    assert!(
+        out.status.success(),
+        "kubectl apply: {}\n{manifest}",
+        text(&out)
+    );
+}
+
+/// `source-postgres-cdc.yaml` and `sink-postgres.yaml` against the stack: rows inserted in
+/// one database reach a copy in another, through Kafka and the in-cluster operator.
+async fn run_postgres_example_pipeline(stack: &Stack, ns: &TestNamespace) {
+    let suffix = random_suffix(6);
+    let (source_db, copy_db, prefix) = (
+        format!("shop_{suffix}"),
+        format!("warehouse_{suffix}"),
+        format!("shop{suffix}"),
+    );
+    let admin = postgres(stack, "postgres").await;
+    for db in [&source_db, &copy_db] {
+        admin
+            .batch_execute(&format!("CREATE DATABASE {db}"))
+            .await
+            .unwrap_or_else(|e| panic!("create database {db}: {e}"));
+    }
+    let source = postgres(stack, &source_db).await;
+    source
+        .batch_execute(
+            "CREATE TABLE orders (id int PRIMARY KEY, customer text NOT NULL);\
+             INSERT INTO orders VALUES (1, 'ada'), (2, 'grace');",
+        )
+        .await
+        .expect("create the source table");
+    let copy = postgres(stack, &copy_db).await;
+    copy.batch_execute("CREATE SCHEMA staging")
+        .await
+        .expect("create the staging schema");
+    let port: i64 = stack
+        .postgres_url
+        .rsplit_once(':')
+        .and_then(|(_, rest)| rest.split('/').next()?.parse().ok())
+        .expect("port in FERRY_POSTGRES_URL");
+    let bootstrap = stack.kafka_bootstrap.clone();
+
+    let cdc = example(stack, "source-postgres-cdc.yaml", |doc| {
+        if doc["kind"] != "KafkaConnector" {
+            return;
+        }
+        doc["spec"]["kafka"]["bootstrapServers"] = bootstrap.as_str().into();
+        let plugin = &mut doc["spec"]["source"]["postgresCdc"];
+        plugin["host"] = "127.0.0.1".into();
+        plugin["port"] = port.into();
+        plugin["database"] = source_db.as_str().into();
+        plugin["user"] = "postgres".into();
+        plugin["topicPrefix"] = prefix.as_str().into();
+        plugin["tableIncludeList"] = vec![serde_yaml::Value::from("public\\.orders")].into();
+    });
+    apply_in(stack, ns, &cdc).await;
+    // The sink reads the topics by regex: start it once the first topic exists.
+    wait_for_named(
+        "the CDC source to write the snapshot",
+        Duration::from_secs(120),
+        || async {
+            let out = stack
+                .kubectl([
+                    "get",
+                    "kc",
+                    "shop-cdc",
+                    "-n",
+                    ns.name.as_str(),
+                    "-o",
+                    "json",
+                ])
+                .await
+                .ok()?;
+            let c: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+            (c["status"]["tasks"]["items"][0]["recordsOut"].as_i64()? >= 2).then_some(())
+        },
+    )
+    .await
+    .expect("snapshot written");
+    let url = format!(
+        "{}/{copy_db}",
+        stack
+            .postgres_url
+            .rsplit_once('/')
+            .map_or(stack.postgres_url.as_str(), |(base, _)| base)
+    );
+    let sink = example(stack, "sink-postgres.yaml", |doc| {
+        if doc["kind"] == "Secret" {
+            doc["stringData"]["url"] = url.as_str().into();
+            return;
+        }
+        doc["spec"]["kafka"]["bootstrapServers"] = bootstrap.as_str().into();
+        doc["spec"]["sink"]["topicsRegex"] = format!("{prefix}\\.public\\..*").into();
+    });
+    apply_in(stack, ns, &sink).await;
+
+    // The snapshot, then a change streamed after the sink started.
+    source
+        .batch_execute("INSERT INTO orders VALUES (3, 'edsger'); UPDATE orders SET customer = 'ada l.' WHERE id = 1;")
+        .await
+        .expect("change the source table");
+    let table = format!("staging.{prefix}_public_orders");
+    let expected = vec!["1|ada l.", "2|grace", "3|edsger"];
+    let rows = wait_for_named("the copy to match", Duration::from_secs(120), || async {
+        let rows = copy
+            .query(
+                &format!("SELECT id::text || '|' || customer FROM {table} ORDER BY id"),
+                &[],
+            )
+            .await
+            .ok()?;
+        let rows: Vec<String> = rows.iter().map(|r| r.get::<_, String>(0)).collect();
+        (rows == expected).then_some(rows)
+    })
+    .await;
+    if rows.is_err() {
+        let out = stack
+            .kubectl(["get", "kc", "-n", ns.name.as_str(), "-o", "yaml"])
+            .await
+            .expect("run kubectl");
+        panic!("{table} never matched {expected:?}: {}", text(&out));
+    }
+
+    // Clean up: the connectors, the replication slot they leave, the databases.
+    let out = stack
+        .kubectl([
+            "delete",
+            "kc",
+            "shop-cdc",
+            "shop-to-warehouse",
+            "-n",
+            ns.name.as_str(),
+            "--wait=true",
+        ])
+        .await
+        .expect("run kubectl");
+    assert!(out.status.success(), "delete the pipeline: {}", text(&out));
+    drop(source);
+    drop(copy);
+    let slot_gone = wait_for_named(
+        "the replication slot to be released",
+        Duration::from_secs(60),
+        || async {
+            admin
+                .query(
+                    "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots \
+                 WHERE database = $1 AND NOT active",
+                    &[&source_db],
+                )
+                .await
+                .ok()?;
+            let left = admin
+                .query(
+                    "SELECT 1 FROM pg_replication_slots WHERE database = $1",
+                    &[&source_db],
+                )
+                .await
+                .ok()?;
+            left.is_empty().then_some(())
+        },
+    )
+    .await;
+    slot_gone.expect("replication slot dropped");
+    for db in [&source_db, &copy_db] {
+        admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+            .await
+            .unwrap_or_else(|e| panic!("drop database {db}: {e}"));
+    }
 }
