@@ -16,7 +16,7 @@ use super::DbError;
 const MAX_PLACEHOLDERS: usize = 65_535;
 /// Most bytes of values in one statement, well below the servers' default
 /// `max_allowed_packet` (MariaDB 16 MiB, MySQL 64 MiB).
-const MAX_STATEMENT_BYTES: usize = 4 << 20;
+const MAX_STATEMENT_BYTES: usize = 1 << 20;
 
 /// Ranges of `rows` holding at most `max_rows` rows and about `max_bytes` bytes of values
 /// each (at least one row).

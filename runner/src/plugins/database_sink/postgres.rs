@@ -64,25 +64,26 @@ pub fn classify(e: tokio_postgres::Error) -> DbError {
     }
 }
 
-fn text_arrays(
-    group: &RowGroup,
-    rows: &[Vec<SqlValue>],
-    columns: usize,
-) -> Vec<Vec<Option<String>>> {
-    let mut arrays: Vec<Vec<Option<String>>> = (0..columns)
+/// One text array per column (the first `columns` of each row), borrowing the values.
+/// PostgreSQL values are all text (binary values as `\x` hex, see `types::render`).
+fn text_arrays(rows: &[Vec<SqlValue>], columns: usize) -> Result<Vec<Vec<Option<&str>>>, DbError> {
+    let mut arrays: Vec<Vec<Option<&str>>> = (0..columns)
         .map(|_| Vec::with_capacity(rows.len()))
         .collect();
     for row in rows {
-        for (i, v) in row.iter().take(columns).enumerate() {
-            arrays[i].push(match v {
+        for (array, v) in arrays.iter_mut().zip(row) {
+            array.push(match v {
                 SqlValue::Null => None,
-                SqlValue::Text(s) => Some(s.clone()),
-                SqlValue::Bytes(b) => Some(String::from_utf8_lossy(b).into_owned()),
+                SqlValue::Text(s) => Some(s.as_str()),
+                SqlValue::Bytes(_) => {
+                    return Err(DbError::Other(
+                        "a binary value was not rendered as text for PostgreSQL".into(),
+                    ))
+                }
             });
         }
     }
-    debug_assert!(group.columns.len() >= columns);
-    arrays
+    Ok(arrays)
 }
 
 impl Postgres {
@@ -156,7 +157,7 @@ impl Postgres {
             };
             let statement = tx.prepare(&sql).await.map_err(|e| (None, classify(e)))?;
             for (n, rows) in group.rows.chunks(chunk).enumerate() {
-                let arrays = text_arrays(group, rows, width);
+                let arrays = text_arrays(rows, width).map_err(|e| (None, e))?;
                 let params: Vec<&(dyn ToSql + Sync)> =
                     arrays.iter().map(|a| a as &(dyn ToSql + Sync)).collect();
                 if let Err(e) = tx.execute(&statement, &params).await {
