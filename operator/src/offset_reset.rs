@@ -224,9 +224,11 @@ fn check_source_offset(
             }
             number("offset", "next").map(|_| ())
         }
+        // The source system holds a position of its own (a replication slot, ...) that an
+        // offset written here cannot move: only Earliest is offered.
         other => Err(format!(
-            ": the {} source keeps its position in the source system; explicit sourceOffsets \
-             are not supported for it (reset to Earliest instead)",
+            ": explicit sourceOffsets are supported for the file and datagen sources; the {} \
+             source resets only to Earliest",
             other.name()
         )),
     }
