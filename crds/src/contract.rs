@@ -46,6 +46,10 @@ pub const ENV_SINK_DATABASE_URL: &str = "FERRY_SINK_DATABASE_URL";
 /// Env var: the password of a database sink (`spec.sink.postgres.password`,
 /// `spec.sink.mysql.password`), set like [`ENV_SINK_DATABASE_URL`].
 pub const ENV_SINK_DATABASE_PASSWORD: &str = "FERRY_SINK_DATABASE_PASSWORD";
+/// Env var: the password of a database source (`spec.source.postgresCdc.password`); the
+/// operator sets it from the connector's `secretKeyRef`. Standalone runs read the same
+/// variable.
+pub const ENV_SOURCE_DATABASE_PASSWORD: &str = "FERRY_SOURCE_DATABASE_PASSWORD";
 /// Directory where the Kafka TLS Secret keys (`spec.kafka.tls`) are mounted: the CA as
 /// [`KAFKA_TLS_CA_FILE`], the client certificate as [`KAFKA_TLS_CERT_FILE`] and its key as
 /// [`KAFKA_TLS_KEY_FILE`]. Env var [`ENV_KAFKA_TLS_DIR`] overrides it (standalone runs).

@@ -14,6 +14,7 @@ pub const TRANSFORM_KINDS: &[&str] = &[
     "cast",
     "dropHeaders",
     "extractField",
+    "extractNewRecordState",
     "filter",
     "flatten",
     "headerFrom",
@@ -168,8 +169,8 @@ fn is_false(b: &bool) -> bool {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schemars(extend("x-kubernetes-validations" = [
     {
-        "rule": "(has(self.cast) ? 1 : 0) + (has(self.dropHeaders) ? 1 : 0) + (has(self.extractField) ? 1 : 0) + (has(self.filter) ? 1 : 0) + (has(self.flatten) ? 1 : 0) + (has(self.headerFrom) ? 1 : 0) + (has(self.hoistField) ? 1 : 0) + (has(self.insertField) ? 1 : 0) + (has(self.insertHeader) ? 1 : 0) + (has(self.maskField) ? 1 : 0) + (has(self.regexRouter) ? 1 : 0) + (has(self.replaceField) ? 1 : 0) + (has(self.setSchemaMetadata) ? 1 : 0) + (has(self.timestampConverter) ? 1 : 0) + (has(self.timestampRouter) ? 1 : 0) + (has(self.valueToKey) ? 1 : 0) == 1",
-        "message": "a transform needs exactly one of cast, dropHeaders, extractField, filter, flatten, headerFrom, hoistField, insertField, insertHeader, maskField, regexRouter, replaceField, setSchemaMetadata, timestampConverter, timestampRouter, valueToKey"
+        "rule": "(has(self.cast) ? 1 : 0) + (has(self.dropHeaders) ? 1 : 0) + (has(self.extractField) ? 1 : 0) + (has(self.extractNewRecordState) ? 1 : 0) + (has(self.filter) ? 1 : 0) + (has(self.flatten) ? 1 : 0) + (has(self.headerFrom) ? 1 : 0) + (has(self.hoistField) ? 1 : 0) + (has(self.insertField) ? 1 : 0) + (has(self.insertHeader) ? 1 : 0) + (has(self.maskField) ? 1 : 0) + (has(self.regexRouter) ? 1 : 0) + (has(self.replaceField) ? 1 : 0) + (has(self.setSchemaMetadata) ? 1 : 0) + (has(self.timestampConverter) ? 1 : 0) + (has(self.timestampRouter) ? 1 : 0) + (has(self.valueToKey) ? 1 : 0) == 1",
+        "message": "a transform needs exactly one of cast, dropHeaders, extractField, extractNewRecordState, filter, flatten, headerFrom, hoistField, insertField, insertHeader, maskField, regexRouter, replaceField, setSchemaMetadata, timestampConverter, timestampRouter, valueToKey"
     },
     {
         "rule": "!has(self.negate) || !self.negate || has(self.predicate)",
@@ -189,6 +190,10 @@ pub struct TransformSpec {
     /// Replace the key/value by one of its fields (`ExtractField`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extract_field: Option<ExtractFieldSpec>,
+    /// Replace a Debezium change event by the row after the change
+    /// (`io.debezium.transforms.ExtractNewRecordState`, "unwrap").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extract_new_record_state: Option<ExtractNewRecordStateSpec>,
     /// Drop the record (`Filter`); use it with a `predicate`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<FilterSpec>,
@@ -617,6 +622,56 @@ pub struct ValueToKeySpec {
     /// (Connect's `replace.null.with.default`). Default: true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replace_null_with_default: Option<bool>,
+}
+
+/// `ExtractNewRecordState` (Debezium's "unwrap"): a change event (`before`, `after`,
+/// `source`, `op`, `ts_ms`) becomes the row after the change, the shape a sink writing
+/// rows expects. Records that are not change events pass unchanged.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExtractNewRecordStateSpec {
+    /// Drop tombstones (records with a null value) instead of passing them on
+    /// (Debezium's `drop.tombstones`). Default true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drop_tombstones: Option<bool>,
+    /// What a delete event (`op: d`) becomes (Debezium's `delete.handling.mode`): `drop`
+    /// (default: dropped), `rewrite` (the row before the delete with a field `__deleted`
+    /// set to `"true"`; other rows get `"false"`), or `none` (a record with a null value).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_handling_mode: Option<DeleteHandlingMode>,
+    /// Fields of the change event to add to the row (Debezium's `add.fields`): `op`,
+    /// `ts_ms`, or a field of `source` such as `table`, `lsn`, `txId` (also written
+    /// `source.ts_ms`). Each is added as `<addFieldsPrefix><name>`, dots becoming `_`
+    /// (`source.ts_ms` becomes `__source_ts_ms`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32), inner(length(min = 1, max = 128)))]
+    pub add_fields: Vec<String>,
+    /// Prefix of the added fields (Debezium's `add.fields.prefix`). Default `__`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub add_fields_prefix: Option<String>,
+    /// Fields of the change event to add as headers, named like `addFields`
+    /// (Debezium's `add.headers`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32), inner(length(min = 1, max = 128)))]
+    pub add_headers: Vec<String>,
+    /// Prefix of the added headers (Debezium's `add.headers.prefix`). Default `__`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub add_headers_prefix: Option<String>,
+}
+
+/// What `ExtractNewRecordState` makes of a delete event.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum DeleteHandlingMode {
+    /// Drop the delete event.
+    #[default]
+    Drop,
+    /// Pass the row before the delete, with `__deleted: "true"`.
+    Rewrite,
+    /// Pass a record with a null value (a tombstone).
+    None,
 }
 
 /// A predicate: exactly one of `topicNameMatches`, `hasHeaderKey`, `recordIsTombstone`.

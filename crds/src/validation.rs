@@ -130,6 +130,11 @@ pub fn validate_spec(spec: &KafkaConnectorSpec) -> Vec<Violation> {
         );
     }
     check_kafka(&mut r, &spec.kafka);
+    if let Some(source) = &spec.source {
+        for (field, message) in source.plugin.violations() {
+            r.add(field, message);
+        }
+    }
     if let Some(sink) = &spec.sink {
         if sink.topics.is_empty() == sink.topics_regex.is_none() {
             r.add("spec.sink", "needs exactly one of topics or topicsRegex");

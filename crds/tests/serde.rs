@@ -362,7 +362,7 @@ fn plugin_blocks_are_read_strictly() {
     let err = spec_error("{kafka: {bootstrapServers: 'k:1'}, source: {kafka: {}}}");
     assert!(
         err.contains(
-            "spec.source: unknown field `kafka`, expected a plugin block (file or datagen)"
+            "spec.source: unknown field `kafka`, expected a plugin block (file, datagen or postgresCdc)"
         ),
         "{err}"
     );

@@ -104,7 +104,6 @@ spec:
     async fn current(&self) -> u64 {
         self.lsn("SELECT pg_current_wal_insert_lsn()::text").await
     }
-
 }
 
 impl Drop for Db {
@@ -225,7 +224,10 @@ async fn snapshot_then_changes_in_debezium_envelopes() {
     let after = &first["after"];
     assert_eq!(after["name"], "one");
     assert_eq!(after["price"], "BOI=", "Decimal(2) 12.50 as base64 of 1250");
-    assert_eq!(after["ratio"], serde_json::json!({"scale": 5, "value": "BMsv"}));
+    assert_eq!(
+        after["ratio"],
+        serde_json::json!({"scale": 5, "value": "BMsv"})
+    );
     assert_eq!(after["born"], 10958, "days since 1970");
     assert_eq!(after["at"], 3_723_500_000i64, "MicroTime");
     assert_eq!(after["ts"], 1_704_164_645_000_006i64, "MicroTimestamp");
@@ -281,7 +283,11 @@ async fn snapshot_then_changes_in_debezium_envelopes() {
     assert!(changes[0].1["source"]["lsn"].as_i64().unwrap_or(0) > 0);
     assert!(changes[0].1["source"]["txId"].as_i64().unwrap_or(0) > 0);
     assert!(changes[0].1["source"]["ts_ms"].as_i64().unwrap_or(0) > 1_600_000_000_000);
-    assert_eq!(changes[1].1["before"], Value::Null, "default replica identity");
+    assert_eq!(
+        changes[1].1["before"],
+        Value::Null,
+        "default replica identity"
+    );
     assert_eq!(changes[1].1["after"]["name"], "renamed");
     assert_eq!(changes[2].0, serde_json::json!({"id": 3}));
     assert_eq!(changes[2].1["before"]["id"], 3);
@@ -291,7 +297,10 @@ async fn snapshot_then_changes_in_debezium_envelopes() {
     let full = wait_records(&stack, &format!("{}.public.full_rows", db.name), 2, &runner);
     let update = json(&full[1].value);
     assert_eq!(update["op"], "u");
-    assert_eq!(update["before"]["v"], "a", "REPLICA IDENTITY FULL sends the old row");
+    assert_eq!(
+        update["before"]["v"], "a",
+        "REPLICA IDENTITY FULL sends the old row"
+    );
     assert_eq!(update["after"]["v"], "b");
     let (_, metrics) = http_get(&runner.admin, "/metrics").await.expect("metrics");
     assert!(
@@ -323,7 +332,11 @@ async fn kill_9_mid_stream_loses_nothing() {
     let writer = {
         let client = connect(&format!(
             "{}/{}",
-            stack.postgres_url.rsplit_once('/').map(|(b, _)| b).unwrap_or_default(),
+            stack
+                .postgres_url
+                .rsplit_once('/')
+                .map(|(b, _)| b)
+                .unwrap_or_default(),
             db.name
         ))
         .await;
@@ -396,7 +409,11 @@ async fn slot_keeps_wal_until_kafka_acknowledged_and_heartbeats_release_it() {
     let file = write_file(
         dir.path(),
         "cdc.yaml",
-        &db.connector(&stack, "wal", "      tableIncludeList: ['public\\.watched']\n"),
+        &db.connector(
+            &stack,
+            "wal",
+            "      tableIncludeList: ['public\\.watched']\n",
+        ),
     );
     let state = dir.path().join("state");
     std::fs::write(&state, "Running").expect("state file");
@@ -437,7 +454,11 @@ async fn slot_keeps_wal_until_kafka_acknowledged_and_heartbeats_release_it() {
         if progress.is_some_and(|b| b.contains("\"state\":\"Paused\"")) {
             break;
         }
-        assert!(Instant::now() < deadline, "not paused\n{}", runner.log_tail());
+        assert!(
+            Instant::now() < deadline,
+            "not paused\n{}",
+            runner.log_tail()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -487,7 +508,12 @@ async fn config_error(stack: &Stack, db: &Db, name: &str, yaml: &str) -> String 
         .await
         .unwrap_or_else(|_| panic!("{name}: still running\n{}", runner.log_tail()))
         .expect("exit status");
-    assert_eq!(status.code(), Some(78), "{name}: EXIT_CONFIG_ERROR\n{}", runner.log_tail());
+    assert_eq!(
+        status.code(),
+        Some(78),
+        "{name}: EXIT_CONFIG_ERROR\n{}",
+        runner.log_tail()
+    );
     let _ = db;
     std::fs::read_to_string(&termination).unwrap_or_default()
 }
@@ -511,7 +537,11 @@ async fn configuration_errors_name_the_field_and_the_column() {
         &stack,
         &db,
         "unknown table",
-        &db.connector(&stack, "unknown", "      tableIncludeList: ['public\\.ordres']\n"),
+        &db.connector(
+            &stack,
+            "unknown",
+            "      tableIncludeList: ['public\\.ordres']\n",
+        ),
     )
     .await;
     assert!(
@@ -524,7 +554,11 @@ async fn configuration_errors_name_the_field_and_the_column() {
         &stack,
         &db,
         "unmappable type",
-        &db.connector(&stack, "spans", "      tableIncludeList: ['public\\.spans']\n"),
+        &db.connector(
+            &stack,
+            "spans",
+            "      tableIncludeList: ['public\\.spans']\n",
+        ),
     )
     .await;
     assert!(
@@ -536,7 +570,11 @@ async fn configuration_errors_name_the_field_and_the_column() {
         &stack,
         &db,
         "no replication attribute",
-        &db.connector(&stack, "noright", &format!("      user: {role}\n      tableIncludeList: ['public\\.orders']\n")),
+        &db.connector(
+            &stack,
+            "noright",
+            &format!("      user: {role}\n      tableIncludeList: ['public\\.orders']\n"),
+        ),
     )
     .await;
     assert!(
@@ -553,7 +591,11 @@ async fn configuration_errors_name_the_field_and_the_column() {
         &stack,
         &db,
         "publication rights",
-        &db.connector(&stack, "nopub", &format!("      user: {role}\n      tableIncludeList: ['public\\.orders']\n")),
+        &db.connector(
+            &stack,
+            "nopub",
+            &format!("      user: {role}\n      tableIncludeList: ['public\\.orders']\n"),
+        ),
     )
     .await;
     assert!(

@@ -72,6 +72,7 @@ pub struct TaskMetrics {
     dlq_records: Counter,
     batch_duration: Histogram,
     lag: Gauge,
+    source_backlog_bytes: Gauge,
     last_commit: Gauge<f64, AtomicU64>,
     state: AtomicU8,
     ready: AtomicU8,
@@ -159,6 +160,13 @@ impl TaskMetrics {
             "Records waiting in the input (sinks: consumer lag of this task's partitions)",
             lag.clone(),
         );
+        let source_backlog_bytes = Gauge::default();
+        registry.register(
+            "source_backlog_bytes",
+            "Bytes of change log the source system keeps for this task and it has not confirmed \
+             (postgresCdc: WAL between the server's position and the slot's confirmed position)",
+            source_backlog_bytes.clone(),
+        );
         let last_commit = Gauge::<f64, AtomicU64>::default();
         registry.register(
             "last_commit_timestamp_seconds",
@@ -175,6 +183,7 @@ impl TaskMetrics {
             dlq_records,
             batch_duration,
             lag,
+            source_backlog_bytes,
             last_commit,
             state: AtomicU8::new(RunState::Starting as u8),
             ready: AtomicU8::new(0),
@@ -245,6 +254,13 @@ impl TaskMetrics {
     pub fn set_lag(&self, lag: i64) {
         self.lag.set(lag);
         self.lag_known.store(1, Ordering::Relaxed);
+    }
+
+    /// Sets the bytes of change log the source system keeps for this task
+    /// (`ferry_task_source_backlog_bytes`).
+    pub fn set_source_backlog_bytes(&self, bytes: u64) {
+        self.source_backlog_bytes
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
     }
 
     /// Records a successful commit of offsets (also progress).

@@ -21,7 +21,9 @@ use crate::error_handling::{
     record_failed_message, FailureAction, RecordCoordinates, RecordFailure, Stage,
 };
 use crate::metrics::{PipelineStage, RunState, TaskMetrics};
-use crate::plugins::{build_source, PluginError, SourceOffset, SourcePartition, SourcePoll};
+use crate::plugins::{
+    build_source, PluginError, SourceOffset, SourcePartition, SourcePoll, SourceTask,
+};
 use crate::processing::{log_failure, transform_and_encode, Produced};
 use crate::source_offsets::{KafkaOffsetStore, OffsetStore};
 use crate::task_config::TaskConfig;
@@ -96,7 +98,7 @@ pub async fn run(
     )
     .await
     .map_err(|e| TaskError::Kafka(e.to_string()))?;
-    let mut task = build_source(&source_spec.plugin, cfg.share);
+    let mut task = build_source(&source_spec.plugin, cfg.share, &cfg.namespace, &cfg.name);
     let stored = store
         .load()
         .await
@@ -106,9 +108,10 @@ pub async fn run(
         .into_iter()
         .filter_map(|p| stored.get(&p).map(|o| (p, o.clone())))
         .collect();
-    task.start(mine)
-        .await
-        .map_err(|e| TaskError::Plugin(e.to_string()))?;
+    task.start(mine).await.map_err(|e| match e {
+        PluginError::Config(c) => TaskError::Config(vec![c]),
+        e => TaskError::Plugin(e.to_string()),
+    })?;
     metrics.set_ready(true);
     metrics.set_state(RunState::Running);
     tracing::info!(plugin = plugin_name, "source task started");
@@ -148,7 +151,7 @@ pub async fn run(
         }
         if last_flush.elapsed() >= OFFSET_FLUSH_INTERVAL {
             metrics.set_pending(in_flight.len() as u64);
-            if let Err(e) = flush_offsets(&store, &mut acked, &metrics).await {
+            if let Err(e) = flush_offsets(&store, &mut acked, &metrics, task.as_mut()).await {
                 outcome = Err(e);
                 break;
             }
@@ -201,6 +204,10 @@ pub async fn run(
                             _ = shutdown.wait_for(|s| *s) => {}
                         }
                         continue;
+                    }
+                    (PluginError::Config(c), _) => {
+                        outcome = Err(TaskError::Config(vec![c.clone()]));
+                        break;
                     }
                     _ => {
                         outcome = Err(TaskError::Plugin(format!(
@@ -329,7 +336,7 @@ pub async fn run(
             break;
         }
     }
-    if let Err(e) = flush_offsets(&store, &mut acked, &metrics).await {
+    if let Err(e) = flush_offsets(&store, &mut acked, &metrics, task.as_mut()).await {
         if outcome.is_ok() {
             outcome = Err(e);
         }
@@ -426,11 +433,16 @@ async fn drain_deliveries(
     Ok(())
 }
 
+/// Stores the acknowledged offsets and tells the plugin they are stored.
 async fn flush_offsets(
     store: &KafkaOffsetStore,
     acked: &mut AckedOffsets,
     metrics: &TaskMetrics,
+    task: &mut dyn SourceTask,
 ) -> Result<(), TaskError> {
+    if let Some(bytes) = task.backlog_bytes() {
+        metrics.set_source_backlog_bytes(bytes);
+    }
     if acked.latest.is_empty() {
         return Ok(());
     }
@@ -438,6 +450,12 @@ async fn flush_offsets(
         .store(&acked.latest)
         .await
         .map_err(|e| TaskError::Kafka(e.to_string()))?;
+    if let Err(e) = task.committed(&acked.latest).await {
+        return Err(match e {
+            PluginError::Config(c) => TaskError::Config(vec![c]),
+            e => TaskError::Plugin(format!("confirming stored offsets: {e}")),
+        });
+    }
     acked.latest.clear();
     metrics.committed();
     Ok(())

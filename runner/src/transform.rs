@@ -7,6 +7,7 @@ mod fields;
 mod headers;
 mod routing;
 mod timestamp;
+mod unwrap;
 
 use crate::config_error::ConfigError;
 use crate::data::{Schema, SchemaAndValue, Value};
@@ -45,6 +46,7 @@ enum Transform {
     Cast(cast::Cast),
     DropHeaders(headers::DropHeaders),
     ExtractField(fields::ExtractField),
+    ExtractNewRecordState(unwrap::ExtractNewRecordState),
     Filter,
     Flatten(fields::Flatten),
     HeaderFrom(headers::HeaderFrom),
@@ -180,6 +182,7 @@ impl Transform {
             Transform::Cast(t) => t.apply(record)?,
             Transform::DropHeaders(t) => t.apply(record),
             Transform::ExtractField(t) => t.apply(record)?,
+            Transform::ExtractNewRecordState(t) => return t.apply(record),
             Transform::Flatten(t) => t.apply(record)?,
             Transform::HeaderFrom(t) => t.apply(record)?,
             Transform::HoistField(t) => t.apply(record),
@@ -258,6 +261,7 @@ fn build_transform(
         spec.cast.is_some(),
         spec.drop_headers.is_some(),
         spec.extract_field.is_some(),
+        spec.extract_new_record_state.is_some(),
         spec.filter.is_some(),
         spec.flatten.is_some(),
         spec.header_from.is_some(),
@@ -301,6 +305,8 @@ fn build_transform(
         headers::DropHeaders::new(s, &path, errors).map(Transform::DropHeaders)
     } else if let Some(s) = &spec.extract_field {
         fields::ExtractField::new(s, &path, errors).map(Transform::ExtractField)
+    } else if let Some(s) = &spec.extract_new_record_state {
+        unwrap::ExtractNewRecordState::new(s, &path, errors).map(Transform::ExtractNewRecordState)
     } else if spec.filter.is_some() {
         Some(Transform::Filter)
     } else if let Some(s) = &spec.flatten {
@@ -596,6 +602,7 @@ mod tests {
 - {name: castKey, cast: {target: key, spec: [{type: string}]}}
 - {name: dropHeaders, dropHeaders: {headers: [trace, span]}}
 - {name: extract, extractField: {target: key, field: id}}
+- {name: unwrap, extractNewRecordState: {deleteHandlingMode: rewrite, addFields: [op, table]}}
 - {name: filterTombstones, filter: {}, predicate: {recordIsTombstone: {}}}
 - {name: filterUnless, filter: {}, predicate: {hasHeaderKey: {name: keep}}, negate: true}
 - {name: flatten, flatten: {delimiter: _}}

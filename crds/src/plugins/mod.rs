@@ -6,11 +6,13 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub mod database_sink;
+pub mod postgres_cdc;
 
 pub use database_sink::DatabaseSink;
+pub use postgres_cdc::PostgresCdcSource;
 
 /// Names of the source plugin blocks, as they appear under `spec.source`.
-pub const SOURCE_PLUGINS: &[&str] = &["file", "datagen"];
+pub const SOURCE_PLUGINS: &[&str] = &["file", "datagen", "postgresCdc"];
 /// Names of the sink plugin blocks, as they appear under `spec.sink`.
 pub const SINK_PLUGINS: &[&str] = &["file", "discard", "postgres", "mysql"];
 
@@ -23,6 +25,10 @@ pub enum SourcePlugin {
     File(FileSource),
     /// Generated records, deterministic for a given seed, for demos and benchmarks.
     Datagen(DatagenSource),
+    /// Row changes of PostgreSQL tables through logical replication (`pgoutput`), as
+    /// Debezium change events, one topic per table. At most one task (changes stay in commit
+    /// order).
+    PostgresCdc(PostgresCdcSource),
 }
 
 impl SourcePlugin {
@@ -31,6 +37,7 @@ impl SourcePlugin {
         match self {
             SourcePlugin::File(_) => "file",
             SourcePlugin::Datagen(_) => "datagen",
+            SourcePlugin::PostgresCdc(_) => "postgresCdc",
         }
     }
 
@@ -40,6 +47,15 @@ impl SourcePlugin {
         match self {
             SourcePlugin::File(_) => Some(1),
             SourcePlugin::Datagen(_) => None,
+            SourcePlugin::PostgresCdc(_) => Some(1),
+        }
+    }
+
+    /// What the API server's rules refuse inside the plugin block, as (field, message).
+    pub fn violations(&self) -> Vec<(String, String)> {
+        match self {
+            SourcePlugin::File(_) | SourcePlugin::Datagen(_) => Vec::new(),
+            SourcePlugin::PostgresCdc(p) => p.violations("spec.source.postgresCdc"),
         }
     }
 }

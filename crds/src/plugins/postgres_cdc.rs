@@ -302,7 +302,10 @@ mod tests {
         assert_eq!(b.heartbeat_interval_ms(), 10_000);
         assert_eq!(b.snapshot_fetch_size(), 10_240);
         assert_eq!(b.max_batch_size(), 2048);
-        assert_eq!(b.slot_name("prod-eu", "Orders.CDC"), "ferry_prod_eu_orders_cdc");
+        assert_eq!(
+            b.slot_name("prod-eu", "Orders.CDC"),
+            "ferry_prod_eu_orders_cdc"
+        );
         assert_eq!(
             b.publication_name("prod-eu", "orders"),
             "ferry_prod_eu_orders"

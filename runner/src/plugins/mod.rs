@@ -10,6 +10,7 @@ pub mod datagen;
 pub mod discard;
 pub mod file_sink;
 pub mod file_source;
+pub mod postgres_cdc;
 
 use std::collections::BTreeMap;
 
@@ -57,6 +58,11 @@ pub enum PluginError {
     /// The plugin cannot go on; the task fails and is restarted with backoff.
     #[error("{0}")]
     Fatal(String),
+    /// The configuration does not fit the external system (an unknown table, missing
+    /// rights, a column type without mapping): the task stops with a configuration error
+    /// and is not restarted until the spec changes.
+    #[error("{0}")]
+    Config(ConfigError),
     /// One record of the batch cannot be written (it does not fit the external system);
     /// nothing of the batch was written. The pipeline handles it like a record that failed
     /// in a transform: it fails the task naming the record, or skips it (and sends it to the
@@ -89,6 +95,22 @@ pub trait SourceTask: Send {
     ) -> Result<(), PluginError>;
     /// Returns the next records.
     async fn poll(&mut self) -> Result<SourcePoll, PluginError>;
+
+    /// Called after `offsets` (the latest offset of each partition) were stored durably,
+    /// i.e. Kafka acknowledged every record up to them. A plugin whose external system
+    /// keeps the position itself (a replication slot) confirms it there. Default: nothing.
+    async fn committed(
+        &mut self,
+        _offsets: &BTreeMap<SourcePartition, SourceOffset>,
+    ) -> Result<(), PluginError> {
+        Ok(())
+    }
+
+    /// Bytes of change log the external system keeps for this task and the task has not
+    /// confirmed (`ferry_task_source_backlog_bytes`), when the plugin knows it.
+    fn backlog_bytes(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Writes records to an external system.
@@ -118,6 +140,7 @@ pub fn validate_source(plugin: &SourcePlugin, share: TaskShare) -> Vec<ConfigErr
     let mut errors = match plugin {
         SourcePlugin::File(f) => file_source::validate(f),
         SourcePlugin::Datagen(d) => datagen::validate(d),
+        SourcePlugin::PostgresCdc(p) => postgres_cdc::validate(p),
     };
     if let Some(max) = plugin.max_tasks() {
         if i64::from(share.count) > i64::from(max) {
@@ -157,11 +180,19 @@ pub fn validate_sink(plugin: &SinkPlugin, share: TaskShare) -> Vec<ConfigError> 
     errors
 }
 
-/// Builds the source plugin of a (validated) spec.
-pub fn build_source(plugin: &SourcePlugin, share: TaskShare) -> Box<dyn SourceTask> {
+/// Builds the source plugin of a (validated) spec of connector `connector` in `namespace`.
+pub fn build_source(
+    plugin: &SourcePlugin,
+    share: TaskShare,
+    namespace: &str,
+    connector: &str,
+) -> Box<dyn SourceTask> {
     match plugin {
         SourcePlugin::File(f) => Box::new(file_source::FileSourceTask::new(f)),
         SourcePlugin::Datagen(d) => Box::new(datagen::DatagenTask::new(d, share)),
+        SourcePlugin::PostgresCdc(p) => {
+            Box::new(postgres_cdc::PostgresCdcTask::new(p, namespace, connector))
+        }
     }
 }
 

@@ -68,7 +68,9 @@ impl FieldRef {
                 ),
                 None => (None, Value::Null),
             },
-            (_, v @ Value::Map(_)) => (None, v.map_get(&self.field).cloned().unwrap_or(Value::Null)),
+            (_, v @ Value::Map(_)) => {
+                (None, v.map_get(&self.field).cloned().unwrap_or(Value::Null))
+            }
             _ => (None, Value::Null),
         }
     }
@@ -230,7 +232,8 @@ impl ExtractNewRecordState {
                     }
                     schema.fields.push(Field {
                         name,
-                        schema: s.unwrap_or_else(|| Schema::new(SchemaType::String).into_optional()),
+                        schema: s
+                            .unwrap_or_else(|| Schema::new(SchemaType::String).into_optional()),
                     });
                     values.push(v);
                 }
@@ -336,7 +339,10 @@ mod tests {
     #[test]
     fn creates_and_updates_become_the_row_after() {
         let t = transform("{}");
-        let out = t.apply(event("u", Some((1, "a")), Some((1, "b")))).unwrap().unwrap();
+        let out = t
+            .apply(event("u", Some((1, "a")), Some((1, "b"))))
+            .unwrap()
+            .unwrap();
         assert_eq!(fields(&out), ["id", "name"]);
         assert_eq!(
             out.value.value,
@@ -376,7 +382,10 @@ mod tests {
                 Value::String("true".into())
             ])
         );
-        let created = rewrite.apply(event("c", None, Some((8, "y")))).unwrap().unwrap();
+        let created = rewrite
+            .apply(event("c", None, Some((8, "y"))))
+            .unwrap()
+            .unwrap();
         assert_eq!(
             created.value.value,
             Value::Struct(vec![
@@ -435,7 +444,10 @@ mod tests {
         let out = t.apply(r).unwrap().unwrap();
         assert_eq!(
             out.value.value,
-            map(vec![("id", Value::Int64(3)), ("__op", Value::String("r".into()))])
+            map(vec![
+                ("id", Value::Int64(3)),
+                ("__op", Value::String("r".into()))
+            ])
         );
         let mut plain = Record::new("t");
         plain.value = SchemaAndValue::schemaless(map(vec![("id", Value::Int64(3))]));

@@ -95,7 +95,10 @@ pub async fn publication_tables(
     publication: &str,
 ) -> Result<Option<Vec<(String, String)>>, CdcError> {
     let exists = client
-        .query_opt("SELECT 1 FROM pg_publication WHERE pubname = $1", &[&publication])
+        .query_opt(
+            "SELECT 1 FROM pg_publication WHERE pubname = $1",
+            &[&publication],
+        )
         .await
         .map_err(|e| CdcError::query("reading the publications", &e))?;
     if exists.is_none() {
@@ -221,7 +224,8 @@ pub async fn describe_table(
     let rows = client
         .query(
             "SELECT a.attname::text, a.atttypid::int8, a.atttypmod, a.attnotnull, \
-             coalesce(array_position(i.indkey::int2[], a.attnum), 0)::int4 \
+             coalesce((SELECT k.n FROM unnest(i.indkey) WITH ORDINALITY AS k(attnum, n) \
+                       WHERE k.attnum = a.attnum), 0)::int4 \
              FROM pg_attribute a \
              LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary \
              WHERE a.attrelid = ($1::text)::regclass AND a.attnum > 0 AND NOT a.attisdropped \
@@ -237,7 +241,8 @@ pub async fn describe_table(
         let name: String = row.get(0);
         let oid = u32::try_from(row.get::<_, i64>(1)).unwrap_or(0);
         let modifier: i32 = row.get(2);
-        let kind = kind_of(oid, modifier, &lookup).map_err(|ty| unmappable(schema, table, &name, &ty))?;
+        let kind =
+            kind_of(oid, modifier, &lookup).map_err(|ty| unmappable(schema, table, &name, &ty))?;
         let position: i32 = row.get(4);
         if position > 0 {
             keys.push((position, i));

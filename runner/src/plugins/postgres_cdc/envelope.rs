@@ -97,6 +97,24 @@ pub struct RowError {
     pub message: String,
 }
 
+/// The zero value of a column kind (Debezium's stand-in for a required column whose value
+/// a change does not carry).
+fn zero(kind: &Kind) -> Value {
+    match kind {
+        Kind::Int16 => Value::Int16(0),
+        Kind::Int32 | Kind::Date | Kind::Time { micros: false } => Value::Int32(0),
+        Kind::Int64 | Kind::Time { micros: true } | Kind::Timestamp { .. } => Value::Int64(0),
+        Kind::Float32 => Value::Float32(0.0),
+        Kind::Float64 => Value::Float64(0.0),
+        Kind::Boolean => Value::Boolean(false),
+        Kind::Bytes => Value::Bytes(Vec::new()),
+        Kind::Array(_) => Value::Array(Vec::new()),
+        // Optional schemas: null is valid.
+        Kind::Decimal { .. } | Kind::VariableDecimal | Kind::ZonedTimestamp => Value::Null,
+        Kind::Text(_) | Kind::Enum(_) | Kind::ZonedTime => Value::String(String::new()),
+    }
+}
+
 fn source_schema() -> Schema {
     let s = |t| Schema::new(t);
     let o = |t| Schema::new(t).into_optional();
@@ -179,8 +197,10 @@ impl Table {
         format!("{}.{}", self.schema, self.name)
     }
 
-    /// The row struct of `cells` (one per column, in table order).
-    pub fn row(&self, cells: &[Cell]) -> Result<Value, RowError> {
+    /// The row struct of `cells` (one per column, in table order). In an old row holding only
+    /// the key columns (`key_only`, replica identity `DEFAULT`), the other columns are null,
+    /// or — for `NOT NULL` columns — the zero value of their type, as Debezium writes them.
+    pub fn row(&self, cells: &[Cell], key_only: bool) -> Result<Value, RowError> {
         if cells.len() != self.columns.len() {
             return Err(RowError {
                 table: self.qualified(),
@@ -195,6 +215,7 @@ impl Table {
         let mut values = Vec::with_capacity(cells.len());
         for (column, cell) in self.columns.iter().zip(cells) {
             values.push(match cell {
+                Cell::Null if key_only && !column.optional => zero(&column.kind),
                 Cell::Null => Value::Null,
                 Cell::Unchanged => match column.kind {
                     Kind::Text(_) | Kind::Enum(_) => Value::String(UNAVAILABLE_VALUE.into()),
@@ -237,7 +258,9 @@ impl Table {
         now_ms: i64,
     ) -> Record {
         let key_row = after.as_ref().or(before.as_ref());
-        let key = key_row.map(|r| self.key(r)).unwrap_or_else(SchemaAndValue::null);
+        let key = key_row
+            .map(|r| self.key(r))
+            .unwrap_or_else(SchemaAndValue::null);
         let source_value = Value::Struct(vec![
             Value::String(env!("CARGO_PKG_VERSION").into()),
             Value::String(CONNECTOR.into()),
@@ -245,16 +268,13 @@ impl Table {
             Value::Int64(source.ts_ms),
             Value::String(source.snapshot.into()),
             Value::String(source.db.clone()),
-            source
-                .sequence
-                .clone()
-                .map_or(Value::Null, Value::String),
+            source.sequence.clone().map_or(Value::Null, Value::String),
             Value::String(self.schema.clone()),
             Value::String(self.name.clone()),
             source.tx_id.map_or(Value::Null, Value::Int64),
-            source
-                .lsn
-                .map_or(Value::Null, |l| Value::Int64(i64::try_from(l).unwrap_or(i64::MAX))),
+            source.lsn.map_or(Value::Null, |l| {
+                Value::Int64(i64::try_from(l).unwrap_or(i64::MAX))
+            }),
             Value::Null,
         ]);
         let mut record = Record::new(self.topic.clone());
@@ -314,7 +334,7 @@ mod tests {
     fn events_have_debezium_shape() {
         let t = users();
         let row = t
-            .row(&[Cell::Text("7".into()), Cell::Text("ann".into())])
+            .row(&[Cell::Text("7".into()), Cell::Text("ann".into())], false)
             .unwrap();
         let source = SourceInfo {
             server: "shop".into(),
@@ -336,7 +356,12 @@ mod tests {
         assert_eq!(key.name.as_deref(), Some("shop.public.users.Key"));
         assert_eq!(e.key.value, Value::Struct(vec![Value::Int32(7)]));
         let d = t.event(Op::Delete, Some(row.clone()), None, &source, 6);
-        d.value.schema.as_ref().unwrap().validate(&d.value.value).unwrap();
+        d.value
+            .schema
+            .as_ref()
+            .unwrap()
+            .validate(&d.value.value)
+            .unwrap();
         assert_eq!(d.key.value, Value::Struct(vec![Value::Int32(7)]));
         let tomb = t.tombstone(&row);
         assert!(tomb.value.value.is_null());
@@ -346,13 +371,23 @@ mod tests {
     #[test]
     fn bad_values_name_the_column() {
         let t = users();
-        let e = t.row(&[Cell::Text("x".into()), Cell::Null]).unwrap_err();
-        assert_eq!(e.to_string(), "column public.users.id: \"x\" is not a valid integer");
-        assert!(t.row(&[Cell::Null]).is_err());
-        let r = t.row(&[Cell::Text("1".into()), Cell::Unchanged]).unwrap();
+        let e = t
+            .row(&[Cell::Text("x".into()), Cell::Null], false)
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "column public.users.id: \"x\" is not a valid integer"
+        );
+        assert!(t.row(&[Cell::Null], false).is_err());
+        let r = t
+            .row(&[Cell::Text("1".into()), Cell::Unchanged], false)
+            .unwrap();
         assert_eq!(
             r,
-            Value::Struct(vec![Value::Int32(1), Value::String(UNAVAILABLE_VALUE.into())])
+            Value::Struct(vec![
+                Value::Int32(1),
+                Value::String(UNAVAILABLE_VALUE.into())
+            ])
         );
     }
 }

@@ -146,11 +146,9 @@ impl TableFilter {
 
     /// Position of the first include pattern matching none of `tables`.
     pub fn unmatched_include(&self, tables: &[(String, String)]) -> Option<usize> {
-        self.include.iter().position(|r| {
-            !tables
-                .iter()
-                .any(|(s, t)| r.is_match(&format!("{s}.{t}")))
-        })
+        self.include
+            .iter()
+            .position(|r| !tables.iter().any(|(s, t)| r.is_match(&format!("{s}.{t}"))))
     }
 }
 
@@ -350,22 +348,17 @@ impl PostgresCdcTask {
             .into_iter()
             .filter(|(s, t)| self.filter.matches(s, t))
             .collect();
-        if existing.is_none() {
-            let only = (!self.spec.table_include_list.is_empty()).then_some(captured.as_slice());
-            if only.is_some_and(|t| t.is_empty()) {
-                return Err(CdcError::config(
-                    "tableIncludeList",
-                    format!("matches no table of database {:?}", self.spec.database),
-                ));
-            }
-            catalog::create_publication(client, &self.publication, only).await?;
-        }
+        // Every column must have a mapping before anything is created.
         let types = catalog::load_types(client).await?;
         let mut tables = Vec::with_capacity(captured.len());
         for (s, t) in &captured {
             tables.push(Arc::new(
                 catalog::describe_table(client, &self.spec.topic_prefix, s, t, &types).await?,
             ));
+        }
+        if existing.is_none() {
+            let only = (!self.spec.table_include_list.is_empty()).then_some(captured.as_slice());
+            catalog::create_publication(client, &self.publication, only).await?;
         }
         tables.sort_by_key(|t| t.qualified());
         self.types = types;
@@ -382,10 +375,17 @@ impl PostgresCdcTask {
         let sql = format!(
             "CREATE_REPLICATION_SLOT {} LOGICAL pgoutput{}",
             catalog::quote_ident(&self.slot),
-            if export { " (SNAPSHOT 'export')" } else { " (SNAPSHOT 'nothing')" }
+            if export {
+                " (SNAPSHOT 'export')"
+            } else {
+                " (SNAPSHOT 'nothing')"
+            }
         );
         let rows = session.simple_query(&sql).await.map_err(|e| {
-            CdcError::Unavailable(format!("cannot create replication slot {:?}: {e}", self.slot))
+            CdcError::Unavailable(format!(
+                "cannot create replication slot {:?}: {e}",
+                self.slot
+            ))
         })?;
         let text = |i: usize| -> Option<String> {
             rows.first()?
@@ -393,9 +393,11 @@ impl PostgresCdcTask {
                 .as_ref()
                 .map(|b| String::from_utf8_lossy(b).into_owned())
         };
-        let start = text(1).and_then(|l| catalog::parse_lsn(&l)).ok_or_else(|| {
-            CdcError::Fatal("CREATE_REPLICATION_SLOT returned no consistent point".into())
-        })?;
+        let start = text(1)
+            .and_then(|l| catalog::parse_lsn(&l))
+            .ok_or_else(|| {
+                CdcError::Fatal("CREATE_REPLICATION_SLOT returned no consistent point".into())
+            })?;
         if export {
             let name = text(2).ok_or_else(|| {
                 CdcError::Fatal("CREATE_REPLICATION_SLOT exported no snapshot".into())
@@ -413,7 +415,10 @@ impl PostgresCdcTask {
         Ok(start)
     }
 
-    async fn snapshot_poll(&mut self, mut progress: SnapshotProgress) -> Result<Vec<SourceRecord>, CdcError> {
+    async fn snapshot_poll(
+        &mut self,
+        mut progress: SnapshotProgress,
+    ) -> Result<Vec<SourceRecord>, CdcError> {
         let limit = self.spec.snapshot_fetch_size();
         loop {
             let Some(table) = self.tables.get(progress.table).cloned() else {
@@ -431,19 +436,26 @@ impl PostgresCdcTask {
                 return Ok(Vec::new());
             };
             let rows =
-                snapshot::read_page(self.client()?, &table, progress.after.as_deref(), limit).await?;
+                snapshot::read_page(self.client()?, &table, progress.after.as_deref(), limit)
+                    .await?;
             let last_table = progress.table + 1 == self.tables.len();
             let complete = rows.len() < usize::try_from(limit).unwrap_or(usize::MAX);
             let now = jiff::Timestamp::now().as_millisecond();
             let count = rows.len();
             let mut out = Vec::with_capacity(count);
             for (i, row) in rows.into_iter().enumerate() {
-                let value = table.row(&row.cells).map_err(|e| CdcError::Fatal(e.to_string()))?;
+                let value = table
+                    .row(&row.cells, false)
+                    .map_err(|e| CdcError::Fatal(e.to_string()))?;
                 let source = SourceInfo {
                     server: self.spec.topic_prefix.clone(),
                     db: self.spec.database.clone(),
                     ts_ms: now,
-                    snapshot: if last_table && complete && i + 1 == count { "last" } else { "true" },
+                    snapshot: if last_table && complete && i + 1 == count {
+                        "last"
+                    } else {
+                        "true"
+                    },
                     tx_id: None,
                     lsn: Some(self.start_lsn),
                     sequence: None,
@@ -482,7 +494,11 @@ impl PostgresCdcTask {
         if !self.filter.matches(&rel.schema, &rel.table) {
             return Ok(None);
         }
-        if rel.columns.iter().any(|c| !self.types.contains_key(&c.type_oid)) {
+        if rel
+            .columns
+            .iter()
+            .any(|c| !self.types.contains_key(&c.type_oid))
+        {
             self.types = catalog::load_types(self.client()?).await?;
         }
         let described = catalog::describe_table(
@@ -495,7 +511,10 @@ impl PostgresCdcTask {
         .await;
         let (nullable, key_names): (HashMap<String, bool>, Vec<String>) = match &described {
             Ok(t) => (
-                t.columns.iter().map(|c| (c.name.clone(), c.optional)).collect(),
+                t.columns
+                    .iter()
+                    .map(|c| (c.name.clone(), c.optional))
+                    .collect(),
                 t.key_columns
                     .iter()
                     .filter_map(|i| t.columns.get(*i))
@@ -505,7 +524,11 @@ impl PostgresCdcTask {
             // The table may be gone by now; its key columns are the stream's.
             Err(_) => (
                 HashMap::new(),
-                rel.columns.iter().filter(|c| c.key).map(|c| c.name.clone()).collect(),
+                rel.columns
+                    .iter()
+                    .filter(|c| c.key)
+                    .map(|c| c.name.clone())
+                    .collect(),
             ),
         };
         let lookup = |oid: u32| self.types.get(&oid).cloned();
@@ -532,7 +555,10 @@ impl PostgresCdcTask {
         ))))
     }
 
-    async fn stream_poll(&mut self, mut stream: Box<Stream>) -> Result<Vec<SourceRecord>, CdcError> {
+    async fn stream_poll(
+        &mut self,
+        mut stream: Box<Stream>,
+    ) -> Result<Vec<SourceRecord>, CdcError> {
         let max = usize::try_from(self.spec.max_batch_size()).unwrap_or(2048);
         let mut out: Vec<SourceRecord> = Vec::new();
         let mut wait = IDLE_WAIT;
@@ -544,9 +570,7 @@ impl PostgresCdcTask {
                 Err(_) => break Ok(()),
                 Ok(Ok(Some(e))) => e,
                 Ok(Ok(None)) => {
-                    break Err(CdcError::Unavailable(
-                        "the replication stream ended".into(),
-                    ))
+                    break Err(CdcError::Unavailable("the replication stream ended".into()))
                 }
                 Ok(Err(e)) => {
                     break Err(CdcError::Unavailable(format!(
@@ -596,6 +620,7 @@ impl PostgresCdcTask {
             return;
         }
         let position = stream.last_end.max(stream.server_lsn).max(self.last_stored);
+        tracing::debug!(position = %catalog::format_lsn(position), "heartbeat: confirming the server's position");
         if position > 0 {
             stream.client.update_applied_lsn(Lsn::from_u64(position));
         }
@@ -631,11 +656,17 @@ impl PostgresCdcTask {
             ReplicationEvent::KeepAlive { wal_end, .. } => {
                 stream.server_lsn = stream.server_lsn.max(wal_end.as_u64());
             }
-            ReplicationEvent::XLogData { data, wal_start, .. } => {
+            ReplicationEvent::XLogData {
+                data, wal_start, ..
+            } => {
                 let message = replication::decode(&data).map_err(|e| {
-                    CdcError::Fatal(format!("at LSN {}: {e}", catalog::format_lsn(wal_start.as_u64())))
+                    CdcError::Fatal(format!(
+                        "at LSN {}: {e}",
+                        catalog::format_lsn(wal_start.as_u64())
+                    ))
                 })?;
-                self.change(stream, message, wal_start.as_u64(), out).await?;
+                self.change(stream, message, wal_start.as_u64(), out)
+                    .await?;
             }
             ReplicationEvent::Message { .. } | ReplicationEvent::StoppedAt { .. } => {}
         }
@@ -679,9 +710,13 @@ impl PostgresCdcTask {
         let Some(table) = stream.relations.get(&relation).cloned().flatten() else {
             return Ok(());
         };
-        let row = |cells: &[Cell]| table.row(cells).map_err(|e| CdcError::Fatal(format!("at LSN {}: {e}", catalog::format_lsn(lsn))));
-        let before = old.as_deref().map(row).transpose()?;
-        let after = new.as_deref().map(row).transpose()?;
+        let row = |cells: &[Cell], key_only: bool| {
+            table
+                .row(cells, key_only)
+                .map_err(|e| CdcError::Fatal(format!("at LSN {}: {e}", catalog::format_lsn(lsn))))
+        };
+        let before = old.as_deref().map(|c| row(c, key_only)).transpose()?;
+        let after = new.as_deref().map(|c| row(c, false)).transpose()?;
         let (xid, commit_ms) = stream
             .tx
             .as_ref()
@@ -793,7 +828,10 @@ impl SourceTask for PostgresCdcTask {
                             .iter()
                             .position(|t| t.qualified() >= table)
                             .unwrap_or(self.tables.len());
-                        let same = self.tables.get(index).is_some_and(|t| t.qualified() == table);
+                        let same = self
+                            .tables
+                            .get(index)
+                            .is_some_and(|t| t.qualified() == table);
                         tracing::info!(table, "resuming the snapshot");
                         self.client()?
                             .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -896,8 +934,11 @@ impl SourceTask for PostgresCdcTask {
             return Ok(());
         };
         self.last_stored = self.last_stored.max(lsn);
+        tracing::debug!(lsn = %catalog::format_lsn(self.last_stored), "offsets stored; confirming");
         if let Phase::Streaming(Some(stream)) = &self.phase {
-            stream.client.update_applied_lsn(Lsn::from_u64(self.last_stored));
+            stream
+                .client
+                .update_applied_lsn(Lsn::from_u64(self.last_stored));
         }
         Ok(())
     }
@@ -938,7 +979,10 @@ mod tests {
             "{host: h, database: d, topicPrefix: p, tableIncludeList: ['(']}",
         ));
         assert_eq!(errors.len(), 1);
-        assert_eq!(errors[0].field, "spec.source.postgresCdc.tableIncludeList[0]");
+        assert_eq!(
+            errors[0].field,
+            "spec.source.postgresCdc.tableIncludeList[0]"
+        );
         let e: PluginError = CdcError::config("slotName", "taken".into()).into();
         match e {
             PluginError::Config(c) => assert_eq!(c.field, "spec.source.postgresCdc.slotName"),

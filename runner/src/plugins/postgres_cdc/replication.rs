@@ -356,7 +356,10 @@ pub(crate) mod tests {
         upd.extend(tuple(&[Some("1"), None]));
         upd.push(b'N');
         upd.extend(tuple(&[Some("2"), Some("b")]));
-        let Message::Update { old, key_only, new, .. } = decode(&upd).unwrap() else {
+        let Message::Update {
+            old, key_only, new, ..
+        } = decode(&upd).unwrap()
+        else {
             panic!("not an update")
         };
         assert!(key_only);

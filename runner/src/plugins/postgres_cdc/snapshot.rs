@@ -81,9 +81,10 @@ pub async fn read_page(
     limit: u32,
 ) -> Result<Vec<PageRow>, CdcError> {
     let sql = page_query(table, after, limit);
-    let messages = client.simple_query(&sql).await.map_err(|e| {
-        CdcError::query(&format!("reading the rows of {}", table.qualified()), &e)
-    })?;
+    let messages = client
+        .simple_query(&sql)
+        .await
+        .map_err(|e| CdcError::query(&format!("reading the rows of {}", table.qualified()), &e))?;
     let n = table.columns.len();
     let mut rows = Vec::with_capacity(messages.len());
     for m in messages {
@@ -117,7 +118,13 @@ mod tests {
             kind: Kind::Int32,
             optional: false,
         };
-        Table::new("p", "public", "Order Items", vec![col("a"), col("b"), col("c")], keys)
+        Table::new(
+            "p",
+            "public",
+            "Order Items",
+            vec![col("a"), col("b"), col("c")],
+            keys,
+        )
     }
 
     #[test]

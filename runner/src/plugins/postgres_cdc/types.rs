@@ -197,9 +197,7 @@ pub fn schema_of(kind: &Kind, optional: bool) -> Schema {
         Kind::Date => named(SchemaType::Int32, "io.debezium.time.Date"),
         Kind::Time { micros: false } => named(SchemaType::Int32, "io.debezium.time.Time"),
         Kind::Time { micros: true } => named(SchemaType::Int64, "io.debezium.time.MicroTime"),
-        Kind::Timestamp { micros: false } => {
-            named(SchemaType::Int64, "io.debezium.time.Timestamp")
-        }
+        Kind::Timestamp { micros: false } => named(SchemaType::Int64, "io.debezium.time.Timestamp"),
         Kind::Timestamp { micros: true } => {
             named(SchemaType::Int64, "io.debezium.time.MicroTimestamp")
         }
@@ -259,9 +257,7 @@ pub fn parse(kind: &Kind, text: &str) -> Result<Value, String> {
         },
         Kind::Date => match text {
             "infinity" | "-infinity" => Value::Null,
-            _ => Value::Int32(
-                i32::try_from(date_days(text).ok_or_else(bad)?).map_err(|_| bad())?,
-            ),
+            _ => Value::Int32(i32::try_from(date_days(text).ok_or_else(bad)?).map_err(|_| bad())?),
         },
         Kind::Time { micros } => {
             let us = time_micros(text).ok_or_else(bad)?;
@@ -550,7 +546,13 @@ mod tests {
         assert_eq!(kind_of(4, -1, &builtin), Err("type with OID 4".into()));
         let s = schema_of(&kind_of(90001, -1, &builtin).unwrap(), false);
         assert_eq!(s.parameter("allowed"), Some("sad,happy"));
-        let d = schema_of(&Kind::Decimal { precision: 10, scale: 2 }, false);
+        let d = schema_of(
+            &Kind::Decimal {
+                precision: 10,
+                scale: 2,
+            },
+            false,
+        );
         assert_eq!(decimal_scale(&d), Some(2));
         assert!(d.optional, "NaN becomes null");
     }
@@ -560,23 +562,41 @@ mod tests {
         assert_eq!(parse(&Kind::Int16, "-7"), Ok(Value::Int16(-7)));
         assert_eq!(parse(&Kind::Boolean, "t"), Ok(Value::Boolean(true)));
         assert!(parse(&Kind::Int32, "x").unwrap_err().contains("integer"));
-        let Value::Decimal(d) = parse(&Kind::Decimal { precision: 10, scale: 2 }, "12.5").unwrap()
-        else {
+        let Value::Decimal(d) = parse(
+            &Kind::Decimal {
+                precision: 10,
+                scale: 2,
+            },
+            "12.5",
+        )
+        .unwrap() else {
             panic!("not a decimal")
         };
         assert_eq!(d.to_plain_string(), "12.50");
         assert_eq!(
-            parse(&Kind::Decimal { precision: 10, scale: 2 }, "NaN"),
+            parse(
+                &Kind::Decimal {
+                    precision: 10,
+                    scale: 2
+                },
+                "NaN"
+            ),
             Ok(Value::Null)
         );
         assert_eq!(
             parse(&Kind::VariableDecimal, "-1.005"),
-            Ok(Value::Struct(vec![Value::Int32(3), Value::Bytes(vec![0xfc, 0x13])]))
+            Ok(Value::Struct(vec![
+                Value::Int32(3),
+                Value::Bytes(vec![0xfc, 0x13])
+            ]))
         );
         assert_eq!(parse(&Kind::Date, "1970-01-02"), Ok(Value::Int32(1)));
         assert_eq!(parse(&Kind::Date, "1969-12-31"), Ok(Value::Int32(-1)));
         assert_eq!(parse(&Kind::Date, "2024-02-29"), Ok(Value::Int32(19782)));
-        assert_eq!(parse(&Kind::Date, "0001-01-01 BC"), Ok(Value::Int32(-719528)));
+        assert_eq!(
+            parse(&Kind::Date, "0001-01-01 BC"),
+            Ok(Value::Int32(-719528))
+        );
         assert_eq!(parse(&Kind::Date, "infinity"), Ok(Value::Null));
         assert_eq!(
             parse(&Kind::Time { micros: true }, "01:02:03.5"),
@@ -587,11 +607,17 @@ mod tests {
             Ok(Value::Int32(3_723_500))
         );
         assert_eq!(
-            parse(&Kind::Timestamp { micros: true }, "2024-01-02 03:04:05.000006"),
+            parse(
+                &Kind::Timestamp { micros: true },
+                "2024-01-02 03:04:05.000006"
+            ),
             Ok(Value::Int64(1_704_164_645_000_006))
         );
         assert_eq!(
-            parse(&Kind::Timestamp { micros: false }, "1969-12-31 23:59:59.9995"),
+            parse(
+                &Kind::Timestamp { micros: false },
+                "1969-12-31 23:59:59.9995"
+            ),
             Ok(Value::Int64(-1))
         );
         assert_eq!(
@@ -602,10 +628,16 @@ mod tests {
             parse(&Kind::ZonedTime, "03:04:05+02"),
             Ok(Value::String("03:04:05+02:00".into()))
         );
-        assert_eq!(parse(&Kind::Bytes, "\\x00ff"), Ok(Value::Bytes(vec![0, 255])));
+        assert_eq!(
+            parse(&Kind::Bytes, "\\x00ff"),
+            Ok(Value::Bytes(vec![0, 255]))
+        );
         assert!(parse(&Kind::Bytes, "\\x0").is_err());
         assert_eq!(
-            parse(&Kind::Array(Box::new(Kind::Text(None))), r#"{a,"b,c",NULL,"NULL","q\"x"}"#),
+            parse(
+                &Kind::Array(Box::new(Kind::Text(None))),
+                r#"{a,"b,c",NULL,"NULL","q\"x"}"#
+            ),
             Ok(Value::Array(vec![
                 Value::String("a".into()),
                 Value::String("b,c".into()),
@@ -634,7 +666,20 @@ mod tests {
             Kind::VariableDecimal,
             Kind::Array(Box::new(Kind::Date)),
         ];
-        for text in ["", "-", "::", "{", "}", "\"", "{\"", "[1:2]={1}", "\\x", "9999999999-01-01", "1-1-1 1:1:1+", "é"] {
+        for text in [
+            "",
+            "-",
+            "::",
+            "{",
+            "}",
+            "\"",
+            "{\"",
+            "[1:2]={1}",
+            "\\x",
+            "9999999999-01-01",
+            "1-1-1 1:1:1+",
+            "é",
+        ] {
             for k in &kinds {
                 let _ = parse(k, text);
             }
