@@ -84,8 +84,16 @@ fn plugin_secrets(
     key: impl Fn(&SecretKeyRef) -> SecretKey,
 ) -> Vec<(String, SecretKey)> {
     use ferry_crds::contract;
-    use ferry_crds::plugins::SinkPlugin;
+    use ferry_crds::plugins::{SinkPlugin, SourcePlugin};
     let mut out = Vec::new();
+    if let Some(SourcePlugin::PostgresCdc(cdc)) = spec.source.as_ref().map(|s| &s.plugin) {
+        if let Some(password) = &cdc.password {
+            out.push((
+                contract::ENV_SOURCE_DATABASE_PASSWORD.to_string(),
+                key(&password.secret_key_ref),
+            ));
+        }
+    }
     if let Some(SinkPlugin::Postgres(db) | SinkPlugin::Mysql(db)) =
         spec.sink.as_ref().map(|s| &s.plugin)
     {
@@ -210,6 +218,28 @@ mod tests {
             inputs.plugin_secrets,
             vec![(
                 "FERRY_SINK_DATABASE_PASSWORD".to_string(),
+                SecretKey {
+                    name: "pg".into(),
+                    key: "pw".into()
+                }
+            )]
+        );
+    }
+
+    #[test]
+    fn postgres_cdc_password_becomes_an_env_reference() {
+        let mut c = fixtures::source("");
+        c.spec.source = Some(
+            serde_yaml::from_str(
+                "{postgresCdc: {host: db, database: shop, topicPrefix: shop, password: {secretKeyRef: {name: pg, key: pw}}}}",
+            )
+            .unwrap(),
+        );
+        let inputs = task_inputs(&c, "img").unwrap();
+        assert_eq!(
+            inputs.plugin_secrets,
+            vec![(
+                "FERRY_SOURCE_DATABASE_PASSWORD".to_string(),
                 SecretKey {
                     name: "pg".into(),
                     key: "pw".into()
