@@ -72,9 +72,7 @@ pub fn validate(connector: &KafkaConnector) -> Vec<Violation> {
 fn check_autoscaling(r: &mut Report, a: &AutoscalingSpec) {
     match (a.lag_per_task, a.drain_seconds) {
         (Some(lag), None) => r.range("spec.autoscaling.lagPerTask", lag, 1, i64::MAX),
-        (None, Some(seconds)) => {
-            r.range("spec.autoscaling.drainSeconds", seconds.into(), 1, 86400)
-        }
+        (None, Some(seconds)) => r.range("spec.autoscaling.drainSeconds", seconds.into(), 1, 86400),
         _ => r.add(
             "spec.autoscaling",
             "needs exactly one target: lagPerTask or drainSeconds",

@@ -442,7 +442,11 @@ impl AutoscalerMetrics {
             .get_or_create(&labels)
             .set(decision.desired.into());
         if decision.desired != current {
-            let direction = if decision.desired > current { "up" } else { "down" };
+            let direction = if decision.desired > current {
+                "up"
+            } else {
+                "down"
+            };
             self.scalings
                 .get_or_create(&ScalingLabels {
                     namespace: namespace.into(),
