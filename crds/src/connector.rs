@@ -540,7 +540,8 @@ pub enum Delivery {
 pub struct AutoscalingSpec {
     /// Fewest tasks, 0 to 1000. Default 1. With 0 the connector scales to zero when its lag
     /// is at most `activationLag`, and back up when the lag rises above it. A source
-    /// connector never goes below 1: its backlog is only known from a running task.
+    /// connector never goes below 1 (its backlog is only known from a running task), nor a
+    /// connector with persistent lag (its failure stays visible and is retried).
     #[serde(default = "default_min_tasks")]
     #[schemars(range(min = 0, max = 1000))]
     pub min_tasks: i32,

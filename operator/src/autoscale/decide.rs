@@ -16,7 +16,8 @@
 //! 3. **Bounds.** A sink runs at most one task per partition, and — with
 //!    `capAtPartitionsWithLag` — at most one per partition with lag; at most the plugin's
 //!    parallelism; within `minTasks..=maxTasks` (a source keeps at least one task: its
-//!    backlog is only known from a running task).
+//!    backlog is only known from a running task; a connector with persistent lag keeps one
+//!    too, so that its failure stays visible and is retried).
 //! 4. **Stabilization**, as the HorizontalPodAutoscaler: scale up to the lowest count wanted
 //!    within the scale-up window, down to the highest count wanted within the scale-down
 //!    window.
@@ -738,6 +739,11 @@ fn bound(wanted: i32, s: &Signals, policy: &Policy) -> (i32, Vec<String>) {
         } else {
             format!("at least minTasks {}", policy.min_tasks)
         });
+    }
+    if n == 0 && s.persistent_lag > 0 {
+        // At zero a stuck partition would look healthy and never be retried.
+        n = 1;
+        notes.push("at least 1 task while lag is persistent".to_string());
     }
     (n, notes)
 }

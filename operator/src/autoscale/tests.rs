@@ -238,24 +238,30 @@ fn a_stuck_partition_is_left_out_after_the_persistent_lag_window() {
 }
 
 #[test]
-fn a_stuck_partition_does_not_wake_a_connector_scaled_to_zero() {
+fn a_connector_with_persistent_lag_keeps_one_task_instead_of_sleeping() {
     let p = policy(
         "{minTasks: 0, maxTasks: 4, lagPerTask: 100, persistentLagSeconds: 30,
           scaleDownStabilizationSeconds: 0}",
     );
     let d = run(
         &p,
-        "- [0, 1, [[100, 600]]]
-         - [15, 1, [[100, 600]]]
-         - [30, 1, [[100, 600]]]
-         - [45, 0, [[100, 600]]]
-         - [60, 0, [[100, 600]]]",
+        "- [0, 2, [[100, 600], [50, 50]]]
+         - [15, 2, [[100, 600], [50, 50]]]
+         - [30, 2, [[100, 600], [50, 50]]]
+         - [45, 1, [[100, 600], [50, 50]]]",
     );
-    assert_eq!(counts(&d), vec![1, 1, 0, 0, 0]);
+    assert_eq!(counts(&d), vec![1, 1, 1, 1]);
+    let last = &d[3];
     assert!(
-        d[4].reason.contains("left out as persistent"),
+        last.reason.contains("left out as persistent"),
         "{}",
-        d[4].reason
+        last.reason
+    );
+    assert!(
+        last.reason
+            .contains("wants 0 tasks: lag at or below activationLag 0; at least 1 task while lag is persistent; keeping 1 task"),
+        "{}",
+        last.reason
     );
 }
 
