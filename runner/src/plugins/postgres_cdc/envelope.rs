@@ -38,7 +38,6 @@ pub struct Table {
     /// Topic of its events.
     pub topic: String,
     key_schema: Option<Schema>,
-    row_schema: Schema,
     envelope_schema: Schema,
 }
 
@@ -187,7 +186,6 @@ impl Table {
             key_columns,
             topic,
             key_schema,
-            row_schema,
             envelope_schema,
         }
     }
@@ -297,11 +295,6 @@ impl Table {
         let mut record = Record::new(self.topic.clone());
         record.key = self.key(before);
         record
-    }
-
-    /// The row schema (`<topic>.Value`).
-    pub fn row_schema(&self) -> &Schema {
-        &self.row_schema
     }
 }
 

@@ -38,6 +38,7 @@ use self::replication::{Cell, Message, Relation};
 use self::types::{kind_of, PgType};
 use super::{PluginError, SourceOffset, SourcePartition, SourcePoll, SourceRecord, SourceTask};
 use crate::config_error::ConfigError;
+use crate::data::Value;
 
 /// Path of the plugin block, for configuration errors.
 const FIELD: &str = "spec.source.postgresCdc";
@@ -788,8 +789,6 @@ impl PostgresCdcTask {
     }
 }
 
-use crate::data::Value;
-
 #[async_trait]
 impl SourceTask for PostgresCdcTask {
     fn partitions(&self) -> Vec<SourcePartition> {
@@ -889,11 +888,25 @@ impl SourceTask for PostgresCdcTask {
 
     async fn poll(&mut self) -> Result<SourcePoll, PluginError> {
         self.update_backlog().await;
+        // Each arm leaves the phase to poll next, also when it fails.
         let phase = std::mem::replace(&mut self.phase, Phase::Finished);
         let records = match phase {
             Phase::Finished => return Ok(SourcePoll::Finished),
-            Phase::Snapshot(progress) => self.snapshot_poll(progress).await?,
+            Phase::Snapshot(progress) => {
+                let retry = SnapshotProgress {
+                    table: progress.table,
+                    after: progress.after.clone(),
+                };
+                match self.snapshot_poll(progress).await {
+                    Ok(records) => records,
+                    Err(e) => {
+                        self.phase = Phase::Snapshot(retry);
+                        return Err(e.into());
+                    }
+                }
+            }
             Phase::Streaming(None) => {
+                self.phase = Phase::Streaming(None);
                 let start = self.last_stored.max(self.start_lsn);
                 let client = ReplicationClient::connect(self.replication_config(start))
                     .await

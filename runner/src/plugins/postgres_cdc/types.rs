@@ -26,7 +26,7 @@
 //! range and composite types, ...) have no mapping: a table with such a column is a
 //! configuration error naming the column.
 
-use crate::data::{Decimal, Schema, SchemaType, Value, DECIMAL_SCALE_PARAMETER};
+use crate::data::{Decimal, Schema, SchemaType, Value};
 
 /// Schema name of Debezium's variable-scale decimal.
 pub const VARIABLE_SCALE_DECIMAL: &str = "io.debezium.data.VariableScaleDecimal";
@@ -468,11 +468,6 @@ fn array_items(text: &str) -> Option<Vec<Option<String>>> {
     }
 }
 
-/// The unscaled bytes and scale parameter of a `Decimal` schema, for tests and readers.
-pub fn decimal_scale(schema: &Schema) -> Option<i32> {
-    schema.parameter(DECIMAL_SCALE_PARAMETER)?.parse().ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -553,7 +548,7 @@ mod tests {
             },
             false,
         );
-        assert_eq!(decimal_scale(&d), Some(2));
+        assert_eq!(d.decimal_scale().ok(), Some(2));
         assert!(d.optional, "NaN becomes null");
     }
 
