@@ -391,7 +391,22 @@ fn read_source_offsets_blocking(
             ));
         }
         match consumer.poll(Duration::from_millis(500)) {
-            None => {}
+            None => {
+                // The last records may be transaction markers, which are never delivered:
+                // the read position tells that the end was reached.
+                if let Ok(position) = consumer.position() {
+                    for element in position.elements() {
+                        if let Offset::Offset(next) = element.offset() {
+                            if remaining
+                                .get(&element.partition())
+                                .is_some_and(|high| next >= *high)
+                            {
+                                remaining.remove(&element.partition());
+                            }
+                        }
+                    }
+                }
+            }
             Some(Err(e)) => return Err(format!("cannot read {topic}: {e}")),
             Some(Ok(m)) => {
                 if let Some(Some(Ok(partition))) =
