@@ -1,13 +1,16 @@
 //! Secret values stay secret, against the local stack with `target/debug/ferry-operator`
 //! running for the test's namespace.
 //!
-//! A connector takes its Kafka SASL username and password from a Secret holding unique
-//! values. The local Kafka listens in plaintext, so the task's SASL handshake fails and the
-//! task fails, is restarted, fails again: the error paths run, which is where credentials
-//! leak. The test first proves the password reached the task process (it is in the
-//! process's environment), then searches for both values in everything a user or a log
-//! collector sees: the connector's status, the namespace's Events, its ConfigMaps, the pod
-//! objects (specs, termination messages), the operator's log and the task pods' logs and
+//! One Secret holds unique values: a Kafka SASL username and password, and a database URL
+//! with the same password in it. Two connectors use the SASL credentials; the local Kafka
+//! listens in plaintext, so their SASL handshakes fail, and the source's task fails, is
+//! restarted, fails again. A `postgres` sink reads the URL, which names a database that does
+//! not exist, so its task fails on connecting. The error paths run, which is where
+//! credentials leak. The test proves the values reached the tasks (the SASL password is in a
+//! task process's environment; the sink's failure names the database only the URL holds),
+//! then searches for the username and the password in everything a user or a log collector
+//! sees: the connectors' status, the namespace's Events, its ConfigMaps, the pod objects
+//! (specs, termination messages), the operator's log and the task pods' logs and
 //! termination-message files. Nothing may match. It also checks that task pods reach
 //! credentials only through `secretKeyRef`, run as a non-root user with a read-only root
 //! filesystem, and that their ServiceAccount has no API access.
@@ -21,6 +24,7 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use ferry_crds::contract;
+use ferry_crds::status::TaskFailure;
 use ferry_e2e::harness::{random_suffix, wait_for_named, Stack, TestNamespace};
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -30,7 +34,9 @@ use operator_support::*;
 
 /// How long the tasks are left to fail and restart before the search.
 const RUN_FOR: Duration = Duration::from_secs(30);
-/// How long to wait, at most, for the source task's first recorded failure.
+/// How long connectors get to start.
+const START: Duration = Duration::from_secs(120);
+/// How long to wait, at most, for the failing tasks' first recorded failures.
 const MAX_RUN: Duration = Duration::from_secs(90);
 
 fn text(output: &Output) -> String {
@@ -89,10 +95,23 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
         .any(|w| w == needle.as_bytes())
 }
 
+/// `host:port` of the stack's PostgreSQL, from its URL.
+fn postgres_host_port(stack: &Stack) -> String {
+    let url = stack.postgres_url.as_str();
+    let after_at = url.rsplit_once('@').map_or(url, |(_, rest)| rest);
+    after_at.split('/').next().unwrap_or(after_at).to_string()
+}
+
 /// A process whose environment holds `FERRY_KAFKA_SASL_PASSWORD=<password>`: its pid and
 /// its real user id.
 fn process_with_password(password: &str) -> Option<(u32, u32)> {
     let needle = format!("{}={password}", contract::ENV_KAFKA_SASL_PASSWORD);
+    process_with_env(&needle)
+}
+
+/// A process whose environment holds the variable assignment `needle` (`NAME=value`): its
+/// pid and its real user id.
+fn process_with_env(needle: &str) -> Option<(u32, u32)> {
     for entry in std::fs::read_dir("/proc").ok()?.flatten() {
         let Some(pid) = entry
             .file_name()
@@ -135,6 +154,7 @@ async fn secret_values_never_leave_the_task_process() {
 
     let username = format!("ferry-user-{}", random_suffix(16));
     let password = format!("ferry-pass-{}", random_suffix(24));
+    let database = format!("ferry_missing_{}", random_suffix(6));
     let secret = Secret {
         metadata: ObjectMeta {
             name: Some("kafka-user".into()),
@@ -143,6 +163,15 @@ async fn secret_values_never_leave_the_task_process() {
         string_data: Some(BTreeMap::from([
             ("username".to_string(), username.clone()),
             ("password".to_string(), password.clone()),
+            // A database URL holding the password, naming a database that does not exist:
+            // the connection fails, and its error must not quote the URL.
+            (
+                "database-url".to_string(),
+                format!(
+                    "postgres://postgres:{password}@{}/{database}",
+                    postgres_host_port(&stack)
+                ),
+            ),
         ])),
         ..Default::default()
     };
@@ -165,6 +194,27 @@ async fn secret_values_never_leave_the_task_process() {
     );
     apply_connector(&client, &n, &sink).await;
     apply_connector(&client, &n, &source).await;
+    // The database sink connects when it has records to write: a feeder gives it some.
+    let db_topic = format!("secrets-db-{}", random_suffix(6));
+    let feeder = format!(
+        "metadata: {{name: feeder}}\nspec:\n  kafka: {{bootstrapServers: '{}'}}\n  source: {{datagen: {{topic: {db_topic}, records: 5}}}}\n",
+        stack.kafka_bootstrap
+    );
+    apply_connector(&client, &n, &feeder).await;
+    // Subscribed to a topic that does not exist yet, a consumer would learn of it only at
+    // its next metadata refresh: start the sink once the feeder is done.
+    wait_connector(&client, &n, "feeder", "its records written", START, |c| {
+        c.status
+            .as_ref()
+            .and_then(|s| s.tasks.as_ref())
+            .is_some_and(|t| t.items.iter().any(|i| i.phase == "Succeeded"))
+    })
+    .await;
+    let database_sink = format!(
+        "metadata: {{name: db-sink}}\nspec:\n  kafka: {{bootstrapServers: '{}'}}\n  sink:\n    topics: [{db_topic}]\n    postgres: {{url: {{secretKeyRef: {{name: kafka-user, key: database-url}}}}}}\n  restartPolicy: {{initialBackoffSeconds: 1, maxBackoffSeconds: 4}}\n",
+        stack.kafka_bootstrap
+    );
+    apply_connector(&client, &n, &database_sink).await;
 
     // The password reached the task: a process runs with it in its environment, as the
     // non-root user the pod asks for.
@@ -188,8 +238,14 @@ async fn secret_values_never_leave_the_task_process() {
     let mut file_hits = BTreeSet::new();
     let mut pods_seen: BTreeMap<String, Pod> = BTreeMap::new();
     let started = Instant::now();
-    let mut failures = Vec::new();
-    while started.elapsed() < RUN_FOR || (failures.is_empty() && started.elapsed() < MAX_RUN) {
+    let mut failures: BTreeMap<&str, Vec<TaskFailure>> = BTreeMap::new();
+    let failing = ["sasl-source", "db-sink"];
+    let all_failed = |f: &BTreeMap<&str, Vec<TaskFailure>>| {
+        failing
+            .iter()
+            .all(|c| f.get(c).is_some_and(|v| !v.is_empty()))
+    };
+    while started.elapsed() < RUN_FOR || (!all_failed(&failures) && started.elapsed() < MAX_RUN) {
         let pods = pods_api
             .list(&ListParams::default().labels("app.kubernetes.io/name=ferry-runner"))
             .await
@@ -201,22 +257,33 @@ async fn secret_values_never_leave_the_task_process() {
             files_containing(&dir, &username, &mut file_hits);
             pods_seen.insert(uid, pod);
         }
-        let source = connector(&client, &n, "sasl-source").await;
-        failures = source
-            .status
-            .and_then(|s| s.tasks)
-            .map(|t| t.items.into_iter().filter_map(|i| i.last_failure).collect())
-            .unwrap_or_default();
+        for name in failing {
+            let c = connector(&client, &n, name).await;
+            let last: Vec<TaskFailure> = c
+                .status
+                .and_then(|s| s.tasks)
+                .map(|t| t.items.into_iter().filter_map(|i| i.last_failure).collect())
+                .unwrap_or_default();
+            failures.insert(name, last);
+        }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    assert!(pods_seen.len() >= 2, "task pods seen: {}", pods_seen.len());
-    // The source task failed and the operator recorded why: the error paths ran.
+    assert!(pods_seen.len() >= 4, "task pods seen: {}", pods_seen.len());
+    // Both tasks failed and the operator recorded why: the error paths ran. The database
+    // sink's failure names the database, which only the Secret's URL holds: the URL was
+    // read.
     assert!(
-        !failures.is_empty(),
-        "the source task never failed within {MAX_RUN:?}; the error paths were not exercised"
+        all_failed(&failures),
+        "not every task failed within {MAX_RUN:?}, the error paths were not exercised: {failures:?}"
+    );
+    assert!(
+        failures["db-sink"]
+            .iter()
+            .any(|f| f.message.contains(&database)),
+        "the database sink's failure does not name database {database}: {failures:?}"
     );
     eprintln!(
-        "after {:?}: {} task pod(s) seen; last failures of the source: {failures:?}",
+        "after {:?}: {} task pod(s) seen; last failures: {failures:?}",
         started.elapsed(),
         pods_seen.len()
     );
@@ -298,13 +365,25 @@ async fn secret_values_never_leave_the_task_process() {
                 "{name}: runs as root"
             );
             let env = container.env.clone().unwrap_or_default();
-            for var in [
-                contract::ENV_KAFKA_SASL_USERNAME,
-                contract::ENV_KAFKA_SASL_PASSWORD,
-            ] {
+            let connector = pod
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("ferry.rs/connector"))
+                .cloned()
+                .unwrap_or_default();
+            let credentials: &[&str] = match connector.as_str() {
+                "sasl-sink" | "sasl-source" => &[
+                    contract::ENV_KAFKA_SASL_USERNAME,
+                    contract::ENV_KAFKA_SASL_PASSWORD,
+                ],
+                "db-sink" => &[contract::ENV_SINK_DATABASE_URL],
+                _ => &[],
+            };
+            for var in credentials {
                 let entry = env
                     .iter()
-                    .find(|e| e.name == var)
+                    .find(|e| e.name == *var)
                     .unwrap_or_else(|| panic!("{name}: no {var}"));
                 assert!(entry.value.is_none(), "{name}: {var} has a literal value");
                 let reference = entry
@@ -312,7 +391,7 @@ async fn secret_values_never_leave_the_task_process() {
                     .as_ref()
                     .and_then(|f| f.secret_key_ref.as_ref())
                     .unwrap_or_else(|| panic!("{name}: {var} is not a secretKeyRef"));
-                assert_eq!(reference.name, "kafka-user");
+                assert_eq!(reference.name, "kafka-user", "{name}: {var}");
             }
         }
     }
