@@ -1141,6 +1141,21 @@ patches:
         assert_eq!(spec.service_account_name.as_deref(), Some("ferry"));
     }
     run_datagen_connector(&stack, &ns, 1).await;
+    // The base's RBAC is cluster-wide, and still reads no Secret anywhere.
+    let subject = format!("system:serviceaccount:{}:ferry", ns.name);
+    for (verb, resource, namespace, allowed) in [
+        ("list", "kafkaconnectors.ferry.rs", "default", true),
+        ("create", "pods", "default", true),
+        ("get", "secrets", ns.name.as_str(), false),
+        ("get", "secrets", "default", false),
+        ("list", "secrets", "kube-system", false),
+    ] {
+        assert_eq!(
+            can_i(&stack, &subject, verb, resource, namespace).await,
+            allowed,
+            "can {subject} {verb} {resource} in {namespace}?"
+        );
+    }
 
     let out = stack
         .kubectl(["delete", "-k", overlay_dir.as_str(), "--wait=true"])
