@@ -341,21 +341,26 @@ async fn kill_9_mid_stream_loses_nothing() {
         ))
         .await;
         tokio::spawn(async move {
-            for batch in 0..(ROWS / 100) {
-                let from = batch * 100 + 1;
+            // 60 transactions over about 3 s.
+            for batch in 0..(ROWS / 50) {
+                let from = batch * 50 + 1;
                 client
                     .batch_execute(&format!(
                         "INSERT INTO events SELECT g, 'p' || g FROM generate_series({from}, {}) g",
-                        from + 99
+                        from + 49
                     ))
                     .await
                     .expect("insert");
-                tokio::time::sleep(Duration::from_millis(30)).await;
+                tokio::time::sleep(Duration::from_millis(40)).await;
             }
         })
     };
     // Mid-stream, after the first offsets were stored (every 500 ms).
     tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(
+        !writer.is_finished(),
+        "the kill comes while rows are being written"
+    );
     kill9(&runner.child);
     let _ = runner.child.wait().await;
     tokio::time::sleep(Duration::from_millis(300)).await;

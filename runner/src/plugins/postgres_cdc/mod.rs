@@ -18,6 +18,7 @@
 
 pub mod catalog;
 pub mod envelope;
+pub mod positions;
 pub mod replication;
 pub mod snapshot;
 pub mod types;
@@ -34,6 +35,7 @@ use pgwire_replication::{Lsn, ReplicationClient, ReplicationConfig, ReplicationE
 use regex::Regex;
 
 use self::envelope::{Column, Op, SourceInfo, Table};
+use self::positions::{Sequencer, Transaction};
 use self::replication::{Cell, Message, Relation};
 use self::types::{kind_of, PgType};
 use super::{PluginError, SourceOffset, SourcePartition, SourcePoll, SourceRecord, SourceTask};
@@ -162,25 +164,11 @@ struct SnapshotProgress {
     after: Option<Vec<String>>,
 }
 
-/// An open transaction of the stream.
-#[derive(Debug)]
-struct Transaction {
-    xid: u32,
-    commit_ms: i64,
-}
-
 /// The change stream.
 struct Stream {
     client: ReplicationClient,
     relations: HashMap<u32, Option<Arc<Table>>>,
-    tx: Option<Transaction>,
-    /// The last change read, held until the next message says whether it ends its
-    /// transaction.
-    held: Option<SourceRecord>,
-    /// Commit LSN of the last transaction read to its end.
-    last_end: u64,
-    /// The server's WAL position from its last keepalive.
-    server_lsn: u64,
+    positions: Sequencer,
 }
 
 enum Phase {
@@ -613,14 +601,15 @@ impl PostgresCdcTask {
     }
 
     fn maybe_heartbeat(&mut self, stream: &Stream) {
-        if stream.tx.is_some()
-            || stream.held.is_some()
-            || self.last_stored < self.last_emitted
-            || self.last_heartbeat.elapsed() < self.heartbeat()
-        {
+        if self.last_heartbeat.elapsed() < self.heartbeat() {
             return;
         }
-        let position = stream.last_end.max(stream.server_lsn).max(self.last_stored);
+        let Some(position) = stream
+            .positions
+            .heartbeat_position(self.last_stored, self.last_emitted)
+        else {
+            return;
+        };
         tracing::debug!(position = %catalog::format_lsn(position), "heartbeat: confirming the server's position");
         if position > 0 {
             stream.client.update_applied_lsn(Lsn::from_u64(position));
@@ -640,22 +629,16 @@ impl PostgresCdcTask {
                 commit_time_micros,
                 ..
             } => {
-                stream.tx = Some(Transaction {
+                stream.positions.begin(Transaction {
                     xid,
                     commit_ms: commit_time_micros / 1000 + PG_EPOCH_OFFSET_MS,
                 });
             }
             ReplicationEvent::Commit { end_lsn, .. } => {
-                let end = end_lsn.as_u64();
-                if let Some(mut last) = stream.held.take() {
-                    last.offset.insert("lsn".into(), end.to_string());
-                    out.push(last);
-                }
-                stream.tx = None;
-                stream.last_end = stream.last_end.max(end);
+                stream.positions.commit(end_lsn.as_u64(), out);
             }
             ReplicationEvent::KeepAlive { wal_end, .. } => {
-                stream.server_lsn = stream.server_lsn.max(wal_end.as_u64());
+                stream.positions.keepalive(wal_end.as_u64());
             }
             ReplicationEvent::XLogData {
                 data, wal_start, ..
@@ -719,8 +702,8 @@ impl PostgresCdcTask {
         let before = old.as_deref().map(|c| row(c, key_only)).transpose()?;
         let after = new.as_deref().map(|c| row(c, false)).transpose()?;
         let (xid, commit_ms) = stream
-            .tx
-            .as_ref()
+            .positions
+            .transaction()
             .map_or((None, 0), |t| (Some(i64::from(t.xid)), t.commit_ms));
         let source = SourceInfo {
             server: self.spec.topic_prefix.clone(),
@@ -729,7 +712,7 @@ impl PostgresCdcTask {
             snapshot: "false",
             tx_id: xid,
             lsn: Some(lsn),
-            sequence: Some(format!("[\"{}\",\"{lsn}\"]", stream.last_end)),
+            sequence: Some(format!("[\"{}\",\"{lsn}\"]", stream.positions.last_end())),
         };
         let now = jiff::Timestamp::now().as_millisecond();
         let mut records = Vec::with_capacity(3);
@@ -757,17 +740,7 @@ impl PostgresCdcTask {
             Op::Create | Op::Read => records.push(table.event(op, None, after, &source, now)),
         }
         for record in records {
-            let offset = BTreeMap::from([
-                ("lsn".to_string(), stream.last_end.to_string()),
-                ("txId".to_string(), xid.unwrap_or_default().to_string()),
-            ]);
-            if let Some(previous) = stream.held.replace(SourceRecord {
-                partition: self.partition.clone(),
-                offset,
-                record,
-            }) {
-                out.push(previous);
-            }
+            stream.positions.change(record, out);
         }
         Ok(())
     }
@@ -915,10 +888,7 @@ impl SourceTask for PostgresCdcTask {
                 let stream = Box::new(Stream {
                     client,
                     relations: HashMap::new(),
-                    tx: None,
-                    held: None,
-                    last_end: start,
-                    server_lsn: 0,
+                    positions: Sequencer::new(self.partition.clone(), start),
                 });
                 self.stream_poll(stream).await?
             }
