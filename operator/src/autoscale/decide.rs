@@ -320,10 +320,9 @@ fn saturated_rate(earlier: &Sample, later: &Sample) -> Option<f64> {
     }
     let committed: i64 = after
         .iter()
-        .filter_map(|p| {
-            let q = before
-                .iter()
-                .find(|q| q.topic == p.topic && q.partition == p.partition)?;
+        .enumerate()
+        .filter_map(|(i, p)| {
+            let q = same_partition(before, p, i)?;
             Some((p.position() - q.position()).max(0))
         })
         .sum();
@@ -408,6 +407,19 @@ fn seconds_between(from: Timestamp, to: Timestamp) -> f64 {
     (to.as_nanosecond().saturating_sub(from.as_nanosecond())) as f64 / 1e9
 }
 
+/// The entry of `p`'s topic partition in `list`: at index `hint` when the partitions were
+/// read in the same order (the usual case), else found by a search.
+fn same_partition<'a>(
+    list: &'a [PartitionOffsets],
+    p: &PartitionOffsets,
+    hint: usize,
+) -> Option<&'a PartitionOffsets> {
+    let same = |q: &&PartitionOffsets| q.topic == p.topic && q.partition == p.partition;
+    list.get(hint)
+        .filter(same)
+        .or_else(|| list.iter().find(same))
+}
+
 fn partitions_of(sample: &Sample) -> &[PartitionOffsets] {
     match &sample.input {
         Input::Partitions(p) => p,
@@ -426,15 +438,15 @@ fn signals(history: &History, latest: &Sample, policy: &Policy) -> Signals {
                 partitions: partitions.len(),
                 ..Signals::default()
             };
-            let mut persistent: Vec<String> = Vec::new();
-            for p in partitions {
+            let mut persistent = vec![false; partitions.len()];
+            for (i, p) in partitions.iter().enumerate() {
                 let lag = p.lag();
                 if lag == 0 {
                     continue;
                 }
-                let stuck_for = stuck_for(history, p);
+                let stuck_for = stuck_for(history, p, i);
                 if policy.exclude_persistent_lag && stuck_for >= policy.persistent_after {
-                    persistent.push(p.name());
+                    persistent[i] = true;
                     s.persistent_lag += lag;
                     s.persistent.push(format!(
                         "{} at offset {} for {} s",
@@ -452,8 +464,9 @@ fn signals(history: &History, latest: &Sample, policy: &Policy) -> Signals {
             let produced = partition_rates(history, latest);
             s.load = partitions
                 .iter()
-                .filter(|p| !persistent.contains(&p.name()))
-                .map(|p| {
+                .zip(&persistent)
+                .filter(|(_, persistent)| !**persistent)
+                .map(|(p, _)| {
                     let rate = produced
                         .get(&(p.topic.as_str(), p.partition))
                         .copied()
@@ -469,14 +482,11 @@ fn signals(history: &History, latest: &Sample, policy: &Policy) -> Signals {
 /// How long tasks ran while `p`'s committed offset stayed where it is now with records
 /// waiting. Time at zero tasks does not count, but does not end the run either: a stuck
 /// partition does not wake a connector scaled to zero.
-fn stuck_for(history: &History, p: &PartitionOffsets) -> Duration {
+fn stuck_for(history: &History, p: &PartitionOffsets, hint: usize) -> Duration {
     let mut total = Duration::ZERO;
     let mut later: Option<&Sample> = None;
     for sample in history.samples.iter().rev() {
-        let Some(same) = partitions_of(sample)
-            .iter()
-            .find(|q| q.topic == p.topic && q.partition == p.partition)
-        else {
+        let Some(same) = same_partition(partitions_of(sample), p, hint) else {
             break;
         };
         if same.position() != p.position() || same.lag() == 0 {
@@ -508,10 +518,9 @@ fn rates(history: &History, latest: &Sample) -> (Option<f64>, Option<f64>) {
         let earlier = partitions_of(from);
         let delta: i64 = partitions_of(latest)
             .iter()
-            .filter_map(|p| {
-                let q = earlier
-                    .iter()
-                    .find(|q| q.topic == p.topic && q.partition == p.partition)?;
+            .enumerate()
+            .filter_map(|(i, p)| {
+                let q = same_partition(earlier, p, i)?;
                 Some((f(p) - f(q)).max(0))
             })
             .sum();
@@ -543,10 +552,9 @@ fn partition_rates<'a>(history: &History, latest: &'a Sample) -> BTreeMap<(&'a s
     let earlier = partitions_of(from);
     partitions_of(latest)
         .iter()
-        .filter_map(|p| {
-            let q = earlier
-                .iter()
-                .find(|q| q.topic == p.topic && q.partition == p.partition)?;
+        .enumerate()
+        .filter_map(|(i, p)| {
+            let q = same_partition(earlier, p, i)?;
             Some((
                 (p.topic.as_str(), p.partition),
                 (p.end - q.end).max(0) as f64 / seconds,
