@@ -762,3 +762,47 @@ async fn postgres_table_equals_the_input_after_a_kill_and_restart() {
 async fn mysql_table_equals_the_input_after_a_kill_and_restart() {
     kill9_then_restart(Kind::Mysql).await;
 }
+
+/// A connector whose URL Secret did not reach the task (standalone: the variable is not
+/// exported) stops with the configuration error's exit code, naming the field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_url_secret_is_a_configuration_error() {
+    let stack = Stack::from_env().expect("the local stack");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let topic = unique("dbsink-nourl");
+    create_topic(&stack.kafka_bootstrap, &topic, 1).await;
+    let file = dir.path().join("sink.yaml");
+    std::fs::write(
+        &file,
+        sink_yaml(
+            &stack,
+            Kind::Postgres,
+            &unique("dbsink"),
+            &topic,
+            "autoCreate: true",
+            "",
+        ),
+    )
+    .expect("write the connector file");
+    let termination = dir.path().join("termination-log");
+    let t = termination.display().to_string();
+    let mut runner = spawn_runner(
+        &stack,
+        &file,
+        &free_admin_addr(),
+        &[
+            ("FERRY_TERMINATION_LOG", t.as_str()),
+            ("FERRY_SINK_DATABASE_URL", ""),
+        ],
+    );
+    let status = tokio::time::timeout(Duration::from_secs(60), runner.child.wait())
+        .await
+        .expect("the task stops within 60 s")
+        .expect("wait");
+    assert_eq!(status.code(), Some(78), "{}", runner.log_tail());
+    let message = std::fs::read_to_string(&termination).unwrap_or_default();
+    assert!(
+        message.contains("spec.sink.postgres.url") && message.contains("FERRY_SINK_DATABASE_URL"),
+        "{message}"
+    );
+}

@@ -599,8 +599,11 @@ pub async fn run(
         None => None,
     };
 
-    let sink = tokio::task::block_in_place(|| build_sink(&sink_spec.plugin))
-        .map_err(|e| TaskError::Plugin(e.to_string()))?;
+    let sink =
+        tokio::task::block_in_place(|| build_sink(&sink_spec.plugin)).map_err(|e| match e {
+            PluginError::Config(c) => TaskError::Config(vec![c]),
+            e => TaskError::Plugin(e.to_string()),
+        })?;
     let read_headers = headers_needed(&cfg, sink.reads_headers());
     match &sink_spec.topics_regex {
         Some(re) => consumer.subscribe(&[format!("^({re})$").as_str()]),

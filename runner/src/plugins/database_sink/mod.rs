@@ -106,12 +106,13 @@ pub fn target(
     dialect: Dialect,
     spec: &DatabaseSink,
     env: impl Fn(&str) -> Option<String>,
-) -> Result<Target, String> {
+) -> Result<Target, ConfigError> {
     let plugin = dialect.name();
     let read = |var: &str, field: &str| {
         env(var).filter(|v| !v.is_empty()).ok_or_else(|| {
-            format!(
-                "spec.sink.{plugin}.{field}: the environment variable {var} is not set (the operator sets it from the Secret; standalone runs must export it)"
+            ConfigError::new(
+                format!("spec.sink.{plugin}.{field}"),
+                format!("the environment variable {var} is not set (the operator sets it from the Secret; standalone runs must export it)"),
             )
         })
     };
@@ -125,7 +126,10 @@ pub fn target(
                 Some(_) => {
                     let url = read(contract::ENV_SINK_DATABASE_URL, "url")?;
                     url.parse::<tokio_postgres::Config>().map_err(|e| {
-                        format!("spec.sink.postgres.url: the Secret's value is not a PostgreSQL connection URL: {e}")
+                        ConfigError::new(
+                            "spec.sink.postgres.url",
+                            format!("the Secret's value is not a PostgreSQL connection URL: {e}"),
+                        )
                     })?
                 }
                 None => {
@@ -152,7 +156,10 @@ pub fn target(
                 Some(_) => {
                     let url = read(contract::ENV_SINK_DATABASE_URL, "url")?;
                     mysql_async::Opts::from_url(&url).map_err(|e| {
-                        format!("spec.sink.mysql.url: the Secret's value is not a MySQL connection URL: {e}")
+                        ConfigError::new(
+                            "spec.sink.mysql.url",
+                            format!("the Secret's value is not a MySQL connection URL: {e}"),
+                        )
                     })?
                 }
                 None => mysql_async::OptsBuilder::default()
@@ -244,11 +251,12 @@ impl std::fmt::Debug for DatabaseSinkTask {
 }
 
 impl DatabaseSinkTask {
-    /// The sink of `spec`, with its connection settings read from the environment. The
-    /// database is first contacted by the first write.
+    /// The sink of `spec`, with its connection settings read from the environment (a
+    /// missing variable or an unreadable URL is a configuration error). The database is
+    /// first contacted by the first write.
     pub fn new(dialect: Dialect, spec: &DatabaseSink) -> Result<Self, PluginError> {
         let target =
-            target(dialect, spec, |k| std::env::var(k).ok()).map_err(PluginError::Fatal)?;
+            target(dialect, spec, |k| std::env::var(k).ok()).map_err(PluginError::Config)?;
         Ok(Self {
             dialect,
             spec: spec.clone(),
@@ -467,7 +475,8 @@ mod tests {
         let Err(e) = target(Dialect::Mysql, &s, |_| None) else {
             panic!("no URL")
         };
-        assert!(e.contains("FERRY_SINK_DATABASE_URL"), "{e}");
+        assert_eq!(e.field, "spec.sink.mysql.url");
+        assert!(e.message.contains("FERRY_SINK_DATABASE_URL"), "{e}");
         let s = spec("{host: db}");
         let Ok(Target::Mysql(o)) = target(Dialect::Mysql, &s, |_| None) else {
             panic!("a mysql target")
