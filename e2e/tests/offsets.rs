@@ -252,8 +252,14 @@ async fn a_sink_replays_once_per_reset_id_from_earliest_a_time_and_explicit_offs
 
     let reasons = event_reasons(&client, &n, "replay").await;
     let of = |reason: &str| reasons.iter().filter(|(r, _)| r == reason).count();
-    // Events of one reason form one series.
-    assert!(of("OffsetsReset") >= 1, "{reasons:#?}");
+    // One Event per reset, each with its own note.
+    assert_eq!(of("OffsetsReset"), 3, "{reasons:#?}");
+    assert!(
+        reasons
+            .iter()
+            .any(|(r, note)| r == "OffsetsReset" && note.contains("\"since-1\"")),
+        "{reasons:#?}"
+    );
     assert!(of("ResettingOffsets") >= 1, "{reasons:#?}");
     assert!(
         reasons.iter().any(|(r, note)| r == "OffsetResetFailed"

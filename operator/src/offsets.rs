@@ -258,7 +258,12 @@ pub async fn reset_step(
     let client = &ctx.client;
     let namespace = connector.metadata.namespace.clone().unwrap_or_default();
     let name = connector.metadata.name.clone().unwrap_or_default();
-    let regarding = connector.object_ref(&());
+    // Events about a reset point at `spec.offsets.reset{<id>}`, so that those of different
+    // resets are never merged into one series.
+    let regarding = k8s_openapi::api::core::v1::ObjectReference {
+        field_path: Some(format!("spec.offsets.reset{{{}}}", reset.id)),
+        ..connector.object_ref(&())
+    };
     let now = Timestamp::now();
     let target = offset_reset::describe_target(&reset.to);
     let failed = |message: String| {
