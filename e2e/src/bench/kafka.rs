@@ -11,6 +11,7 @@ use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedPr
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use super::error::BenchError;
+use super::procfs::usage_of;
 
 /// Creates `topic` with `partitions` partitions (replication factor 1).
 pub async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<(), BenchError> {
@@ -134,8 +135,8 @@ pub fn metadata_consumer(bootstrap: &str) -> Result<BaseConsumer, BenchError> {
 }
 
 /// Reads `records` records of `topic` from the beginning with a bare librdkafka consumer
-/// (no processing, no commits), printing `first` on stdout when the first record arrives
-/// and `done` after the last. `ferry-bench raw-consume` runs this in a
+/// (no processing, no commits), printing `first <CPU seconds>` on stdout when the first
+/// record arrives and `done <CPU seconds> <VmHWM KiB>` after the last. `ferry-bench raw-consume` runs this in a
 /// child process, so it is measured like the systems it is compared with.
 pub fn raw_consume(
     bootstrap: &str,
@@ -174,14 +175,16 @@ pub fn raw_consume(
         if let Some(m) = consumer.poll(Duration::from_millis(100)) {
             m.map_err(BenchError::kafka(format!("cannot read {topic}")))?;
             if n == 0 {
-                writeln!(stdout, "first")
+                let cpu = usage_of(std::process::id()).map_or(0.0, |u| u.cpu_seconds);
+                writeln!(stdout, "first {cpu}")
                     .and_then(|()| stdout.flush())
                     .map_err(BenchError::io("cannot write to stdout"))?;
             }
             n += 1;
         }
     }
-    writeln!(stdout, "done")
+    let usage = usage_of(std::process::id()).unwrap_or_default();
+    writeln!(stdout, "done {} {}", usage.cpu_seconds, usage.peak_rss_kib)
         .and_then(|()| stdout.flush())
         .map_err(BenchError::io("cannot write to stdout"))
 }

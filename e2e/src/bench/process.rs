@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::error::BenchError;
-use super::procfs::Usage;
+use super::procfs::{usage_of, Usage};
 
 /// A running process the harness measures.
 pub struct Measured {
@@ -122,17 +122,30 @@ impl Measured {
     }
 
     /// Kills the process (SIGKILL: the measurement is over, its shutdown is not measured)
-    /// unless it already ended, and returns its whole-life CPU and peak memory.
+    /// unless it already ended, and returns its whole-life CPU (from `wait4`) and peak RSS
+    /// (VmHWM, read just before the kill).
+    ///
+    /// The peak comes from `/proc`, not from `ru_maxrss`: at `exec` the kernel folds the
+    /// forked copy of the parent's memory into the child's `ru_maxrss`, so a child of a big
+    /// parent would report the parent's size. A process that already ended reports
+    /// `ru_maxrss`; callers that care read VmHWM before it ends.
     pub fn stop(mut self) -> Result<Usage, BenchError> {
         if let Some(ended) = self.poll_ended() {
             return Ok(ended.usage);
         }
+        let peak = usage_of(self.child.id()).map(|u| u.peak_rss_kib);
         // SAFETY: kill(2) on our own child's pid, which we have not reaped yet.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGKILL) };
         self.ended = reap(self.child.id(), true);
-        self.ended.as_ref().map(|e| e.usage).ok_or_else(|| {
-            BenchError::Check(format!("cannot reap {} ({})", self.system, self.child.id()))
-        })
+        self.ended
+            .as_ref()
+            .map(|e| Usage {
+                cpu_seconds: e.usage.cpu_seconds,
+                peak_rss_kib: peak.unwrap_or(e.usage.peak_rss_kib),
+            })
+            .ok_or_else(|| {
+                BenchError::Check(format!("cannot reap {} ({})", self.system, self.child.id()))
+            })
     }
 
     /// Waits up to `timeout` for the process to end on its own.

@@ -53,6 +53,18 @@ pub fn start_ferry(
     connector_yaml: &str,
     env: &[(&str, &str)],
 ) -> Result<(Measured, String), BenchError> {
+    start_ferry_task(runner, dir, name, connector_yaml, env, (0, 1))
+}
+
+/// [`start_ferry`] for task `index` of `count` (`--task-index`, `--task-count`).
+pub fn start_ferry_task(
+    runner: &Path,
+    dir: &Path,
+    name: &str,
+    connector_yaml: &str,
+    env: &[(&str, &str)],
+    (index, count): (u32, u32),
+) -> Result<(Measured, String), BenchError> {
     let file = dir.join(format!("{name}.yaml"));
     write(&file, connector_yaml)?;
     let admin = format!("127.0.0.1:{}", free_port()?);
@@ -61,9 +73,16 @@ pub fn start_ferry(
         .args(["run", "-f"])
         .arg(&file)
         .args(["--admin-addr", &admin, "--log-format", "text"])
+        .args([
+            "--task-index",
+            &index.to_string(),
+            "--task-count",
+            &count.to_string(),
+        ])
         .env("RUST_LOG", "warn")
         .envs(env.iter().copied());
-    let process = Measured::spawn(FERRY, &mut command, &dir.join(format!("{name}.log")))?;
+    let log = dir.join(format!("{name}-task-{index}.log"));
+    let process = Measured::spawn(FERRY, &mut command, &log)?;
     Ok((process, admin))
 }
 
@@ -175,13 +194,33 @@ pub struct Delivery {
 /// reports `expected` records, then stops the process and returns the timings and its usage.
 /// Fails if the process ends first or `timeout` passes.
 pub fn drive(
-    mut process: Measured,
+    process: Measured,
+    expected: u64,
+    delivered: impl FnMut() -> Result<u64, BenchError>,
+    poll: Duration,
+    timeout: Duration,
+) -> Result<Delivery, BenchError> {
+    drive_all(vec![process], expected, delivered, poll, timeout)
+}
+
+/// [`drive`] for the processes of one system (Ferry's tasks are one process each): timings
+/// start with the first process started; CPU seconds and peak RSS are their sums.
+pub fn drive_all(
+    mut processes: Vec<Measured>,
     expected: u64,
     mut delivered: impl FnMut() -> Result<u64, BenchError>,
     poll: Duration,
     timeout: Duration,
 ) -> Result<Delivery, BenchError> {
-    let started = process.started();
+    let Some(started) = processes.iter().map(Measured::started).min() else {
+        return Err(BenchError::Check("no process to measure".into()));
+    };
+    let cpu_now = |processes: &[Measured]| -> Option<f64> {
+        processes
+            .iter()
+            .map(|p| usage_of(p.pid()).map(|u| u.cpu_seconds))
+            .sum()
+    };
     let deadline = started + timeout;
     let mut first: Option<Instant> = None;
     let mut cpu_at_first: Option<f64> = None;
@@ -191,17 +230,19 @@ pub fn drive(
         n = delivered().unwrap_or(n);
         if n > 0 && first.is_none() {
             first = Some(now);
-            cpu_at_first = usage_of(process.pid()).map(|u| u.cpu_seconds);
+            cpu_at_first = cpu_now(&processes);
         }
         if n >= expected {
             break now;
         }
-        process.check_running(n, expected)?;
+        for p in processes.iter_mut() {
+            p.check_running(n, expected)?;
+        }
         if now > deadline {
             return Err(BenchError::Timeout {
                 what: format!(
                     "{expected} records from the process logging to {} ({n} delivered)",
-                    process.log().display()
+                    processes[0].log().display()
                 ),
                 timeout,
             });
@@ -212,8 +253,13 @@ pub fn drive(
             Duration::from_millis(1)
         });
     };
-    let cpu_at_done = usage_of(process.pid()).map(|u| u.cpu_seconds);
-    let usage = process.stop()?;
+    let cpu_at_done = cpu_now(&processes);
+    let mut usage = Usage::default();
+    for p in processes {
+        let u = p.stop()?;
+        usage.cpu_seconds += u.cpu_seconds;
+        usage.peak_rss_kib += u.peak_rss_kib;
+    }
     let first = first.unwrap_or(done);
     Ok(Delivery {
         first_record_seconds: first.duration_since(started).as_secs_f64(),

@@ -12,7 +12,7 @@ use std::time::Duration;
 use super::error::BenchError;
 use super::kafka;
 use super::process::Measured;
-use super::procfs::{load_average, usage_of};
+use super::procfs::{load_average, Usage};
 use super::report::Run;
 use super::systems::{
     drive, ferry_sink_yaml, lines_by_size, records_out, start_connect, start_ferry, ConnectInstall,
@@ -224,8 +224,9 @@ pub fn kafka_to_discard(bench: &Bench, topic: &str) -> Result<Vec<Run>, BenchErr
     Ok(runs)
 }
 
-/// Runs `ferry-bench raw-consume` as a child process: it says `first` on stdout at its first
-/// record and `done` after the last, then exits, so its whole-life usage is exact.
+/// Runs `ferry-bench raw-consume` as a child process: it says `first <cpu s>` on stdout at
+/// its first record and `done <cpu s> <VmHWM KiB>` after the last, then exits; its
+/// whole-life CPU comes from `wait4`.
 fn raw_consumer(bench: &Bench, topic: &str) -> Result<Delivery, BenchError> {
     let mut command = Command::new(&bench.self_exe);
     command.args([
@@ -242,27 +243,32 @@ fn raw_consumer(bench: &Bench, topic: &str) -> Result<Delivery, BenchError> {
     let log = bench.dir.join(format!("raw-{}.log", random_suffix(6)));
     let mut process = Measured::spawn_piped(RAW, &mut command, &log)?;
     let started = process.started();
-    // Nanoseconds since start at which `first` and `done` were read (0: not yet), and the
-    // process's CPU time (µs) at both.
+    // Nanoseconds since start at which `first` and `done` were read (0: not yet); the
+    // consumer's own CPU (µs) at both, and its VmHWM (KiB) at `done`.
     let marks = Arc::new([
         AtomicU64::new(0),
         AtomicU64::new(0),
         AtomicU64::new(0),
         AtomicU64::new(0),
+        AtomicU64::new(0),
     ]);
-    let pid = process.pid();
     if let Some(stdout) = process.take_stdout() {
         let marks = marks.clone();
         std::thread::spawn(move || {
             for line in std::io::BufReader::new(stdout).lines() {
                 let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-                let cpu = usage_of(pid).map_or(0, |u| (u.cpu_seconds * 1e6) as u64);
-                let slot = match line.as_deref() {
-                    Ok("first") => 0,
-                    Ok("done") => 1,
+                let Ok(line) = line else { break };
+                let mut words = line.split_whitespace();
+                let slot = match words.next() {
+                    Some("first") => 0,
+                    Some("done") => 1,
                     _ => continue,
                 };
-                marks[slot + 2].store(cpu, Ordering::SeqCst);
+                let cpu: f64 = words.next().and_then(|w| w.parse().ok()).unwrap_or(0.0);
+                if let Some(hwm) = words.next().and_then(|w| w.parse().ok()) {
+                    marks[4].store(hwm, Ordering::SeqCst);
+                }
+                marks[slot + 2].store((cpu * 1e6) as u64, Ordering::SeqCst);
                 marks[slot].store(nanos, Ordering::SeqCst);
             }
         });
@@ -301,7 +307,10 @@ fn raw_consumer(bench: &Bench, topic: &str) -> Result<Delivery, BenchError> {
     Ok(Delivery {
         first_record_seconds: first,
         seconds: (done - first).max(1e-3),
-        usage: ended.usage,
+        usage: Usage {
+            cpu_seconds: ended.usage.cpu_seconds,
+            peak_rss_kib: marks[4].load(Ordering::SeqCst),
+        },
         delivery_cpu_seconds: Some(
             (marks[3].load(Ordering::SeqCst) as f64 - marks[2].load(Ordering::SeqCst) as f64) / 1e6,
         ),

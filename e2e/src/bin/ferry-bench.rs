@@ -15,10 +15,13 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
+use ferry_e2e::bench::databases::{self, Postgres};
+use ferry_e2e::bench::operator_scale::{self, ScaleOptions};
 use ferry_e2e::bench::report::{self, Run};
 use ferry_e2e::bench::systems::ConnectInstall;
 use ferry_e2e::bench::workloads::{self, Bench};
 use ferry_e2e::bench::{kafka, procfs};
+use ferry_e2e::harness::parse_env_file;
 use ferry_e2e::harness::{random_suffix, Stack};
 
 /// Benchmarks of Ferry against its peers on the local stack (`e2e/stack up` first).
@@ -32,6 +35,8 @@ struct Cli {
 enum Cmd {
     /// Data-plane workloads, each run by Ferry and by its peer (default).
     Pipelines(PipelineArgs),
+    /// Many connectors on one operator, their pods faked by KWOK.
+    OperatorScale(ScaleArgs),
     /// Reads a topic with a bare librdkafka consumer (the reference of `Kafka → discard`;
     /// started by `pipelines`).
     #[command(hide = true)]
@@ -61,13 +66,45 @@ struct PipelineArgs {
     /// Repetitions of each workload by each system.
     #[arg(long, default_value_t = 3)]
     repetitions: u32,
-    /// Workloads to run, comma-separated: file, discard.
-    #[arg(long, value_delimiter = ',', default_value = "file,discard")]
+    /// Workloads to run, comma-separated: file, discard, postgres (1 and 4 tasks), cdc.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "file,discard,postgres,cdc"
+    )]
     workloads: Vec<String>,
+    /// Rows per run of the Kafka → PostgreSQL workload.
+    #[arg(long, default_value_t = 200_000)]
+    db_records: u64,
+    /// Row changes per run of the PostgreSQL CDC workload.
+    #[arg(long, default_value_t = 1_000_000)]
+    cdc_records: u64,
     /// Longest a single run may take, in seconds.
     #[arg(long, default_value_t = 900)]
     timeout_seconds: u64,
     /// Use the release binaries as they are (skip `cargo build --release`).
+    #[arg(long)]
+    no_build: bool,
+}
+
+#[derive(Debug, Parser)]
+struct ScaleArgs {
+    /// Connectors to apply.
+    #[arg(long, default_value_t = 1000)]
+    connectors: usize,
+    /// The operator's `--concurrency` (connectors reconciled at once).
+    #[arg(long, default_value_t = 8)]
+    concurrency: u16,
+    /// Seconds to watch the operator once every task runs and nothing changes.
+    #[arg(long, default_value_t = 30)]
+    idle_seconds: u64,
+    /// The operator's `--resync-seconds` (progress reads of running connectors).
+    #[arg(long, default_value_t = 15)]
+    resync_seconds: u64,
+    /// Longest wait for every task to run, in seconds.
+    #[arg(long, default_value_t = 600)]
+    timeout_seconds: u64,
+    /// Use the release operator as it is (skip `cargo build --release`).
     #[arg(long)]
     no_build: bool,
 }
@@ -97,6 +134,7 @@ fn main() -> anyhow::Result<()> {
             Duration::from_secs(900),
         )?),
         Cmd::Pipelines(args) => pipelines(args),
+        Cmd::OperatorScale(args) => operator_scale(args),
     }
 }
 
@@ -160,6 +198,15 @@ fn pipelines(args: PipelineArgs) -> anyhow::Result<()> {
     if !runner.exists() {
         bail!("{} is missing: run without --no-build", runner.display());
     }
+    let needs_debezium = args.workloads.iter().any(|w| w == "postgres" || w == "cdc");
+    let plugin_path = if needs_debezium {
+        let tools = bench_tools(&root)?;
+        Some(PathBuf::from(tools.get("FERRY_DEBEZIUM_PLUGINS").context(
+            "e2e/stack bench-tools did not name FERRY_DEBEZIUM_PLUGINS",
+        )?))
+    } else {
+        None
+    };
     let dir = scratch_dir()?;
     let bench = Bench {
         bootstrap: stack.kafka_bootstrap.clone(),
@@ -167,7 +214,7 @@ fn pipelines(args: PipelineArgs) -> anyhow::Result<()> {
         self_exe: std::env::current_exe().context("cannot find this program's path")?,
         connect: ConnectInstall {
             libs: stack.kafka_libs.clone(),
-            plugin_path: None,
+            plugin_path,
         },
         dir: dir.clone(),
         records: args.records,
@@ -194,7 +241,31 @@ fn pipelines(args: PipelineArgs) -> anyhow::Result<()> {
                     topics.push(topic.clone());
                     runs.extend(workloads::kafka_to_discard(&bench, &topic)?);
                 }
-                other => bail!("unknown workload {other}: use file, discard"),
+                "postgres" => {
+                    let pg = Postgres::from_url(&stack.postgres_url)?;
+                    let topic =
+                        rt.block_on(databases::postgres_topic(&bench, args.db_records, 4))?;
+                    topics.push(topic.clone());
+                    for tasks in [1, 4] {
+                        runs.extend(databases::kafka_to_postgres(
+                            &bench,
+                            &pg,
+                            &topic,
+                            args.db_records,
+                            tasks,
+                        )?);
+                    }
+                }
+                "cdc" => {
+                    let pg = Postgres::from_url(&stack.postgres_url)?;
+                    runs.extend(databases::postgres_cdc(
+                        &bench,
+                        &pg,
+                        args.cdc_records,
+                        &mut topics,
+                    )?);
+                }
+                other => bail!("unknown workload {other}: use file, discard, postgres, cdc"),
             }
         }
         Ok(())
@@ -221,4 +292,209 @@ fn pipelines(args: PipelineArgs) -> anyhow::Result<()> {
         }
         Err(e) => Err(e.context(format!("logs kept in {}", dir.display()))),
     }
+}
+
+/// Builds KWOK and fetches Debezium (`e2e/stack bench-tools`, cached) and returns the
+/// variables it prints: FERRY_KWOK, FERRY_KWOK_STAGES, FERRY_DEBEZIUM_PLUGINS.
+fn bench_tools(root: &Path) -> anyhow::Result<std::collections::HashMap<String, String>> {
+    let output = Command::new(root.join("e2e/stack"))
+        .arg("bench-tools")
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("cannot run e2e/stack bench-tools")?;
+    if !output.status.success() {
+        bail!("e2e/stack bench-tools failed ({})", output.status);
+    }
+    Ok(parse_env_file(&String::from_utf8_lossy(&output.stdout)))
+}
+
+fn operator_scale(args: ScaleArgs) -> anyhow::Result<()> {
+    let stack = Stack::from_env()?;
+    let root = stack.repo_root.clone();
+    let tools = bench_tools(&root)?;
+    let kwok = tools
+        .get("FERRY_KWOK")
+        .context("e2e/stack bench-tools did not name FERRY_KWOK")?;
+    let stages = tools
+        .get("FERRY_KWOK_STAGES")
+        .context("e2e/stack bench-tools did not name FERRY_KWOK_STAGES")?;
+    if !args.no_build {
+        cargo_build_release(&root, &["ferry-operator"])?;
+    }
+    let operator = root.join("target/release/ferry-operator");
+    if !operator.exists() {
+        bail!("{} is missing: run without --no-build", operator.display());
+    }
+    let dir = scratch_dir()?;
+    let options = ScaleOptions {
+        connectors: args.connectors,
+        operator,
+        kwok: PathBuf::from(kwok),
+        kwok_stages: operator_scale::stage_files(Path::new(stages))?,
+        dir: dir.clone(),
+        concurrency: args.concurrency,
+        resync_seconds: args.resync_seconds,
+        timeout: Duration::from_secs(args.timeout_seconds),
+        idle_seconds: args.idle_seconds,
+    };
+    let started_at = timestamp();
+    let machine = machine_line();
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        let crd = stack
+            .kubectl(
+                ["apply", "--server-side", "--force-conflicts", "-f"]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .chain([root.join("crds/kafkaconnector.yaml").display().to_string()]),
+            )
+            .await?;
+        if !crd.status.success() {
+            bail!(
+                "kubectl apply of the CRD failed: {}",
+                String::from_utf8_lossy(&crd.stderr)
+            );
+        }
+        anyhow::Ok(())
+    })?;
+    eprintln!(
+        "applying {} connectors (operator --concurrency {}) ...",
+        args.connectors, args.concurrency
+    );
+    let result = rt
+        .block_on(operator_scale::run(&stack, &options))
+        .with_context(|| format!("logs kept in {}", dir.display()))?;
+    let csv = write_scale_csv(&root, &started_at, &result)?;
+    println!("\n{} connectors (discard sink, 1 task each) on one operator (--concurrency {}, --resync-seconds {}), pods faked by KWOK; {machine}; {started_at}\n", result.connectors, args.concurrency, args.resync_seconds);
+    println!("{}", scale_table(&result));
+    println!("raw results: {}", csv.display());
+    let _ = std::fs::remove_dir_all(&dir);
+    if !result.objects_changed.is_empty() {
+        bail!(
+            "adding and removing one connector changed other connectors' objects: {}",
+            result.objects_changed.join(", ")
+        );
+    }
+    Ok(())
+}
+
+fn scale_table(r: &operator_scale::ScaleResult) -> String {
+    let pct = |v: &[f64], p: f64| {
+        report::percentile(v, p).map_or("–".to_string(), |x| format!("{x:.2}"))
+    };
+    let mut rows = vec![
+        (
+            "connectors applied (server-side apply, one after the other)".to_string(),
+            format!("{} in {:.1} s", r.connectors, r.apply_seconds),
+        ),
+        (
+            "apply → task pod Running, p50 / p95 / max (s)".to_string(),
+            format!(
+                "{} / {} / {}",
+                pct(&r.to_pod_running, 50.0),
+                pct(&r.to_pod_running, 95.0),
+                pct(&r.to_pod_running, 100.0)
+            ),
+        ),
+        (
+            "apply → connector status shows its task ready, p50 / p95 / max (s)".to_string(),
+            format!(
+                "{} / {} / {}",
+                pct(&r.to_connector_ready, 50.0),
+                pct(&r.to_connector_ready, 95.0),
+                pct(&r.to_connector_ready, 100.0)
+            ),
+        ),
+        (
+            "first apply → every connector ready (s)".to_string(),
+            format!("{:.1}", r.all_ready_seconds),
+        ),
+        (
+            "operator CPU while converging (s)".to_string(),
+            format!("{:.1}", r.operator_cpu_seconds_converge),
+        ),
+        (
+            "operator CPU while idle".to_string(),
+            format!(
+                "{:.2} s in {:.0} s ({:.1} % of one core)",
+                r.operator_cpu_seconds_idle,
+                r.idle_seconds,
+                100.0 * r.operator_cpu_seconds_idle / r.idle_seconds.max(1e-9)
+            ),
+        ),
+        (
+            "operator peak RSS (MiB)".to_string(),
+            format!("{:.1}", r.operator_usage.peak_rss_kib as f64 / 1024.0),
+        ),
+        (
+            "operator CPU, whole run (s)".to_string(),
+            format!("{:.1}", r.operator_usage.cpu_seconds),
+        ),
+        (
+            "added connector: apply → pod Running (s)".to_string(),
+            format!("{:.2}", r.added_to_running),
+        ),
+    ];
+    rows.push((
+        "other connectors' pods and ConfigMaps changed by adding one and removing one".to_string(),
+        if r.objects_changed.is_empty() {
+            format!("0 of {} (same UID and resourceVersion)", r.objects_compared)
+        } else {
+            format!("{} of {}", r.objects_changed.len(), r.objects_compared)
+        },
+    ));
+    let mut out = String::from("| measure | value |\n|---|---:|\n");
+    for (k, v) in rows {
+        out.push_str(&format!("| {k} | {v} |\n"));
+    }
+    out
+}
+
+fn write_scale_csv(
+    root: &Path,
+    started_at: &str,
+    r: &operator_scale::ScaleResult,
+) -> anyhow::Result<PathBuf> {
+    let dir = root.join("e2e/bench/results");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join(format!(
+        "{}-operator-scale.csv",
+        started_at.replace(':', "")
+    ));
+    let mut text = String::from("started_at,connectors,measure,value\n");
+    for (measure, values) in [
+        ("apply_to_pod_running", &r.to_pod_running),
+        ("apply_to_connector_ready", &r.to_connector_ready),
+    ] {
+        for v in values {
+            text.push_str(&format!("{started_at},{},{measure},{v:.4}\n", r.connectors));
+        }
+    }
+    for (measure, v) in [
+        ("apply_loop", r.apply_seconds),
+        ("all_ready", r.all_ready_seconds),
+        ("operator_cpu_converge", r.operator_cpu_seconds_converge),
+        ("operator_cpu_idle", r.operator_cpu_seconds_idle),
+        ("idle_window", r.idle_seconds),
+        ("operator_cpu_total", r.operator_usage.cpu_seconds),
+        ("added_to_pod_running", r.added_to_running),
+    ] {
+        text.push_str(&format!("{started_at},{},{measure},{v:.4}\n", r.connectors));
+    }
+    text.push_str(&format!(
+        "{started_at},{},operator_peak_rss_mib,{:.1}\n",
+        r.connectors,
+        r.operator_usage.peak_rss_kib as f64 / 1024.0
+    ));
+    text.push_str(&format!(
+        "{started_at},{},other_objects_compared,{}\n",
+        r.connectors, r.objects_compared
+    ));
+    text.push_str(&format!(
+        "{started_at},{},other_objects_changed,{}\n",
+        r.connectors,
+        r.objects_changed.len()
+    ));
+    std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
 }
