@@ -278,6 +278,56 @@ async fn kustomize_base_is_the_chart_with_default_values() {
         documents(&rendered),
         "manifests/base/ferry.yaml differs from the Helm chart's defaults: run e2e/gen-manifests"
     );
+    // manifests/monitoring holds the chart's monitoring objects, and the API server takes them.
+    let rendered = render(
+        &stack,
+        &[
+            "--set",
+            "managedBy=kustomize",
+            "--set",
+            "monitoring.operator.podMonitor=true",
+            "--set",
+            "monitoring.tasks.podMonitor=true",
+            "--set",
+            "monitoring.prometheusRule.enabled=true",
+            "--set",
+            "monitoring.grafanaDashboard.enabled=true",
+            "--show-only",
+            "templates/monitoring.yaml",
+            "--show-only",
+            "templates/prometheusrule.yaml",
+        ],
+    )
+    .await;
+    let monitoring =
+        std::fs::read_to_string(stack.repo_root.join("manifests/monitoring/monitoring.yaml"))
+            .expect("read manifests/monitoring/monitoring.yaml");
+    assert_eq!(
+        documents(&monitoring),
+        documents(&rendered),
+        "manifests/monitoring/monitoring.yaml differs from the Helm chart: run e2e/gen-manifests"
+    );
+    apply_monitoring_crds(&stack).await;
+    ensure_namespace(&stack, "ferry-system").await;
+    let out = stack
+        .kubectl([
+            "apply",
+            "--server-side",
+            "--dry-run=server",
+            "-k",
+            stack
+                .repo_root
+                .join("manifests/monitoring")
+                .to_str()
+                .expect("utf-8 path"),
+        ])
+        .await
+        .expect("run kubectl");
+    assert!(
+        out.status.success(),
+        "kubectl apply -k manifests/monitoring (dry run): {}",
+        text(&out)
+    );
 
     let out = stack
         .kubectl([
