@@ -382,7 +382,7 @@ async fn kafka_coordinates_and_record_value_keys(kind: Kind) {
         kind,
         &unique("dbsink-kafka"),
         &topic,
-        &format!("tableNameFormat: \"${{topic}}_log\", insertMode: upsert, primaryKeyMode: kafka, autoCreate: true"),
+        "tableNameFormat: \"${topic}_log\", insertMode: upsert, primaryKeyMode: kafka, autoCreate: true",
         "",
     );
     let mut runner = start(&stack, dir.path(), &yaml);
