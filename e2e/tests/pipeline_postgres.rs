@@ -3,7 +3,8 @@
 //! another database. Inserts, updates and deletes arrive; killing each task with SIGKILL
 //! while rows are written, stopping and starting both connectors, loses nothing (the copy
 //! ends equal to the original); deleting the connectors removes their pods and leaves the
-//! replication slot. A `mysql` sink copies the same topic into MariaDB at the same time.
+//! replication slot, unless `spec.offsets.deleteOnRemoval` asks to drop it. A `mysql` sink
+//! copies the same topic into MariaDB at the same time.
 
 mod operator_support;
 
@@ -525,11 +526,60 @@ async fn changes_to_a_table_reach_its_copies_through_kafka_despite_kills_and_res
         "the replication slot stays after the connector is deleted"
     );
 
+    // With spec.offsets.deleteOnRemoval the slot goes with the connector.
+    let once = format!("{slot}_once");
+    let yaml = source_yaml(
+        "orders-cdc-once",
+        &stack,
+        &source.name,
+        &prefix,
+        &once,
+        "Running",
+    )
+    .replace("spec:\n", "spec:\n  offsets: {deleteOnRemoval: true}\n");
+    apply_connector(&client, &ns.name, &yaml).await;
+    wait_ready_tasks(&client, &ns.name, "orders-cdc-once", 1, START).await;
+    let slot_exists = |name: String| {
+        let admin = &admin;
+        async move {
+            admin
+                .query(
+                    "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1",
+                    &[&name],
+                )
+                .await
+                .map(|rows| !rows.is_empty())
+                .unwrap_or(true)
+        }
+    };
+    assert!(
+        slot_exists(once.clone()).await,
+        "the task created slot {once}"
+    );
+    stack
+        .kubectl([
+            "-n",
+            &ns.name,
+            "delete",
+            "kc",
+            "orders-cdc-once",
+            "--wait=true",
+            "--timeout=120s",
+        ])
+        .await
+        .expect("kubectl delete");
+    assert!(
+        !slot_exists(once.clone()).await,
+        "slot {once} dropped before the connector with deleteOnRemoval was gone"
+    );
+
     operator.stop().await;
     ns.cleanup().await.expect("namespace cleanup");
-    let _ = admin
-        .execute("SELECT pg_drop_replication_slot($1)", &[&slot])
-        .await;
+    for name in [&slot, &once] {
+        let _ = admin
+            .execute("SELECT pg_drop_replication_slot($1)", &[name])
+            .await;
+    }
     source.drop_database(&stack).await;
     copy.drop_database(&stack).await;
     maria.drop_database().await;

@@ -28,6 +28,16 @@ pub enum Error {
         /// What is wrong with it.
         message: String,
     },
+    /// Dropping a `postgresCdc` connector's replication slot failed.
+    #[error("dropping replication slot {slot} on {server}: {message}")]
+    SlotCleanup {
+        /// The slot.
+        slot: String,
+        /// `host:port/database`.
+        server: String,
+        /// What went wrong.
+        message: String,
+    },
     /// Deleting a sink's consumer group failed.
     #[error("deleting consumer group {group}: {message}")]
     OffsetsCleanup {
@@ -74,6 +84,7 @@ impl Error {
             },
             Error::Secret { .. } => "SecretError",
             Error::OffsetsCleanup { .. } => "OffsetsCleanupFailed",
+            Error::SlotCleanup { .. } => "ReplicationSlotCleanupFailed",
             Error::Offsets { .. } => "KafkaOffsetsError",
             Error::Encode { .. } => "EncodingFailed",
         }

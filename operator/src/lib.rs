@@ -25,6 +25,7 @@ pub mod offsets;
 pub mod plan;
 pub mod progress;
 pub mod reconcile;
+pub mod replication_slot;
 pub mod restart;
 pub mod server;
 pub mod status;

@@ -30,6 +30,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use crate::apply;
 use crate::context::Context;
 use crate::error::Error;
+use crate::replication_slot::{self, SlotCleanup};
 use crate::events::{self, Note};
 use crate::metrics::SinkPartitionOffset;
 use crate::observe::TaskPod;
@@ -127,6 +128,9 @@ pub enum Cleanup {
     /// The consumer group still has members (static members of stopped tasks stay until
     /// their session times out): try again shortly.
     GroupNotEmpty(String),
+    /// The `postgresCdc` replication slot is still read by a stopping task: try again
+    /// shortly.
+    SlotActive(String),
 }
 
 /// Deletes the connector's offsets. Call it once the connector's task pods are gone.
@@ -135,16 +139,21 @@ pub async fn delete_offsets(client: &Client, connector: &KafkaConnector) -> Resu
     let name = connector.metadata.name.clone().unwrap_or_default();
     let config = kafka_config(client, connector).await?;
     if connector.spec.sink.is_none() {
+        let slot = match replication_slot::drop_slot(client, connector).await? {
+            SlotCleanup::Active(why) => return Ok(Cleanup::SlotActive(why)),
+            SlotCleanup::Done(done) => format!("; {done}"),
+            SlotCleanup::NotApplicable => String::new(),
+        };
         let forgotten =
             offset_store::delete_source_offsets(&config, DEFAULT_OFFSETS_TOPIC, &namespace, &name)
                 .await?;
         return Ok(Cleanup::Done(if forgotten == 0 {
             format!(
-                "no source offsets of {namespace}/{name} were stored in {DEFAULT_OFFSETS_TOPIC}"
+                "no source offsets of {namespace}/{name} were stored in {DEFAULT_OFFSETS_TOPIC}{slot}"
             )
         } else {
             format!(
-                "deleted the stored offsets of {} of {namespace}/{name} from {DEFAULT_OFFSETS_TOPIC}",
+                "deleted the stored offsets of {} of {namespace}/{name} from {DEFAULT_OFFSETS_TOPIC}{slot}",
                 plural(forgotten, "source partition")
             )
         }));
@@ -551,7 +560,7 @@ pub async fn refresh_offsets(ctx: &Context, connector: &KafkaConnector) -> Resul
     apply_status_part(&ctx.client, &namespace, &name, OFFSETS_FIELD_MANAGER, &body).await
 }
 
-async fn secret_value(
+pub(crate) async fn secret_value(
     secrets: &Api<Secret>,
     namespace: &str,
     reference: &SecretKeyRef,

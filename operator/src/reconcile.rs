@@ -93,7 +93,7 @@ async fn reconcile_connector(ctx: &Context, namespace: &str, name: &str) -> Resu
                 return Ok(Action::requeue(OFFSETS_CLEANUP_RETRY));
             }
             match offsets::delete_offsets(client, &connector).await? {
-                offsets::Cleanup::GroupNotEmpty(why) => {
+                offsets::Cleanup::GroupNotEmpty(why) | offsets::Cleanup::SlotActive(why) => {
                     tracing::info!(connector = %format!("{namespace}/{name}"), "{why}");
                     return Ok(Action::requeue(OFFSETS_CLEANUP_RETRY));
                 }
