@@ -807,7 +807,29 @@ async fn alerts_and_dashboard_read_only_metrics_that_ferry_exports() {
                 r["labels"]["severity"].as_str().is_some(),
                 "alert {alert} has no severity"
             );
-            exprs.push((alert, r["expr"].as_str().expect("expr").to_string()));
+            let expr = r["expr"].as_str().expect("expr").to_string();
+            // Every `$labels.x` an annotation shows is a label the expression's result has:
+            // its grouping labels when it aggregates, the series' labels otherwise.
+            let grouping = grouping_labels(&expr);
+            for key in ["summary", "description"] {
+                let annotation = r["annotations"][key].as_str().unwrap_or_default();
+                for (i, m) in annotation.match_indices("$labels.") {
+                    let label: String = annotation[i + m.len()..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                        .collect();
+                    let known = if grouping.is_empty() {
+                        labels.contains(&label)
+                    } else {
+                        grouping.contains(&label)
+                    };
+                    assert!(
+                        known,
+                        "alert {alert}: {key} shows $labels.{label}, which `{expr}` does not keep"
+                    );
+                }
+            }
+            exprs.push((alert, expr));
         }
     }
     for needed in [
