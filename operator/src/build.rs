@@ -543,6 +543,32 @@ mod tests {
     }
 
     #[test]
+    fn database_sink_secrets_become_secret_key_ref_env_vars() {
+        let mut c = fixtures::sink("");
+        c.spec.sink = Some(
+            serde_yaml::from_str(
+                "{topics: [t], mysql: {url: {secretKeyRef: {name: db, key: url}}}}",
+            )
+            .unwrap(),
+        );
+        let pod = task_pod(&fixtures::inputs(&c), 0, "h1", 1);
+        let v: serde_json::Value = serde_json::to_value(&pod).unwrap();
+        let env = v["spec"]["containers"][0]["env"].as_array().unwrap();
+        let url = env
+            .iter()
+            .find(|e| e["name"] == "FERRY_SINK_DATABASE_URL")
+            .expect("the URL variable");
+        assert_eq!(
+            url["valueFrom"]["secretKeyRef"],
+            serde_json::json!({"name": "db", "key": "url", "optional": false})
+        );
+        assert!(url.get("value").is_none(), "a reference, never the value");
+        assert!(!env
+            .iter()
+            .any(|e| e["name"] == "FERRY_SINK_DATABASE_PASSWORD"));
+    }
+
+    #[test]
     fn config_map_holds_the_spec_without_tasks_autoscaling_and_state() {
         let c = fixtures::sink("  tasks: 2\n  state: Paused\n  autoscaling: {minTasks: 1, maxTasks: 4, lagPerTask: 100}");
         let inputs = fixtures::inputs(&c);
