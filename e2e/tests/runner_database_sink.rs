@@ -806,3 +806,89 @@ async fn a_missing_url_secret_is_a_configuration_error() {
         "{message}"
     );
 }
+
+/// Schemaless JSON objects are written by field name into an existing table; creating a
+/// table needs a schema, and a record without one fails naming why.
+async fn schemaless_json(kind: Kind) {
+    let stack = Stack::from_env().expect("the local stack");
+    let topic = unique("dbsink-plain");
+    create_topic(&stack.kafka_bootstrap, &topic, 1).await;
+    let mut db = Db::connect(&stack, kind).await;
+    let table = db.quote(&topic);
+    db.exec(&format!(
+        "CREATE TABLE {table} (id BIGINT PRIMARY KEY, name VARCHAR(20), qty INT, at {} NULL)",
+        // Whole seconds, so both databases print the value alike.
+        match kind {
+            Kind::Postgres => "TIMESTAMP(0)",
+            Kind::Mysql => "DATETIME",
+        }
+    ))
+    .await;
+    let p = producer(&stack.kafka_bootstrap);
+    for (id, name, qty) in [(1, "a", 1), (2, "b", 2), (1, "c", 3)] {
+        let value =
+            format!(r#"{{"id":{id},"name":"{name}","qty":{qty},"at":"2024-01-02 03:04:05"}}"#);
+        produce(&p, &topic, None, Some(value.as_bytes()), &[]).await;
+    }
+    let plain = "  converters: {key: {string: {}}, value: {json: {schemas: false}}}\n";
+    let with_schemas =
+        "  converters: {key: {json: {schemas: true}}, value: {json: {schemas: true}}}\n";
+    let yaml = sink_yaml(
+        &stack,
+        kind,
+        &unique("dbsink-plain"),
+        &topic,
+        "insertMode: upsert, primaryKeyMode: recordValue, primaryKeyFields: [id]",
+        "",
+    )
+    .replace(with_schemas, plain);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut runner = start(&stack, dir.path(), &yaml);
+    wait_rows(
+        &mut db,
+        &format!("SELECT id, name, qty, at FROM {table} ORDER BY id"),
+        &[
+            vec![s(1), s("c"), s(3), s("2024-01-02 03:04:05")],
+            vec![s(2), s("b"), s(2), s("2024-01-02 03:04:05")],
+        ],
+        &mut runner,
+    )
+    .await;
+    terminate(&runner.child);
+    runner.child.wait().await.expect("wait");
+    db.exec(&format!("DROP TABLE {table}")).await;
+
+    // The table is gone: autoCreate cannot make one from schemaless records.
+    let yaml = sink_yaml(
+        &stack,
+        kind,
+        &unique("dbsink-plain-create"),
+        &topic,
+        "insertMode: upsert, primaryKeyMode: recordValue, primaryKeyFields: [id], autoCreate: true",
+        "",
+    )
+    .replace(with_schemas, plain);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut runner = start(&stack, dir.path(), &yaml);
+    let status = tokio::time::timeout(Duration::from_secs(60), runner.child.wait())
+        .await
+        .expect("the task fails within 60 s")
+        .expect("wait");
+    assert_eq!(status.code(), Some(65), "{}", runner.log_tail());
+    let message = std::fs::read_to_string(dir.path().join("termination-log")).unwrap_or_default();
+    assert!(
+        message.contains(&format!("{topic}/0@"))
+            && message.contains("autoCreate needs records with schemas"),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_writes_schemaless_json_into_an_existing_table() {
+    schemaless_json(Kind::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_writes_schemaless_json_into_an_existing_table() {
+    schemaless_json(Kind::Mysql).await;
+}
