@@ -584,8 +584,11 @@ pub struct AutoscalingSpec {
     /// 15 seconds.
     #[serde(default = "ScaleStep::default_up")]
     pub scale_up: ScaleStep,
-    /// How fast tasks are removed. Default: the larger of 1 task and 100 % of the count per
-    /// 15 seconds (as far as the stabilization window allows).
+    /// How fast tasks are removed, once the stabilization window allows it. Default: the
+    /// larger of 1 task and 10 % of the count per 60 seconds. Gentle on purpose: a removed
+    /// sink task's partitions stay with its static group membership until the session
+    /// timeout (45 s) and wait meanwhile; removing many at once would leave that much lag
+    /// behind, which looks like load.
     #[serde(default = "ScaleStep::default_down")]
     pub scale_down: ScaleStep,
     /// Leave out the lag of a partition whose committed offset has not moved for
@@ -624,7 +627,8 @@ pub struct ScaleStep {
     /// 1000 (scaleDown: at most 100 counts).
     #[schemars(range(min = 0, max = 1000))]
     pub percent: i32,
-    /// Length of the period, in seconds, 1 to 1800. Default 15.
+    /// Length of the period, in seconds, 1 to 1800. Default 15 when the block is given (the
+    /// default `scaleDown` block uses 60).
     #[serde(default = "default_scale_period_seconds")]
     #[schemars(range(min = 1, max = 1800))]
     pub period_seconds: u32,
@@ -640,18 +644,22 @@ impl ScaleStep {
         }
     }
 
-    /// Default of `spec.autoscaling.scaleDown`: 1 task or 100 % per 15 seconds.
+    /// Default of `spec.autoscaling.scaleDown`: 1 task or 10 % per 60 seconds.
     pub fn default_down() -> Self {
         ScaleStep {
             tasks: 1,
-            percent: 100,
-            period_seconds: DEFAULT_SCALE_PERIOD_SECONDS,
+            percent: 10,
+            period_seconds: DEFAULT_SCALE_DOWN_PERIOD_SECONDS,
         }
     }
 }
 
-/// Default `spec.autoscaling.scaleUp.periodSeconds` and `scaleDown.periodSeconds`.
+/// Default `spec.autoscaling.scaleUp.periodSeconds`.
 pub const DEFAULT_SCALE_PERIOD_SECONDS: u32 = 15;
+/// Default `spec.autoscaling.scaleDown.periodSeconds`: longer than a sink task's session
+/// timeout (45 s), so the partitions of the tasks removed in one step have moved to the
+/// remaining tasks before the next step.
+pub const DEFAULT_SCALE_DOWN_PERIOD_SECONDS: u32 = 60;
 /// Default `spec.autoscaling.persistentLagSeconds`.
 pub const DEFAULT_PERSISTENT_LAG_SECONDS: u32 = 120;
 

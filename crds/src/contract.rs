@@ -70,6 +70,10 @@ pub const DEFAULT_OFFSETS_TOPIC: &str = "ferry-offsets";
 pub fn consumer_group(namespace: &str, connector: &str) -> String {
     format!("ferry.{namespace}.{connector}")
 }
+/// `session.timeout.ms` of a sink task's consumer unless `spec.kafka.config` sets it. Tasks
+/// are static group members: a removed task's partitions stay assigned to it, unread, until
+/// this timeout expires (the operator's autoscaler allows for it after scaling down).
+pub const SINK_SESSION_TIMEOUT_MS: u64 = 45_000;
 /// Default termination-message path, as in Kubernetes.
 pub const DEFAULT_TERMINATION_LOG: &str = "/dev/termination-log";
 /// Admin HTTP port of a task pod.

@@ -162,7 +162,7 @@ async fn a_burst_scales_a_sink_up_to_its_cap_and_back_to_zero_without_losing_rec
         &topic,
         &bootstrap,
         "  autoscaling: {minTasks: 0, maxTasks: 4, lagPerTask: 2000, activationLag: 1000, \
-         scaleDownStabilizationSeconds: 20}",
+         scaleDownStabilizationSeconds: 20, scaleDown: {tasks: 4, percent: 100}}",
     );
     apply_connector(&client, &n, &yaml).await;
 

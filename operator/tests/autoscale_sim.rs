@@ -14,6 +14,9 @@ const INTERVAL: u64 = 15;
 const STARTUP: u64 = 10;
 /// Records per second one task consumes at most.
 const TASK_RATE: f64 = 1000.0;
+/// Seconds the partitions of a removed task stay with its departed static group member
+/// (the runner's `session.timeout.ms`).
+const SESSION_TIMEOUT: u64 = 45;
 
 struct Connector {
     partitions: usize,
@@ -25,6 +28,11 @@ struct Connector {
     stuck: Vec<usize>,
     /// Seconds each running task has run.
     tasks: Vec<u64>,
+    /// Per partition, the second until which it stays with a removed task's static
+    /// membership and nobody consumes it.
+    orphaned_until: Vec<u64>,
+    /// Seconds since the start.
+    now: u64,
 }
 
 impl Connector {
@@ -35,12 +43,15 @@ impl Connector {
             committed: vec![0.0; partitions],
             stuck: Vec::new(),
             tasks: vec![STARTUP; tasks],
+            orphaned_until: vec![0; partitions],
+            now: 0,
         }
     }
 
     /// One second: `produced` records spread over the partitions, then each started task
     /// consumes its share of its partitions (partition `p` belongs to task `p % tasks`).
     fn tick(&mut self, produced: f64) {
+        self.now += 1;
         for end in &mut self.end {
             *end += produced / self.partitions as f64;
         }
@@ -53,9 +64,10 @@ impl Connector {
             let mine: Vec<usize> = (0..self.partitions).filter(|p| p % n == task).collect();
             let mut budget = TASK_RATE;
             // Drain the partitions in turn; what one cannot use goes to the next.
+            let now = self.now;
             let mut open: Vec<usize> = mine
                 .into_iter()
-                .filter(|p| !self.stuck.contains(p))
+                .filter(|p| !self.stuck.contains(p) && self.orphaned_until[*p] <= now)
                 .collect();
             while budget > 0.01 && !open.is_empty() {
                 let share = budget / open.len() as f64;
@@ -73,6 +85,14 @@ impl Connector {
 
     fn resize(&mut self, count: i32) {
         let count = usize::try_from(count).unwrap_or(0);
+        let before = self.tasks.len();
+        if count < before {
+            for p in 0..self.partitions {
+                if p % before >= count {
+                    self.orphaned_until[p] = self.now + SESSION_TIMEOUT;
+                }
+            }
+        }
         self.tasks.truncate(count);
         while self.tasks.len() < count {
             self.tasks.push(0);
@@ -207,7 +227,8 @@ fn bursts_scale_up_fast_and_down_once_per_burst() {
         trace.flips(),
         trace.counts
     );
-    // Between bursts everything drains and the count settles back at one task.
+    // Between bursts everything drains, and after the 5-minute window the count comes down
+    // one task a minute (the default scaleDown), a third of the way or more by the next burst.
     for cycle in 1..bursts as usize {
         let before_next = cycle * 60 - 1; // the evaluation just before the next burst
         assert!(
@@ -215,8 +236,8 @@ fn bursts_scale_up_fast_and_down_once_per_burst() {
             "lag {} before burst {cycle}",
             trace.lags[before_next]
         );
-        assert_eq!(
-            trace.counts[before_next], 1,
+        assert!(
+            trace.counts[before_next] <= 8,
             "cycle {cycle}: {:?}",
             trace.counts
         );

@@ -28,10 +28,14 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use ferry_crds::connector::{AutoscalingSpec, ScaleStep};
+use ferry_crds::contract::SINK_SESSION_TIMEOUT_MS;
 use k8s_openapi::jiff::Timestamp;
 
 /// Window over which consumption and production rates are measured.
 pub const RATE_WINDOW: Duration = Duration::from_secs(60);
+/// [`Policy::reassignment`] in session timeouts: one for the removed task's membership to
+/// expire, one for the partition's new owner to drain what piled up meanwhile.
+pub const REASSIGNMENT_SESSIONS: u32 = 2;
 
 /// What the task count aims at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,6 +79,10 @@ pub struct Policy {
     pub exclude_persistent_lag: bool,
     /// `persistentLagSeconds`.
     pub persistent_after: Duration,
+    /// How long after a scale-down what piles up on the partitions of the removed tasks is
+    /// not load: their static group memberships expire after the session timeout, and the
+    /// new owners drain the backlog.
+    pub reassignment: Duration,
     /// `capAtPartitionsWithLag`.
     pub cap_at_partitions_with_lag: bool,
     /// The plugin's most tasks (`None`: no limit).
@@ -109,6 +117,7 @@ impl Policy {
             scale_down: step(spec.scale_down_stabilization_seconds, &spec.scale_down),
             exclude_persistent_lag: spec.exclude_persistent_lag,
             persistent_after: Duration::from_secs(u64::from(spec.persistent_lag_seconds)),
+            reassignment: Duration::from_millis(SINK_SESSION_TIMEOUT_MS) * REASSIGNMENT_SESSIONS,
             cap_at_partitions_with_lag: spec.cap_at_partitions_with_lag,
             plugin_max,
             source,
@@ -342,6 +351,10 @@ struct Signals {
     capacity: Option<f64>,
     /// Per partition whose lag counts: its lag and records produced to it per second.
     load: Vec<(i64, f64)>,
+    /// Lag of the partitions of tasks removed less than [`Policy::reassignment`] ago that
+    /// have not moved since, and how many they are.
+    reassigning_lag: i64,
+    reassigning: usize,
 }
 
 /// Decides the task count (pure). `current` is the count in effect.
@@ -439,11 +452,20 @@ fn signals(history: &History, latest: &Sample, policy: &Policy) -> Signals {
                 ..Signals::default()
             };
             let mut persistent = vec![false; partitions.len()];
+            let mut counted: Vec<i64> = partitions.iter().map(PartitionOffsets::lag).collect();
+            let scaled_down = last_scale_down(history, latest, policy);
             for (i, p) in partitions.iter().enumerate() {
                 let lag = p.lag();
                 if lag == 0 {
                     continue;
                 }
+                // A partition that did not move in the first reading after a scale-down
+                // belonged to a removed task: what piled up since then is not load.
+                let waiting_since = scaled_down.and_then(|(then, next)| {
+                    let then = same_partition(partitions_of(then), p, i)?;
+                    let next = same_partition(partitions_of(next), p, i)?;
+                    (next.position() == then.position()).then_some(then.lag())
+                });
                 let stuck_for = stuck_for(history, p, i);
                 if policy.exclude_persistent_lag && stuck_for >= policy.persistent_after {
                     persistent[i] = true;
@@ -454,6 +476,14 @@ fn signals(history: &History, latest: &Sample, policy: &Policy) -> Signals {
                         p.position(),
                         stuck_for.as_secs()
                     ));
+                } else if let Some(before) = waiting_since.filter(|before| *before < lag) {
+                    s.reassigning_lag += lag - before;
+                    s.reassigning += 1;
+                    if before > 0 {
+                        s.lag += before;
+                        s.partitions_with_lag += 1;
+                    }
+                    counted[i] = before;
                 } else {
                     s.lag += lag;
                     s.partitions_with_lag += 1;
@@ -464,19 +494,42 @@ fn signals(history: &History, latest: &Sample, policy: &Policy) -> Signals {
             let produced = partition_rates(history, latest);
             s.load = partitions
                 .iter()
-                .zip(&persistent)
-                .filter(|(_, persistent)| !**persistent)
-                .map(|(p, _)| {
+                .zip(persistent.iter().zip(&counted))
+                .filter(|(_, (persistent, _))| !**persistent)
+                .map(|(p, (_, lag))| {
                     let rate = produced
                         .get(&(p.topic.as_str(), p.partition))
                         .copied()
                         .unwrap_or(0.0);
-                    (p.lag(), rate)
+                    (*lag, rate)
                 })
                 .collect();
             s
         }
     }
+}
+
+/// The reading on which the last scale-down was decided and the one after it, when the
+/// scale-down is less than [`Policy::reassignment`] old and tasks still run: the partitions
+/// of the removed tasks wait for their static memberships to expire.
+fn last_scale_down<'a>(
+    history: &'a History,
+    latest: &Sample,
+    policy: &Policy,
+) -> Option<(&'a Sample, &'a Sample)> {
+    if latest.tasks <= 0 {
+        return None;
+    }
+    let (at, _, _) = history
+        .changes
+        .iter()
+        .rev()
+        .find(|(_, from, to)| to < from)?;
+    if age(latest.at, *at) >= policy.reassignment {
+        return None;
+    }
+    let mut after = history.samples.iter().skip_while(|s| s.at < *at);
+    Some((after.next()?, after.next()?))
 }
 
 /// How long tasks ran while `p`'s committed offset stayed where it is now with records
@@ -593,6 +646,13 @@ fn describe_signals(s: &Signals, policy: &Policy) -> String {
         rate(s.consumed),
         rate(s.produced)
     ));
+    if s.reassigning > 0 {
+        text.push_str(&format!(
+            ", {} more piled up on {} partitions of removed tasks (they move to the remaining \
+             tasks when the removed tasks' group memberships expire)",
+            s.reassigning_lag, s.reassigning
+        ));
+    }
     if !s.persistent.is_empty() {
         let shown: Vec<&str> = s.persistent.iter().take(3).map(String::as_str).collect();
         let more = s.persistent.len().saturating_sub(shown.len());

@@ -143,7 +143,16 @@ pub async fn evaluate(
                 .as_ref()
                 .and_then(|s| s.plugin.max_tasks())
         });
-    let policy = Policy::from_spec(spec, plugin_max, connector.spec.is_source());
+    let mut policy = Policy::from_spec(spec, plugin_max, connector.spec.is_source());
+    if let Some(ms) = connector
+        .spec
+        .kafka
+        .config
+        .get("session.timeout.ms")
+        .and_then(|v| v.trim().parse::<u64>().ok())
+    {
+        policy.reassignment = Duration::from_millis(ms) * decide::REASSIGNMENT_SESSIONS;
+    }
     let current = task_count(connector).clamp(policy.floor(), policy.ceiling());
     let keep = |reason: String| Outcome {
         status: AutoscalerStatus {

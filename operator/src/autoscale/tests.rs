@@ -77,7 +77,13 @@ fn defaults_follow_the_horizontal_pod_autoscaler() {
     assert_eq!((p.scale_up.tasks, p.scale_up.percent), (4, 100));
     assert_eq!(p.scale_up.period.as_secs(), 15);
     assert_eq!(p.scale_down.stabilization.as_secs(), 300);
-    assert_eq!((p.scale_down.tasks, p.scale_down.percent), (1, 100));
+    assert_eq!((p.scale_down.tasks, p.scale_down.percent), (1, 10));
+    assert_eq!(
+        p.scale_down.period.as_secs(),
+        60,
+        "longer than the session timeout"
+    );
+    assert_eq!(p.reassignment.as_secs(), 90);
     assert!(p.exclude_persistent_lag && p.cap_at_partitions_with_lag);
     assert_eq!(p.persistent_after.as_secs(), 120);
 }
@@ -122,8 +128,10 @@ fn without_the_partition_cap_a_sink_still_runs_at_most_one_task_per_partition() 
 
 #[test]
 fn scale_down_waits_for_its_window_then_goes_to_min_tasks() {
-    let p =
-        policy("{minTasks: 1, maxTasks: 4, lagPerTask: 100, scaleDownStabilizationSeconds: 60}");
+    let p = policy(
+        "{minTasks: 1, maxTasks: 4, lagPerTask: 100, scaleDownStabilizationSeconds: 60,
+          scaleDown: {tasks: 0, percent: 100}}",
+    );
     let d = run(
         &p,
         "- [0, 4, [[0, 400], [0, 400], [0, 400], [0, 400]]]
@@ -480,7 +488,13 @@ fn the_memory_evaluates_once_per_interval_and_starts_over_for_a_new_generation()
     let d = same
         .step("n/c", 1, &p, 4, Some(idle(100)), at(100))
         .unwrap();
-    assert_eq!(d.desired, 1, "{}", d.reason);
+    assert_eq!(d.desired, 3, "{}", d.reason);
+    assert!(
+        d.reason
+            .contains("scale-down limited to 1 task per 60 s (scaleDown)"),
+        "{}",
+        d.reason
+    );
     // A new generation starts a new history, whose first decision keeps the count.
     let d = twin
         .step("n/c", 2, &p, 4, Some(idle(100)), at(100))
@@ -490,4 +504,40 @@ fn the_memory_evaluates_once_per_interval_and_starts_over_for_a_new_generation()
 
     memory.forget("n/c");
     assert!(!memory.evaluated_recently("n/c", at(46), interval));
+}
+
+#[test]
+fn what_piles_up_on_a_removed_tasks_partitions_is_not_load() {
+    let p = policy(
+        "{maxTasks: 4, lagPerTask: 1000, scaleDownStabilizationSeconds: 0, capAtPartitionsWithLag: false}",
+    );
+    // Two partitions at 100/s and two tasks with nothing to do: one goes. Its partition (1)
+    // then waits for the removed task's static membership to expire (45 s).
+    let d = run(
+        &p,
+        "- [0, 2, [[1000, 1000], [1000, 1000]]]
+         - [15, 1, [[2500, 2500], [1000, 2500]]]
+         - [30, 1, [[4000, 4000], [1000, 4000]]]
+         - [60, 1, [[7000, 7000], [7000, 7000]]]",
+    );
+    let reasons: Vec<&String> = d.iter().map(|d| &d.reason).collect();
+    assert_eq!(counts(&d), vec![1, 1, 1, 1], "{reasons:?}");
+    assert_eq!(d[2].lag, Some(0), "{reasons:?}");
+    assert!(
+        d[2].reason.starts_with(
+            "lag 0 on 0 of 2 partitions (consuming 100/s, producing 200/s), 3000 more piled up \
+             on 1 partitions of removed tasks"
+        ),
+        "{reasons:?}"
+    );
+    // Without the allowance, 3000 waiting would want 3 tasks.
+    let mut strict = p.clone();
+    strict.reassignment = std::time::Duration::ZERO;
+    let d = run(
+        &strict,
+        "- [0, 2, [[1000, 1000], [1000, 1000]]]
+         - [15, 1, [[2500, 2500], [1000, 2500]]]
+         - [30, 1, [[4000, 4000], [1000, 4000]]]",
+    );
+    assert_eq!(counts(&d), vec![1, 2, 2]);
 }
