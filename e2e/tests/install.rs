@@ -254,6 +254,7 @@ async fn chart_lints_renders_and_the_api_server_accepts_it() {
             &["--set", "monitoring.interval=30 seconds"][..],
             "/monitoring/interval",
         ),
+        (&["--set", "resources.limit.memory=1Gi"][..], "/resources"),
     ] {
         let mut all = vec!["template", "ferry", chart.as_str()];
         all.extend_from_slice(args);
