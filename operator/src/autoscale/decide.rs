@@ -520,11 +520,12 @@ fn last_scale_down<'a>(
     if latest.tasks <= 0 {
         return None;
     }
+    // Only while that scale-down is the last change, to a count above zero: after a
+    // scale-up, or from zero, every partition has a running owner to wait for.
     let (at, _, _) = history
         .changes
-        .iter()
-        .rev()
-        .find(|(_, from, to)| to < from)?;
+        .back()
+        .filter(|(_, from, to)| to < from && *to > 0)?;
     if age(latest.at, *at) >= policy.reassignment {
         return None;
     }

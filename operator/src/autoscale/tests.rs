@@ -541,3 +541,24 @@ fn what_piles_up_on_a_removed_tasks_partitions_is_not_load() {
     );
     assert_eq!(counts(&d), vec![1, 2, 2]);
 }
+
+#[test]
+fn a_connector_woken_soon_after_scaling_to_zero_counts_all_its_lag() {
+    let p = policy(
+        "{minTasks: 0, maxTasks: 4, lagPerTask: 1000, scaleDownStabilizationSeconds: 0,
+          scaleDown: {tasks: 0, percent: 100}, capAtPartitionsWithLag: false}",
+    );
+    let d = run(
+        &p,
+        "- [0, 2, [[1000, 1000], [1000, 1000]]]
+         - [15, 0, [[1000, 2000], [1000, 2000]]]
+         - [30, 2, [[1000, 3000], [1000, 3000]]]",
+    );
+    assert_eq!(
+        counts(&d),
+        vec![0, 2, 2],
+        "{:?}",
+        d.iter().map(|d| &d.reason).collect::<Vec<_>>()
+    );
+    assert_eq!(d[2].lag, Some(4000));
+}
