@@ -365,26 +365,31 @@ impl DatabaseSinkTask {
             return Ok(());
         };
         let rows: usize = groups.iter().map(|g| g.rows.len()).sum();
+        // The record of a batch of one row.
+        let only = groups
+            .iter()
+            .flat_map(|g| g.records.iter().copied())
+            .next()
+            .filter(|_| rows == 1);
         match session.write(&groups, &self.spec, false).await {
             Ok(()) => Ok(()),
-            Err((Some(index), DbError::Data(message))) => {
-                self.tables.clear();
-                Err(PluginError::Record {
+            Err((index, DbError::Data(message))) => match index.or(only) {
+                Some(index) => Err(PluginError::Record {
                     index,
                     message: format!("{name} refused the row: {message}"),
-                })
-            }
-            Err((None, DbError::Data(message))) if rows > 1 => {
-                tracing::warn!(error = %message, rows, "{name} sink: the database refused a batch; writing it row by row to find the record");
-                match session.write(&groups, &self.spec, true).await {
-                    Ok(()) => Ok(()),
-                    Err((Some(index), DbError::Data(message))) => Err(PluginError::Record {
-                        index,
-                        message: format!("{name} refused the row: {message}"),
-                    }),
-                    Err((_, e)) => Err(self.failed(e)),
+                }),
+                None => {
+                    tracing::warn!(error = %message, rows, "{name} sink: the database refused a batch; writing it row by row to find the record");
+                    match session.write(&groups, &self.spec, true).await {
+                        Ok(()) => Ok(()),
+                        Err((Some(index), DbError::Data(message))) => Err(PluginError::Record {
+                            index,
+                            message: format!("{name} refused the row: {message}"),
+                        }),
+                        Err((_, e)) => Err(self.failed(e)),
+                    }
                 }
-            }
+            },
             Err((_, e)) => Err(self.failed(e)),
         }
     }
