@@ -1,8 +1,8 @@
 //! Task autoscaling against the local stack: a `discard` sink connector with
 //! `spec.autoscaling`, driven by records produced here, scales up within its step limits to
-//! its cap, back down to zero after its (short) window, wakes above its activation lag, and
-//! leaves a stuck partition out; every record produced is committed (counted with the consumer
-//! group's committed offsets). Each test runs `target/debug/ferry-operator` for its own
+//! its cap, back down to zero after its (short) window, wakes above its activation lag (also
+//! with a drain-time target), and leaves a stuck partition out; every record produced is
+//! committed (counted with the consumer group's committed offsets). Each test runs `target/debug/ferry-operator` for its own
 //! namespace, evaluating every 2 seconds.
 
 mod operator_support;
@@ -419,6 +419,60 @@ async fn a_sink_at_zero_wakes_only_above_its_activation_lag() {
         woke_at.elapsed()
     );
     wait_all_committed(&bootstrap, &group, &topic, partitions, 3500).await;
+
+    operator.stop().await;
+    ns.cleanup().await.expect("namespace cleanup");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_time_target_wakes_a_sink_and_lets_it_sleep_once_drained() {
+    let (stack, client, ns, operator) = setup("autoscale-drain").await;
+    let n = ns.name.clone();
+    let bootstrap = stack.kafka_bootstrap.clone();
+    let topic = unique("drain");
+    let partitions = 3;
+    create_topic(&bootstrap, &topic, partitions).await;
+    let group = format!("ferry.{n}.drainer");
+    let yaml = discard_sink(
+        "drainer",
+        &topic,
+        &bootstrap,
+        "  autoscaling: {minTasks: 0, maxTasks: 3, drainSeconds: 30, \
+         scaleDownStabilizationSeconds: 6, scaleDown: {tasks: 3, percent: 100}}",
+    );
+    apply_connector(&client, &n, &yaml).await;
+    wait_connector(
+        &client,
+        &n,
+        "drainer",
+        "an autoscaler decision",
+        START,
+        |c| autoscaler(c).is_some_and(|a| a.lag == Some(0) && a.desired_tasks == 0),
+    )
+    .await;
+
+    let p = producer(&bootstrap);
+    produce_spread(&p, &topic, partitions, 3000, |i| format!("{{\"d\":{i}}}")).await;
+    let c = wait_connector(&client, &n, "drainer", "woken", START, |c| {
+        autoscaler(c).is_some_and(|a| a.desired_tasks > 0)
+    })
+    .await;
+    let reason = autoscaler(&c).unwrap().reason;
+    eprintln!("drain target, waking: {reason}");
+    assert!(
+        reason.contains("waking: wants 1 task until a consumption rate is measured"),
+        "{reason}"
+    );
+    wait_all_committed(&bootstrap, &group, &topic, partitions, 3000).await;
+
+    let c = wait_connector(&client, &n, "drainer", "asleep again", START, |c| {
+        autoscaler(c).is_some_and(|a| a.desired_tasks == 0)
+    })
+    .await;
+    let reason = autoscaler(&c).unwrap().reason;
+    eprintln!("drain target, drained: {reason}");
+    assert!(reason.contains("wants 0 tasks"), "{reason}");
+    assert!(reason.ends_with("scaling down from 1 to 0"), "{reason}");
 
     operator.stop().await;
     ns.cleanup().await.expect("namespace cleanup");
