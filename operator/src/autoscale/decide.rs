@@ -334,7 +334,7 @@ fn saturated_rate(earlier: &Sample, later: &Sample) -> Option<f64> {
             let q = same_partition(before, p, i)?;
             Some((p.position() - q.position()).max(0))
         })
-        .sum();
+        .fold(0i64, i64::saturating_add);
     (committed > 0).then(|| committed as f64 / seconds / f64::from(earlier.tasks))
 }
 
@@ -443,7 +443,9 @@ fn partitions_of(sample: &Sample) -> &[PartitionOffsets] {
 fn signals(history: &History, latest: &Sample, policy: &Policy) -> Signals {
     match &latest.input {
         Input::Backlog(backlog) => Signals {
-            lag: backlog.values().map(|b| (*b).max(0)).sum(),
+            lag: backlog
+                .values()
+                .fold(0i64, |sum, b| sum.saturating_add((*b).max(0))),
             ..Signals::default()
         },
         Input::Partitions(partitions) => {
@@ -469,7 +471,7 @@ fn signals(history: &History, latest: &Sample, policy: &Policy) -> Signals {
                 let stuck_for = stuck_for(history, p, i);
                 if policy.exclude_persistent_lag && stuck_for >= policy.persistent_after {
                     persistent[i] = true;
-                    s.persistent_lag += lag;
+                    s.persistent_lag = s.persistent_lag.saturating_add(lag);
                     s.persistent.push(format!(
                         "{} at offset {} for {} s",
                         p.name(),
@@ -477,15 +479,15 @@ fn signals(history: &History, latest: &Sample, policy: &Policy) -> Signals {
                         stuck_for.as_secs()
                     ));
                 } else if let Some(before) = waiting_since.filter(|before| *before < lag) {
-                    s.reassigning_lag += lag - before;
+                    s.reassigning_lag = s.reassigning_lag.saturating_add(lag - before);
                     s.reassigning += 1;
                     if before > 0 {
-                        s.lag += before;
+                        s.lag = s.lag.saturating_add(before);
                         s.partitions_with_lag += 1;
                     }
                     counted[i] = before;
                 } else {
-                    s.lag += lag;
+                    s.lag = s.lag.saturating_add(lag);
                     s.partitions_with_lag += 1;
                 }
             }
@@ -577,7 +579,7 @@ fn rates(history: &History, latest: &Sample) -> (Option<f64>, Option<f64>) {
                 let q = same_partition(earlier, p, i)?;
                 Some((f(p) - f(q)).max(0))
             })
-            .sum();
+            .fold(0i64, i64::saturating_add);
         Some(delta as f64 / seconds)
     };
     let produced = window.first().and_then(|from| rate(from, &|p| p.end));
@@ -895,7 +897,7 @@ fn limit_step(
         .map(|(_, from, to)| i64::from(to - from))
         .filter(|d| (*d > 0) == up)
         .map(i64::abs)
-        .sum();
+        .fold(0i64, i64::saturating_add);
     let current64 = i64::from(current);
     let start = if up {
         (current64 - moved).max(0)

@@ -562,3 +562,15 @@ fn a_connector_woken_soon_after_scaling_to_zero_counts_all_its_lag() {
     );
     assert_eq!(d[2].lag, Some(4000));
 }
+
+#[test]
+fn absurd_offsets_saturate_instead_of_overflowing() {
+    let p = policy("{maxTasks: 4, lagPerTask: 1}");
+    let max = i64::MAX;
+    let d = run(
+        &p,
+        &format!("- [0, 1, [[null, {max}], [null, {max}]]]\n- [15, 1, [[0, {max}], [0, {max}]]]"),
+    );
+    assert_eq!(d[1].lag, Some(i64::MAX));
+    assert_eq!(d[1].desired, 2, "{}", d[1].reason);
+}
