@@ -218,3 +218,51 @@ async fn a_regex_subscription_reads_every_matching_topic_also_later_ones() {
     terminate(&runner.child);
     assert!(runner.child.wait().await.expect("exit").success());
 }
+
+/// A sink applied before its source has written anything subscribes to a topic that does not
+/// exist yet; it reads the topic once it appears, within the task's metadata refresh (10 s),
+/// not librdkafka's default of 5 minutes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_started_before_its_topic_exists_reads_it_once_created() {
+    let stack = Stack::from_env().expect("the local stack");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let topic = unique("late");
+    let name = unique("late");
+    let out = dir.path().join("out.txt");
+    let file = dir.path().join("connector.yaml");
+    std::fs::write(
+        &file,
+        file_sink_yaml(
+            &name,
+            &stack.kafka_bootstrap,
+            &topic,
+            &out,
+            "  converters: {value: {string: {}}}\n",
+        ),
+    )
+    .expect("write");
+    let admin = free_admin_addr();
+    let mut runner = spawn_runner(&stack, &file, &admin, &[]);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    create_topic(&stack.kafka_bootstrap, &topic, 1).await;
+    let p = producer(&stack.kafka_bootstrap);
+    for i in 0..20 {
+        produce(&p, &topic, None, Some(format!("line {i}").as_bytes()), &[]).await;
+    }
+    let created = Instant::now();
+    while lines(&out).len() < 20 {
+        assert!(
+            created.elapsed() < Duration::from_secs(45),
+            "only {} of 20 records of the late topic reached the file after 45 s\n{}",
+            lines(&out).len(),
+            runner.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!(
+        "records of a topic created after the subscription arrived {:.1} s after its creation",
+        created.elapsed().as_secs_f64()
+    );
+    terminate(&runner.child);
+    let _ = runner.child.wait();
+}
