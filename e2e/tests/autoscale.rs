@@ -2,7 +2,8 @@
 //! `spec.autoscaling`, driven by records produced here, scales up within its step limits to
 //! its cap, back down to zero after its (short) window, wakes above its activation lag (also
 //! with a drain-time target), and leaves a stuck partition out; every record produced is
-//! committed (counted with the consumer group's committed offsets). Each test runs `target/debug/ferry-operator` for its own
+//! committed (counted with the consumer group's committed offsets). A source connector's
+//! backlog is read from its task's `/metrics`. Each test runs `target/debug/ferry-operator` for its own
 //! namespace, evaluating every 2 seconds.
 
 mod operator_support;
@@ -473,6 +474,41 @@ async fn a_drain_time_target_wakes_a_sink_and_lets_it_sleep_once_drained() {
     eprintln!("drain target, drained: {reason}");
     assert!(reason.contains("wants 0 tasks"), "{reason}");
     assert!(reason.ends_with("scaling down from 1 to 0"), "{reason}");
+
+    operator.stop().await;
+    ns.cleanup().await.expect("namespace cleanup");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_reads_its_backlog_from_the_task_metrics_and_keeps_one_task() {
+    let (stack, client, ns, operator) = setup("autoscale-source").await;
+    let n = ns.name.clone();
+    let bootstrap = stack.kafka_bootstrap.clone();
+    let topic = unique("generated");
+    create_topic(&bootstrap, &topic, 1).await;
+    let yaml = format!(
+        "metadata: {{name: generator}}\nspec:\n  kafka: {{bootstrapServers: '{bootstrap}'}}\n  \
+         source: {{datagen: {{topic: {topic}, ratePerSecond: 50}}}}\n  \
+         autoscaling: {{minTasks: 0, maxTasks: 3, lagPerTask: 1000}}\n"
+    );
+    apply_connector(&client, &n, &yaml).await;
+    // The backlog comes from the running task's /metrics (`ferry_task_source_backlog_bytes`):
+    // datagen has none, so the count stays at the one task a source always keeps.
+    let c = wait_connector(&client, &n, "generator", "a backlog reading", START, |c| {
+        autoscaler(c).is_some_and(|a| a.lag.is_some())
+    })
+    .await;
+    let a = autoscaler(&c).unwrap();
+    eprintln!("source: {}", a.reason);
+    assert_eq!(a.lag, Some(0), "{a:?}");
+    assert_eq!(a.desired_tasks, 1, "{a:?}");
+    assert!(
+        a.reason
+            .starts_with("backlog 0; target 1000 per task: wants 0 tasks; at least 1 task"),
+        "{}",
+        a.reason
+    );
+    wait_ready_tasks(&client, &n, "generator", 1, START).await;
 
     operator.stop().await;
     ns.cleanup().await.expect("namespace cleanup");
