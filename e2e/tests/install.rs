@@ -1510,3 +1510,86 @@ async fn run_postgres_example_pipeline(stack: &Stack, ns: &TestNamespace) {
             .unwrap_or_else(|e| panic!("drop database {db}: {e}"));
     }
 }
+
+/// `taskPodTemplate` becomes a ConfigMap mounted into the operator and named by
+/// `--task-pod-template`; the file is one the operator accepts, the operator pods roll when
+/// it changes, and a misspelt field is refused at install, naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task_pod_template_values_reach_the_operator_as_a_file_it_reads() {
+    let stack = Stack::from_env().expect("the local stack");
+    let template = r#"taskPodTemplate={"nodeSelector":{"pool":"connectors"},"labels":{"team":"platform"},"resources":{"limits":{"memory":"256Mi"}}}"#;
+    let manifest = render(&stack, &["--set-json", template]).await;
+    let docs = documents(&manifest);
+    let config_map = docs
+        .iter()
+        .find(|d| d["kind"] == "ConfigMap" && d["metadata"]["name"] == "ferry-task-pod-template")
+        .unwrap_or_else(|| panic!("no task pod template ConfigMap in\n{manifest}"));
+    let file = config_map["data"]["task-pod-template.yaml"]
+        .as_str()
+        .expect("the template file");
+    let parsed = ferry_operator::task_template::parse(file).expect("the operator reads it");
+    assert_eq!(parsed.node_selector["pool"], "connectors");
+    assert_eq!(parsed.labels["team"], "platform");
+    assert!(parsed.resources.is_some());
+    let deployment = docs
+        .iter()
+        .find(|d| d["kind"] == "Deployment")
+        .expect("the operator Deployment");
+    let pod = &deployment["spec"]["template"];
+    let args: Vec<&str> = pod["spec"]["containers"][0]["args"]
+        .as_sequence()
+        .expect("args")
+        .iter()
+        .filter_map(|a| a.as_str())
+        .collect();
+    assert!(
+        args.contains(&"--task-pod-template=/etc/ferry/operator/task-pod-template.yaml"),
+        "{args:?}"
+    );
+    assert_eq!(
+        pod["spec"]["volumes"][0]["configMap"]["name"],
+        "ferry-task-pod-template"
+    );
+    let checksum = pod["metadata"]["annotations"]["checksum/task-pod-template"].clone();
+    assert!(
+        checksum.is_string(),
+        "the operator rolls when the template changes"
+    );
+    let other = render(
+        &stack,
+        &[
+            "--set-json",
+            r#"taskPodTemplate={"labels":{"team":"data"}}"#,
+        ],
+    )
+    .await;
+    let other_checksum = documents(&other)
+        .into_iter()
+        .find(|d| d["kind"] == "Deployment")
+        .expect("Deployment")["spec"]["template"]["metadata"]["annotations"]
+        ["checksum/task-pod-template"]
+        .clone();
+    assert_ne!(checksum, other_checksum);
+    let plain = render(&stack, &[]).await;
+    assert!(
+        !plain.contains("task-pod-template"),
+        "no template, no ConfigMap, volume or flag"
+    );
+    let chart = chart(&stack);
+    let out = stack
+        .helm(&[
+            "template",
+            "ferry",
+            chart.as_str(),
+            "--set-json",
+            r#"taskPodTemplate={"nodeSelectr":{"pool":"connectors"}}"#,
+        ])
+        .await
+        .expect("run helm");
+    assert!(!out.status.success(), "a misspelt field is refused");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("nodeSelectr"),
+        "{}",
+        text(&out)
+    );
+}

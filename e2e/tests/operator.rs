@@ -801,3 +801,60 @@ async fn restart_bookkeeping_survives_an_operator_restart() {
     );
     teardown(ns, operator).await;
 }
+
+/// The operator's default task pod template (`--task-pod-template`) completes each
+/// connector's own `spec.template.pod`: default labels, annotations and resources reach the
+/// pods, the connector's keys win.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_task_pod_template_completes_the_connectors_own() {
+    let stack = Stack::from_env().expect("the local stack");
+    let client = stack.client().await.expect("client");
+    apply_crd(&stack, &client).await;
+    let ns = TestNamespace::create(&client, "op-template")
+        .await
+        .expect("namespace");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("task-pod-template.yaml");
+    std::fs::write(
+        &file,
+        "labels: {team: platform, cost-center: \"42\"}\nannotations: {example.com/owner: platform}\nresources: {limits: {memory: 300Mi}}\n",
+    )
+    .expect("write the template");
+    let path = file.display().to_string();
+    let operator = Operator::start_with(
+        &stack,
+        &ns.name,
+        &["--leader-election", "false", "--task-pod-template", &path],
+    );
+    let topic = format!("template-{}", random_suffix(6));
+    apply_connector(
+        &client,
+        &ns.name,
+        &discard_sink(
+            "tmpl",
+            &topic,
+            &stack.kafka_bootstrap,
+            "  template: {pod: {labels: {team: shop}}}",
+        ),
+    )
+    .await;
+    let pods = wait_ready_tasks(&client, &ns.name, "tmpl", 1, START).await;
+    let meta = &pods[&0].metadata;
+    let labels = meta.labels.as_ref().expect("labels");
+    assert_eq!(labels["team"], "shop", "the connector's own label wins");
+    assert_eq!(
+        labels["cost-center"], "42",
+        "the default's other labels stay"
+    );
+    assert_eq!(
+        meta.annotations.as_ref().expect("annotations")["example.com/owner"],
+        "platform"
+    );
+    let limits = pods[&0].spec.as_ref().expect("spec").containers[0]
+        .resources
+        .as_ref()
+        .and_then(|r| r.limits.clone())
+        .expect("limits from the default template");
+    assert_eq!(limits["memory"].0, "300Mi");
+    teardown(ns, operator).await;
+}

@@ -24,6 +24,9 @@ pub struct Settings {
     pub read_progress: bool,
     /// How often an autoscaled connector's lag is read and its task count decided.
     pub autoscale_interval: Duration,
+    /// Default pod template of task pods, completed field by field by each connector's
+    /// `spec.template.pod` ([`crate::task_template`]).
+    pub task_pod_template: ferry_crds::connector::PodTemplateSpec,
 }
 
 impl Default for Settings {
@@ -34,6 +37,7 @@ impl Default for Settings {
             progress_timeout: Duration::from_secs(2),
             read_progress: true,
             autoscale_interval: Duration::from_secs(15),
+            task_pod_template: Default::default(),
         }
     }
 }

@@ -38,6 +38,9 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// An operator setting (a flag or a file it names) is unusable.
+    #[error("{0}")]
+    InvalidSettings(String),
     /// Deleting a sink's consumer group failed.
     #[error("deleting consumer group {group}: {message}")]
     OffsetsCleanup {
@@ -85,6 +88,7 @@ impl Error {
             Error::Secret { .. } => "SecretError",
             Error::OffsetsCleanup { .. } => "OffsetsCleanupFailed",
             Error::SlotCleanup { .. } => "ReplicationSlotCleanupFailed",
+            Error::InvalidSettings(_) => "InvalidSettings",
             Error::Offsets { .. } => "KafkaOffsetsError",
             Error::Encode { .. } => "EncodingFailed",
         }

@@ -29,6 +29,7 @@ pub mod replication_slot;
 pub mod restart;
 pub mod server;
 pub mod status;
+pub mod task_template;
 pub mod validate;
 
 #[cfg(test)]

@@ -39,6 +39,12 @@ struct Args {
     /// Runner image for connectors whose spec.image is not set.
     #[arg(long, env = "FERRY_RUNNER_IMAGE", default_value_t = default_runner_image())]
     runner_image: String,
+    /// YAML file with the default pod template of task pods, in the format of a connector's
+    /// spec.template.pod (node selector, tolerations, affinity, resources, labels,
+    /// annotations, serviceAccountName, priorityClassName); each connector's own template
+    /// wins field by field.
+    #[arg(long, env = "FERRY_TASK_POD_TEMPLATE")]
+    task_pod_template: Option<std::path::PathBuf>,
     /// Address of the /metrics and /healthz endpoints.
     #[arg(long, env = "FERRY_METRICS_ADDR", default_value = "0.0.0.0:8080")]
     metrics_addr: SocketAddr,
@@ -134,6 +140,10 @@ async fn main() -> anyhow::Result<()> {
         progress_timeout: Duration::from_millis(args.progress_timeout_ms.max(1)),
         read_progress: true,
         autoscale_interval: Duration::from_secs(args.autoscale_interval_seconds.max(1)),
+        task_pod_template: match &args.task_pod_template {
+            Some(path) => ferry_operator::task_template::load(path)?,
+            None => Default::default(),
+        },
     };
     let ctx = Arc::new(Context::new(
         client.clone(),

@@ -24,6 +24,7 @@ use crate::offsets::{self, FinalizerStep};
 use crate::plan::{self, DeleteReason, Observed};
 use crate::progress;
 use crate::status::{self, Reading, TaskReading};
+use crate::task_template;
 use crate::validate::validate;
 
 /// How often a deleted connector's offsets cleanup is retried while its tasks stop.
@@ -142,7 +143,10 @@ async fn reconcile_connector(ctx: &Context, namespace: &str, name: &str) -> Resu
             &ctx.settings.runner_image,
         )
     }) {
-        Ok(inputs) => inputs,
+        Ok(mut inputs) => {
+            inputs.pod = task_template::merged(&ctx.settings.task_pod_template, &inputs.pod);
+            inputs
+        }
         Err(error) => {
             if error.needs_spec_change() {
                 write_invalid_status(ctx, &connector, &error).await?;
