@@ -142,7 +142,6 @@ pub fn consumer_properties(cfg: &TaskConfig) -> BTreeMap<String, String> {
         ("fetch.max.bytes", "16777216"),
         ("auto.offset.reset", "earliest"),
         ("statistics.interval.ms", "5000"),
-        ("session.timeout.ms", "45000"),
         // A topic created after the task subscribed (a sink applied before its source wrote
         // anything) is seen at the next metadata refresh: every 10 s, not librdkafka's 5 min.
         ("topic.metadata.refresh.interval.ms", "10000"),
@@ -150,6 +149,8 @@ pub fn consumer_properties(cfg: &TaskConfig) -> BTreeMap<String, String> {
     for (k, v) in defaults {
         p.entry(k.to_string()).or_insert_with(|| v.to_string());
     }
+    p.entry("session.timeout.ms".to_string())
+        .or_insert_with(|| ferry_crds::contract::SINK_SESSION_TIMEOUT_MS.to_string());
     let managed = [
         (
             "group.id",
@@ -903,6 +904,7 @@ spec:
         assert_eq!(p["fetch.min.bytes"], "1000");
         assert_eq!(p["queued.min.messages"], "10000");
         assert_eq!(p["topic.metadata.refresh.interval.ms"], "10000");
+        assert_eq!(p["session.timeout.ms"], "45000");
     }
 
     fn sink_config(extra: &str) -> TaskConfig {
