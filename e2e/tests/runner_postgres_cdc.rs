@@ -201,7 +201,9 @@ async fn snapshot_then_changes_in_debezium_envelopes() {
                'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '\\x00ff', '{a,\"b c\",NULL}', 'happy',
                1.5, true, -3, 9000000000);
              INSERT INTO items (id, name) SELECT g, 'item ' || g FROM generate_series(2, 500) g;
-             INSERT INTO full_rows VALUES (1, 'a');",
+             INSERT INTO full_rows VALUES (1, 'a');
+             CREATE TABLE keyless (v int);
+             INSERT INTO keyless SELECT generate_series(1, 300);",
         )
         .await
         .expect("schema and rows");
@@ -246,7 +248,7 @@ async fn snapshot_then_changes_in_debezium_envelopes() {
     assert_eq!(source["table"], "items");
     assert_eq!(source["schema"], "public");
     assert_eq!(source["snapshot"], "true");
-    assert_eq!(json(&snap[499].value)["source"]["snapshot"], "last");
+    assert_eq!(json(&snap[499].value)["source"]["snapshot"], "true");
     let keys: BTreeSet<i64> = snap
         .iter()
         .map(|r| json(&r.key)["id"].as_i64().unwrap_or(-1))
@@ -302,6 +304,21 @@ async fn snapshot_then_changes_in_debezium_envelopes() {
         "REPLICA IDENTITY FULL sends the old row"
     );
     assert_eq!(update["after"]["v"], "b");
+    // A table without primary key: paged by ctid, events without key.
+    let keyless = wait_records(&stack, &format!("{}.public.keyless", db.name), 300, &runner);
+    let values: BTreeSet<i64> = keyless
+        .iter()
+        .map(|r| json(&r.value)["after"]["v"].as_i64().unwrap_or(-1))
+        .collect();
+    assert_eq!(values.len(), 300, "every row once, over three pages");
+    assert_eq!(
+        json(&keyless[299].value)["source"]["snapshot"],
+        "last",
+        "the snapshot's last row"
+    );
+    assert!(keyless
+        .iter()
+        .all(|r| r.key.is_none() || json(&r.key).is_null()));
     let (_, metrics) = http_get(&runner.admin, "/metrics").await.expect("metrics");
     assert!(
         metrics.contains("ferry_task_source_backlog_bytes{"),
