@@ -330,6 +330,11 @@ pub async fn reset_step(
         ResetStep::Apply => {
             let applied = match apply_reset(client, connector, &namespace, &name).await {
                 Ok(applied) => applied,
+                // A Secret the operator cannot use will not fix itself: the reset fails and
+                // the tasks start again rather than stay stopped.
+                Err(error @ Error::Secret { .. }) => Applied::Rejected(format!(
+                    "the operator cannot reach Kafka with the connector's credentials: {error}"
+                )),
                 Err(error) => {
                     // Shown in the status; the error policy retries with backoff.
                     let waiting = format!("cannot apply it yet, retrying: {error}");

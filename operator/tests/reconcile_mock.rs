@@ -451,3 +451,49 @@ async fn a_reset_that_does_not_fit_is_recorded_without_touching_the_tasks() {
     let (action, _) = run(c, script).await;
     assert_eq!(action, Action::requeue(std::time::Duration::from_secs(2)));
 }
+
+#[tokio::test]
+async fn a_reset_whose_kafka_secret_cannot_be_read_fails_instead_of_holding_the_tasks() {
+    let mut c = connector("offsets: {reset: {id: replay-1, to: Earliest}}", None);
+    c["spec"]["kafka"]["sasl"] = json!({
+        "mechanism": "SCRAM-SHA-512",
+        "username": {"secretKeyRef": {"name": "kafka-user", "key": "username"}},
+        "password": {"secretKeyRef": {"name": "kafka-user", "key": "password"}},
+    });
+    let forbidden = json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
+        "status": "Failure", "reason": "Forbidden", "code": 403,
+        "message": "secrets \"kafka-user\" is forbidden"});
+    let script = vec![
+        expect(Method::GET, CONNECTOR, c.clone()),
+        expect(Method::GET, PODS, pod_list(vec![])),
+        expect(
+            Method::GET,
+            "/api/v1/namespaces/shop/secrets/kafka-user",
+            forbidden,
+        ),
+        expect(
+            Method::PATCH,
+            &format!("{CONNECTOR}/status?&force=true&fieldManager=ferry-operator-offset-reset"),
+            c.clone(),
+        )
+        .with(|b| {
+            let record = &b["status"]["offsetReset"];
+            assert_eq!(record["appliedId"], "replay-1");
+            assert_eq!(record["outcome"], "Failed");
+            let result = record["result"].as_str().unwrap_or_default();
+            assert!(
+                result.starts_with(
+                    "the operator cannot reach Kafka with the connector's credentials: secret \
+                     shop/kafka-user"
+                ),
+                "{result}"
+            );
+        }),
+        expect(Method::POST, EVENTS, json!({})).with(|b| {
+            assert_eq!(b["reason"], "OffsetResetFailed");
+            assert_eq!(b["regarding"]["fieldPath"], "spec.offsets.reset{replay-1}");
+        }),
+    ];
+    let (action, _) = run(c, script).await;
+    assert_eq!(action, Action::requeue(std::time::Duration::from_secs(2)));
+}
