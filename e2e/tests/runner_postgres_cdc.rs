@@ -211,7 +211,11 @@ async fn snapshot_then_changes_in_debezium_envelopes() {
     let file = write_file(
         dir.path(),
         "cdc.yaml",
-        &db.connector(&stack, "cdc", "      snapshotFetchSize: 128\n"),
+        &db.connector(
+            &stack,
+            "cdc",
+            "      snapshotFetchSize: 128\n      maxBatchSize: 50\n",
+        ),
     );
     let started = Instant::now();
     let mut runner = spawn_runner(&stack, &file, &free_admin_addr(), &[]);

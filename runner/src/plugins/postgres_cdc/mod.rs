@@ -23,7 +23,7 @@ pub mod replication;
 pub mod snapshot;
 pub mod types;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -160,8 +160,25 @@ impl TableFilter {
 struct SnapshotProgress {
     /// Index in `tables` of the table being read.
     table: usize,
-    /// Ordering values of the last row read from it.
+    /// Ordering values of the last row handed over.
     after: Option<Vec<String>>,
+    /// Rows of the page read and not yet handed over (at most `maxBatchSize` become
+    /// records per poll: a page of events with their schemas is large).
+    rows: VecDeque<snapshot::PageRow>,
+    /// Whether the page in `rows` is the table's last.
+    last_page: bool,
+}
+
+impl SnapshotProgress {
+    /// Reading table `table` after `after`.
+    fn at(table: usize, after: Option<Vec<String>>) -> Self {
+        SnapshotProgress {
+            table,
+            after,
+            rows: VecDeque::new(),
+            last_page: false,
+        }
+    }
 }
 
 /// The change stream.
@@ -409,6 +426,7 @@ impl PostgresCdcTask {
         mut progress: SnapshotProgress,
     ) -> Result<Vec<SourceRecord>, CdcError> {
         let limit = self.spec.snapshot_fetch_size();
+        let batch = usize::try_from(self.spec.max_batch_size()).unwrap_or(2048);
         loop {
             let Some(table) = self.tables.get(progress.table).cloned() else {
                 if let Some(c) = &self.client {
@@ -424,27 +442,29 @@ impl PostgresCdcTask {
                 };
                 return Ok(Vec::new());
             };
-            let rows =
-                snapshot::read_page(self.client()?, &table, progress.after.as_deref(), limit)
-                    .await?;
+            if progress.rows.is_empty() {
+                let rows =
+                    snapshot::read_page(self.client()?, &table, progress.after.as_deref(), limit)
+                        .await?;
+                progress.last_page = rows.len() < usize::try_from(limit).unwrap_or(usize::MAX);
+                progress.rows = rows.into();
+            }
             let last_table = progress.table + 1 == self.tables.len();
-            let complete = rows.len() < usize::try_from(limit).unwrap_or(usize::MAX);
             let now = jiff::Timestamp::now().as_millisecond();
-            let count = rows.len();
-            let mut out = Vec::with_capacity(count);
-            for (i, row) in rows.into_iter().enumerate() {
+            let mut out = Vec::with_capacity(batch.min(progress.rows.len()));
+            while out.len() < batch {
+                let Some(row) = progress.rows.pop_front() else {
+                    break;
+                };
                 let value = table
                     .row(&row.cells, false)
                     .map_err(|e| CdcError::Fatal(e.to_string()))?;
+                let last = last_table && progress.last_page && progress.rows.is_empty();
                 let source = SourceInfo {
                     server: self.spec.topic_prefix.clone(),
                     db: self.spec.database.clone(),
                     ts_ms: now,
-                    snapshot: if last_table && complete && i + 1 == count {
-                        "last"
-                    } else {
-                        "true"
-                    },
+                    snapshot: if last { "last" } else { "true" },
                     tx_id: None,
                     lsn: Some(self.start_lsn),
                     sequence: None,
@@ -464,11 +484,8 @@ impl PostgresCdcTask {
                     record: table.event(Op::Read, None, Some(value), &source, now),
                 });
             }
-            if complete {
-                progress = SnapshotProgress {
-                    table: progress.table + 1,
-                    after: None,
-                };
+            if progress.rows.is_empty() && progress.last_page {
+                progress = SnapshotProgress::at(progress.table + 1, None);
             }
             if !out.is_empty() {
                 self.last_emitted = self.start_lsn;
@@ -809,10 +826,10 @@ impl SourceTask for PostgresCdcTask {
                             .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                             .await
                             .map_err(|e| CdcError::query("starting the snapshot", &e))?;
-                        self.phase = Phase::Snapshot(SnapshotProgress {
-                            table: index,
-                            after: if same { after } else { None },
-                        });
+                        self.phase = Phase::Snapshot(SnapshotProgress::at(
+                            index,
+                            if same { after } else { None },
+                        ));
                     }
                     _ => {
                         tracing::info!(lsn = %catalog::format_lsn(lsn), "resuming the change stream");
@@ -841,10 +858,7 @@ impl SourceTask for PostgresCdcTask {
                 self.last_emitted = start;
                 self.phase = if snapshot_wanted {
                     tracing::info!(tables = self.tables.len(), "starting the snapshot");
-                    Phase::Snapshot(SnapshotProgress {
-                        table: 0,
-                        after: None,
-                    })
+                    Phase::Snapshot(SnapshotProgress::at(0, None))
                 } else {
                     Phase::Streaming(None)
                 };
@@ -866,10 +880,8 @@ impl SourceTask for PostgresCdcTask {
         let records = match phase {
             Phase::Finished => return Ok(SourcePoll::Finished),
             Phase::Snapshot(progress) => {
-                let retry = SnapshotProgress {
-                    table: progress.table,
-                    after: progress.after.clone(),
-                };
+                // Rows read and not handed over are read again.
+                let retry = SnapshotProgress::at(progress.table, progress.after.clone());
                 match self.snapshot_poll(progress).await {
                     Ok(records) => records,
                     Err(e) => {

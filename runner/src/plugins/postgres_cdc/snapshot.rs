@@ -66,6 +66,7 @@ pub fn page_query(table: &Table, after: Option<&[String]>, limit: u32) -> String
 }
 
 /// One row of a page: its cells and its ordering values.
+#[derive(Debug)]
 pub struct PageRow {
     /// The row's columns.
     pub cells: Vec<Cell>,
