@@ -30,12 +30,12 @@ use rdkafka::types::RDKafkaErrorCode;
 use crate::apply;
 use crate::context::Context;
 use crate::error::Error;
-use crate::replication_slot::{self, SlotCleanup};
 use crate::events::{self, Note};
 use crate::metrics::SinkPartitionOffset;
 use crate::observe::TaskPod;
 use crate::offset_reset::{self, plural, ResetStep};
 use crate::offset_store::{self, Applied};
+use crate::replication_slot::{self, SlotCleanup};
 
 /// Field manager of `status.offsetReset`.
 pub const RESET_FIELD_MANAGER: &str = "ferry-operator-offset-reset";
