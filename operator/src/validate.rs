@@ -46,21 +46,20 @@ pub fn validate(connector: &KafkaConnector) -> Result<(), Error> {
     }
 }
 
-/// `spec.delivery: ExactlyOnce` only where the plugin keeps records and offsets in one
-/// transaction: the `postgres` sink (rows and Kafka offsets in one database transaction).
+/// `spec.delivery: ExactlyOnce` is refused: every plugin delivers at least once today (the
+/// runner refuses it too), and a connector must not look as if it had a guarantee it lacks.
 fn check_delivery(spec: &ferry_crds::KafkaConnectorSpec) -> Result<(), Error> {
     if spec.delivery != Delivery::ExactlyOnce {
         return Ok(());
     }
     let plugin = match (&spec.source, &spec.sink) {
         (Some(source), _) => format!("the {} source", source.plugin.name()),
-        (None, Some(sink)) if sink.plugin.name() == "postgres" => return Ok(()),
         (None, Some(sink)) => format!("the {} sink", sink.plugin.name()),
         (None, None) => return Ok(()),
     };
     Err(Error::InvalidSpec(format!(
-        "spec.delivery: {plugin} supports AtLeastOnce only; ExactlyOnce is available for the \
-         postgres sink"
+        "spec.delivery: {plugin} supports AtLeastOnce only (no plugin delivers exactly once yet); \
+         remove spec.delivery or set it to AtLeastOnce"
     )))
 }
 
@@ -110,19 +109,19 @@ mod tests {
             exactly_once("source: {datagen: {topic: t}}"),
             Err(
                 "invalid connector spec: spec.delivery: the datagen source supports AtLeastOnce \
-                 only; ExactlyOnce is available for the postgres sink"
+                 only (no plugin delivers exactly once yet); remove spec.delivery or set it to \
+                 AtLeastOnce"
                     .to_string()
             )
         );
         assert!(exactly_once("sink: {topics: [t], file: {path: /o}}")
             .unwrap_err()
             .contains("spec.delivery: the file sink supports AtLeastOnce only"));
-        assert_eq!(
-            exactly_once(
-                "sink: {topics: [t], postgres: {url: {secretKeyRef: {name: pg, key: url}}}}"
-            ),
-            Ok(())
-        );
+        assert!(exactly_once(
+            "sink: {topics: [t], postgres: {url: {secretKeyRef: {name: pg, key: url}}}}"
+        )
+        .unwrap_err()
+        .contains("spec.delivery: the postgres sink supports AtLeastOnce only"));
         let long = "x".repeat(MAX_CONNECTOR_NAME_LENGTH + 1);
         let c = connector(&format!(
             "apiVersion: ferry.rs/v1alpha1\nkind: KafkaConnector\nmetadata: {{name: {long}, namespace: n}}\n\
