@@ -345,7 +345,9 @@ fn plugin_blocks_are_read_strictly() {
     );
     let err = spec_error("{kafka: {bootstrapServers: 'k:1'}, sink: {topics: [a]}}");
     assert!(
-        err.contains("spec.sink must hold exactly one plugin block: file, discard, postgres or mysql"),
+        err.contains(
+            "spec.sink must hold exactly one plugin block: file, discard, postgres or mysql"
+        ),
         "{err}"
     );
     let err = spec_error(

@@ -215,8 +215,13 @@ mod tests {
         assert_eq!(stopped[0].reason, "Stopped");
         assert!(for_transitions(None, None, RunState::Running, 1).is_empty());
         assert!(
-            for_transitions(Some(ConnectorPhase::Resetting), Some(2), RunState::Paused, 2)
-                .is_empty(),
+            for_transitions(
+                Some(ConnectorPhase::Resetting),
+                Some(2),
+                RunState::Paused,
+                2
+            )
+            .is_empty(),
             "the end of an offsets reset is not a pause"
         );
     }

@@ -185,7 +185,12 @@ impl Metrics {
 
     /// Sets the committed offset and lag of every partition a sink connector reads,
     /// forgetting partitions it no longer reads; an empty list forgets the connector.
-    pub fn set_sink_offsets(&self, namespace: &str, connector: &str, partitions: Vec<SinkPartitionOffset>) {
+    pub fn set_sink_offsets(
+        &self,
+        namespace: &str,
+        connector: &str,
+        partitions: Vec<SinkPartitionOffset>,
+    ) {
         let Ok(mut known) = self.offsets.known.lock() else {
             return;
         };
@@ -513,7 +518,11 @@ mod tests {
             committed,
             lag,
         };
-        m.set_sink_offsets("ns", "a", vec![partition(0, Some(40), 60), partition(1, None, 7)]);
+        m.set_sink_offsets(
+            "ns",
+            "a",
+            vec![partition(0, Some(40), 60), partition(1, None, 7)],
+        );
         m.set_source_offsets("ns", "s", 1);
         let text = m.encode().unwrap();
         for expected in [
@@ -524,7 +533,10 @@ mod tests {
         ] {
             assert!(text.contains(expected), "missing {expected} in\n{text}");
         }
-        assert!(!text.contains("partition=\"1\"} 0"), "no committed offset, no sample");
+        assert!(
+            !text.contains("partition=\"1\"} 0"),
+            "no committed offset, no sample"
+        );
         m.set_sink_offsets("ns", "a", vec![partition(0, Some(50), 50)]);
         assert!(!m.encode().unwrap().contains("partition=\"1\""));
         m.forget_offsets("ns", "a");

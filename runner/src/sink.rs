@@ -923,7 +923,10 @@ spec:
     #[test]
     fn headers_are_decoded_only_when_something_can_see_them() {
         let plain = sink_config("");
-        assert!(!headers_needed(&plain, false), "simple headers, no predicate");
+        assert!(
+            !headers_needed(&plain, false),
+            "simple headers, no predicate"
+        );
         assert!(headers_needed(&plain, true), "the plugin reads them");
         let predicate = sink_config(
             "  transforms: [{name: f, filter: {}, predicate: {hasHeaderKey: {name: skip}}}]\n",
@@ -934,7 +937,10 @@ spec:
         );
         assert!(!headers_needed(&adds, false), "adding a header reads none");
         let strict = sink_config("  converters: {header: {json: {}}}\n");
-        assert!(headers_needed(&strict, false), "a JSON header may be rejected");
+        assert!(
+            headers_needed(&strict, false),
+            "a JSON header may be rejected"
+        );
     }
 
     #[test]
