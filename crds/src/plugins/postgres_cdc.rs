@@ -61,7 +61,8 @@ pub struct PostgresCdcSource {
     #[schemars(length(min = 1, max = 200), pattern(r"^[a-zA-Z0-9._-]+$"))]
     pub topic_prefix: String,
     /// Replication slot to read (created with the `pgoutput` plugin when missing, reused
-    /// otherwise). A slot is read by one connector at a time. Default
+    /// otherwise). A slot is read by one connector at a time. It stays when the connector is
+    /// deleted, unless `spec.offsets.deleteOnRemoval` is true. Default
     /// `ferry_<namespace>_<connector>`, lower-cased, other characters than letters, digits and
     /// `_` replaced by `_`, cut to 63 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
