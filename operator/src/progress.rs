@@ -37,6 +37,13 @@ pub async fn read_all(pods: &[TaskPod], timeout: Duration) -> Vec<TaskReading> {
 }
 
 async fn fetch(ip: &str) -> Result<TaskProgress, String> {
+    let body = get_from_task(ip, PROGRESS_PATH, MAX_BODY_BYTES).await?;
+    parse(&body).map_err(|e| format!("{ip}:{ADMIN_PORT}{PROGRESS_PATH}: {e}"))
+}
+
+/// `GET <path>` on a task pod's admin port: the body of a successful answer, at most
+/// `max_bytes`, or why there is none, naming the address.
+pub(crate) async fn get_from_task(ip: &str, path: &str, max_bytes: usize) -> Result<Bytes, String> {
     let address = format!("{ip}:{ADMIN_PORT}");
     let stream = TcpStream::connect(&address)
         .await
@@ -45,7 +52,7 @@ async fn fetch(ip: &str) -> Result<TaskProgress, String> {
         .await
         .map_err(|e| format!("talking to {address}: {e}"))?;
     let driver = tokio::spawn(connection);
-    let request = hyper::Request::get(PROGRESS_PATH)
+    let request = hyper::Request::get(path)
         .header(hyper::header::HOST, address.as_str())
         .body(Empty::<Bytes>::new())
         .map_err(|e| format!("building the request to {address}: {e}"))?;
@@ -53,17 +60,17 @@ async fn fetch(ip: &str) -> Result<TaskProgress, String> {
         let response = sender
             .send_request(request)
             .await
-            .map_err(|e| format!("GET {address}{PROGRESS_PATH}: {e}"))?;
+            .map_err(|e| format!("GET {address}{path}: {e}"))?;
         let code = response.status();
-        let body = Limited::new(response.into_body(), MAX_BODY_BYTES)
+        let body = Limited::new(response.into_body(), max_bytes)
             .collect()
             .await
-            .map_err(|e| format!("reading {address}{PROGRESS_PATH}: {e}"))?
+            .map_err(|e| format!("reading {address}{path}: {e}"))?
             .to_bytes();
         if !code.is_success() {
-            return Err(format!("GET {address}{PROGRESS_PATH} answered {code}"));
+            return Err(format!("GET {address}{path} answered {code}"));
         }
-        parse(&body).map_err(|e| format!("{address}{PROGRESS_PATH}: {e}"))
+        Ok(body)
     }
     .await;
     driver.abort();

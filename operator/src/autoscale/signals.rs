@@ -12,11 +12,7 @@ use std::time::Duration;
 use ferry_crds::contract::{consumer_group, ADMIN_PORT, METRICS_PATH, SOURCE_BACKLOG_METRIC};
 use ferry_crds::KafkaConnector;
 use futures::future::join_all;
-use http_body_util::{BodyExt, Empty, Limited};
-use hyper::body::Bytes;
-use hyper_util::rt::TokioIo;
 use kube::Client;
-use tokio::net::TcpStream;
 
 use crate::autoscale::decide::{Input, PartitionOffsets};
 use crate::observe::{PodPhase, TaskPod};
@@ -185,38 +181,9 @@ pub fn backlog_of(text: &str) -> Option<i64> {
 }
 
 async fn fetch_metrics(ip: &str) -> Result<String, String> {
-    let address = format!("{ip}:{ADMIN_PORT}");
-    let stream = TcpStream::connect(&address)
-        .await
-        .map_err(|e| format!("connecting to {address}: {e}"))?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| format!("talking to {address}: {e}"))?;
-    let driver = tokio::spawn(connection);
-    let request = hyper::Request::get(METRICS_PATH)
-        .header(hyper::header::HOST, address.as_str())
-        .body(Empty::<Bytes>::new())
-        .map_err(|e| format!("building the request to {address}: {e}"))?;
-    let result = async {
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| format!("GET {address}{METRICS_PATH}: {e}"))?;
-        let code = response.status();
-        let body = Limited::new(response.into_body(), MAX_METRICS_BYTES)
-            .collect()
-            .await
-            .map_err(|e| format!("reading {address}{METRICS_PATH}: {e}"))?
-            .to_bytes();
-        if !code.is_success() {
-            return Err(format!("GET {address}{METRICS_PATH} answered {code}"));
-        }
-        String::from_utf8(body.to_vec())
-            .map_err(|_| format!("{address}{METRICS_PATH} is not UTF-8 text"))
-    }
-    .await;
-    driver.abort();
-    result
+    let body = crate::progress::get_from_task(ip, METRICS_PATH, MAX_METRICS_BYTES).await?;
+    String::from_utf8(body.to_vec())
+        .map_err(|_| format!("{ip}:{ADMIN_PORT}{METRICS_PATH} is not UTF-8 text"))
 }
 
 #[cfg(test)]
