@@ -345,32 +345,8 @@ impl RecordHandler {
         let Some((producer, settings)) = &self.dlq else {
             return Ok(());
         };
-        let mut headers = OwnedHeaders::new();
-        for (k, v) in &raw.headers {
-            headers = headers.insert(rdkafka::message::Header {
-                key: k,
-                value: v.as_deref(),
-            });
-        }
-        if settings.context_headers {
-            for (k, v) in dlq_context_headers(&self.identity, &at, failure) {
-                headers = headers.insert(rdkafka::message::Header {
-                    key: &k,
-                    value: Some(&v),
-                });
-            }
-        }
-        let mut rec: FutureRecord<'_, [u8], [u8]> =
-            FutureRecord::to(&settings.topic).headers(headers);
-        if let Some(k) = raw.key.as_deref() {
-            rec = rec.key(k);
-        }
-        if let Some(v) = raw.value.as_deref() {
-            rec = rec.payload(v);
-        }
-        if let Some(ts) = raw.timestamp {
-            rec = rec.timestamp(ts);
-        }
+        let headers = dlq_headers(raw, &self.identity, &at, failure, settings);
+        let rec = dlq_record(&settings.topic, raw, headers);
         let delivery = producer.send_result(rec).map_err(|(e, _)| {
             TaskError::Kafka(format!(
                 "cannot write record {at} to the dead letter queue {}: {e}",
@@ -397,6 +373,52 @@ impl RecordHandler {
         });
         Ok(())
     }
+}
+
+/// The headers of a dead letter queue record: the record's own, then Kafka Connect's
+/// `__connect.errors.*` context headers when `contextHeaders` is set.
+fn dlq_headers(
+    raw: &RawRecord,
+    identity: &TaskIdentity,
+    at: &RecordCoordinates,
+    failure: &crate::error_handling::RecordFailure,
+    settings: &DlqSettings,
+) -> OwnedHeaders {
+    let mut headers = OwnedHeaders::new();
+    for (k, v) in &raw.headers {
+        headers = headers.insert(rdkafka::message::Header {
+            key: k,
+            value: v.as_deref(),
+        });
+    }
+    if settings.context_headers {
+        for (k, v) in dlq_context_headers(identity, at, failure) {
+            headers = headers.insert(rdkafka::message::Header {
+                key: &k,
+                value: Some(&v),
+            });
+        }
+    }
+    headers
+}
+
+/// The dead letter queue record of `raw`: its key, value and timestamp with `headers`.
+fn dlq_record<'a>(
+    topic: &'a str,
+    raw: &'a RawRecord,
+    headers: OwnedHeaders,
+) -> FutureRecord<'a, [u8], [u8]> {
+    let mut rec: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(headers);
+    if let Some(k) = raw.key.as_deref() {
+        rec = rec.key(k);
+    }
+    if let Some(v) = raw.value.as_deref() {
+        rec = rec.payload(v);
+    }
+    if let Some(ts) = raw.timestamp {
+        rec = rec.timestamp(ts);
+    }
+    rec
 }
 
 /// What the writer does with a record the sink plugin refused
@@ -432,32 +454,8 @@ impl RejectedRecords {
         match (self.cfg.errors.decide(), &self.dlq, raw) {
             (FailureAction::Skip, _, _) => Ok(()),
             (FailureAction::SendToDeadLetterQueue, Some((producer, settings)), Some(raw)) => {
-                let mut headers = OwnedHeaders::new();
-                for (k, v) in &raw.headers {
-                    headers = headers.insert(rdkafka::message::Header {
-                        key: k,
-                        value: v.as_deref(),
-                    });
-                }
-                if settings.context_headers {
-                    for (k, v) in dlq_context_headers(&self.identity, at, &failure) {
-                        headers = headers.insert(rdkafka::message::Header {
-                            key: &k,
-                            value: Some(&v),
-                        });
-                    }
-                }
-                let mut rec: FutureRecord<'_, [u8], [u8]> =
-                    FutureRecord::to(&settings.topic).headers(headers);
-                if let Some(k) = raw.key.as_deref() {
-                    rec = rec.key(k);
-                }
-                if let Some(v) = raw.value.as_deref() {
-                    rec = rec.payload(v);
-                }
-                if let Some(ts) = raw.timestamp {
-                    rec = rec.timestamp(ts);
-                }
+                let headers = dlq_headers(&raw, &self.identity, at, &failure, settings);
+                let rec = dlq_record(&settings.topic, &raw, headers);
                 producer
                     .send(rec, Duration::from_secs(30))
                     .await
