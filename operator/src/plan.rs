@@ -437,7 +437,10 @@ fn stalled_task(
     observed: &Observed<'_>,
 ) {
     let inputs = observed.inputs;
-    let waiting = lag.map_or("work".to_string(), |l| format!("{l} records"));
+    // A task reports a lag of 0 while the records it holds are read but not yet written.
+    let waiting = lag
+        .filter(|l| *l > 0)
+        .map_or("records".to_string(), |l| format!("{l} records"));
     let failure = TaskFailure {
         reason: "Stalled".to_string(),
         message: format!(
