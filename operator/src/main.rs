@@ -133,6 +133,7 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!(lease = %election.name, namespace = %election.namespace, "waiting to become the leader");
         election.acquire(&client).await;
     }
+    metrics.set_leader(true);
 
     let settings = Settings {
         runner_image: args.runner_image.clone(),

@@ -40,6 +40,7 @@ pub struct Metrics {
     errors: Family<ReasonLabels, Counter>,
     restarts: Counter,
     tasks: Family<StateLabels, Gauge>,
+    leader: Gauge,
     duration: Histogram,
     tasks_by_connector: Mutex<HashMap<String, BTreeMap<String, i64>>>,
     offsets: OffsetMetrics,
@@ -53,6 +54,11 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Records whether this replica leads.
+    pub fn set_leader(&self, leading: bool) {
+        self.leader.set(i64::from(leading));
+    }
+
     /// Creates and registers the metrics.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("ferry_operator");
@@ -60,6 +66,7 @@ impl Metrics {
         let errors = Family::<ReasonLabels, Counter>::default();
         let restarts = Counter::default();
         let tasks = Family::<StateLabels, Gauge>::default();
+        let leader = Gauge::default();
         let duration = Histogram::new(exponential_buckets(0.005, 2.0, 12));
         registry.register(
             "reconciles",
@@ -82,6 +89,12 @@ impl Metrics {
             tasks.clone(),
         );
         registry.register(
+            "leader",
+            "1 while this replica leads (holds the leader election Lease, or runs without \
+             election) and reconciles connectors; 0 while it waits",
+            leader.clone(),
+        );
+        registry.register(
             "reconcile_duration_seconds",
             "Duration of one reconcile",
             duration.clone(),
@@ -96,6 +109,7 @@ impl Metrics {
             errors,
             restarts,
             tasks,
+            leader,
             duration,
             tasks_by_connector: Mutex::new(HashMap::new()),
         }
@@ -500,6 +514,8 @@ mod tests {
         m.task_restarted(2);
         m.set_tasks("ns/a", BTreeMap::from([("Running".to_string(), 2)]));
         m.set_tasks("ns/b", BTreeMap::from([("Running".to_string(), 1)]));
+        assert!(m.encode().unwrap().contains("ferry_operator_leader 0"));
+        m.set_leader(true);
         let text = m.encode().unwrap();
         for expected in [
             "ferry_operator_reconciles_total{result=\"success\"} 1",
@@ -508,6 +524,7 @@ mod tests {
             "ferry_operator_task_restarts_total 2",
             "ferry_operator_tasks{state=\"Running\"} 3",
             "ferry_operator_reconcile_duration_seconds_count 1",
+            "ferry_operator_leader 1",
         ] {
             assert!(text.contains(expected), "missing {expected} in\n{text}");
         }
