@@ -11,7 +11,8 @@ use super::procfs::load_average;
 use super::psql::{self, url_parts, Session};
 use super::report::Run;
 use super::systems::{
-    drive, drive_all, start_connect, start_ferry, start_ferry_task, Delivery, CONNECT, FERRY,
+    drive, drive_all, start_connect, start_ferry, start_ferry_task, watch_connect, Delivery,
+    CONNECT, FERRY,
 };
 use super::workloads::Bench;
 use crate::harness::random_suffix;
@@ -158,7 +159,7 @@ pub fn kafka_to_postgres(
                     bench.timeout,
                 )
             } else {
-                let process = start_connect(
+                let (process, rest) = start_connect(
                     &bench.connect,
                     &bench.dir,
                     &name,
@@ -173,7 +174,9 @@ pub fn kafka_to_postgres(
                 drive(
                     process,
                     records,
-                    || Ok(session.query_u64(&count)?.unwrap_or(0)),
+                    watch_connect(rest, name.clone(), || {
+                        Ok(session.query_u64(&count)?.unwrap_or(0))
+                    }),
                     Duration::from_millis(100),
                     bench.timeout,
                 )
@@ -240,11 +243,15 @@ pub fn postgres_cdc(
             topics.push(topic.clone());
             let system = if ferry_first { FERRY } else { CONNECT };
             eprintln!("{POSTGRES_CDC}: {system}, run {rep}: inserting {records} rows ...");
+            // Separate statements: a slot cannot be created in a transaction that wrote.
+            psql::exec(&pg.url, &format!("CREATE TABLE {table} ({COLUMNS})"))?;
             psql::exec(
                 &pg.url,
-                &format!(
-                    "CREATE TABLE {table} ({COLUMNS}); CREATE PUBLICATION {publication} FOR TABLE {table}; SELECT pg_create_logical_replication_slot('{slot}', 'pgoutput');"
-                ),
+                &format!("CREATE PUBLICATION {publication} FOR TABLE {table}"),
+            )?;
+            psql::exec(
+                &pg.url,
+                &format!("SELECT pg_create_logical_replication_slot('{slot}', 'pgoutput')"),
             )?;
             let batches = records.div_ceil(10_000);
             psql::exec(
@@ -270,7 +277,7 @@ pub fn postgres_cdc(
                     bench.timeout,
                 )
             } else {
-                let process = start_connect(
+                let (process, rest) = start_connect(
                     &bench.connect,
                     &bench.dir,
                     &name,
@@ -284,17 +291,22 @@ pub fn postgres_cdc(
                 drive(
                     process,
                     records,
-                    || kafka::topic_end(&consumer, &topic, 1),
+                    watch_connect(rest, name.clone(), || {
+                        kafka::topic_end(&consumer, &topic, 1)
+                    }),
                     Duration::from_millis(50),
                     bench.timeout,
                 )
             };
             // The connector is gone: its slot is free to drop.
             std::thread::sleep(Duration::from_millis(500));
-            let _ = psql::exec(
-                &pg.url,
-                &format!("SELECT pg_drop_replication_slot('{slot}'); DROP PUBLICATION IF EXISTS {publication}; DROP TABLE IF EXISTS {table};"),
-            );
+            for sql in [
+                format!("SELECT pg_drop_replication_slot('{slot}')"),
+                format!("DROP PUBLICATION IF EXISTS {publication}"),
+                format!("DROP TABLE IF EXISTS {table}"),
+            ] {
+                let _ = psql::exec(&pg.url, &sql);
+            }
             runs.push(to_run(
                 POSTGRES_CDC,
                 system,

@@ -130,6 +130,10 @@ pub fn metadata_consumer(bootstrap: &str) -> Result<BaseConsumer, BenchError> {
     ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "ferry-bench-metadata")
+        // The topic a source creates may not exist at the first look: refresh often, so
+        // that "unknown topic" is not remembered for the default five minutes.
+        .set("topic.metadata.refresh.interval.ms", "250")
+        .set("allow.auto.create.topics", "false")
         .create()
         .map_err(BenchError::kafka(format!("cannot connect to {bootstrap}")))
 }

@@ -113,7 +113,8 @@ pub struct ConnectInstall {
 
 /// Starts Kafka Connect standalone with `worker` and `connector` properties (the harness
 /// adds `bootstrap.servers`, a REST listener on a free port, file offsets in `dir`, and
-/// `plugin.path`), logging at WARN to `<dir>/<name>.log`.
+/// `plugin.path`), logging at WARN to `<dir>/<name>.log`. Returns the process and the
+/// address of its REST API.
 pub fn start_connect(
     install: &ConnectInstall,
     dir: &Path,
@@ -121,13 +122,13 @@ pub fn start_connect(
     bootstrap: &str,
     worker: &str,
     connector: &str,
-) -> Result<Measured, BenchError> {
+) -> Result<(Measured, String), BenchError> {
     let worker_file = dir.join(format!("{name}-worker.properties"));
     let connector_file = dir.join(format!("{name}-connector.properties"));
     let log4j = dir.join("connect-log4j2.yaml");
+    let rest = format!("127.0.0.1:{}", free_port()?);
     let mut worker_text = format!(
-        "bootstrap.servers={bootstrap}\nlisteners=http://127.0.0.1:{}\noffset.storage.file.filename={}\n",
-        free_port()?,
+        "bootstrap.servers={bootstrap}\nlisteners=http://{rest}\noffset.storage.file.filename={}\n",
         dir.join(format!("{name}.offsets")).display()
     );
     if let Some(path) = &install.plugin_path {
@@ -149,7 +150,68 @@ pub fn start_connect(
         .arg("org.apache.kafka.connect.cli.ConnectStandalone")
         .arg(&worker_file)
         .arg(&connector_file);
-    Measured::spawn(CONNECT, &mut command, &dir.join(format!("{name}.log")))
+    let process = Measured::spawn(CONNECT, &mut command, &dir.join(format!("{name}.log")))?;
+    Ok((process, rest))
+}
+
+/// Why connector `name` of the Kafka Connect worker at `rest` failed, if it or one of its
+/// tasks is `FAILED` (a failed task stays failed in standalone mode: the run cannot finish).
+pub fn connect_failure(rest: &str, name: &str) -> Option<String> {
+    let v = http_get_json(rest, &format!("/connectors/{name}/status"))?;
+    let failed = |s: &serde_json::Value| s["state"] == "FAILED";
+    let trace = |s: &serde_json::Value| {
+        s["trace"]
+            .as_str()
+            .unwrap_or("no trace")
+            .lines()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" | ")
+    };
+    if failed(&v["connector"]) {
+        return Some(format!(
+            "Kafka Connect connector {name} FAILED: {}",
+            trace(&v["connector"])
+        ));
+    }
+    v["tasks"]
+        .as_array()?
+        .iter()
+        .find(|t| failed(t))
+        .map(|t| format!("Kafka Connect task {name}-{} FAILED: {}", t["id"], trace(t)))
+}
+
+fn http_get_json(addr: &str, path: &str) -> Option<serde_json::Value> {
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    let body = buf.split_once("\r\n\r\n")?.1;
+    serde_json::from_str(body).ok()
+}
+
+/// Wraps a delivery probe of a Kafka Connect run: about once a second it also asks the
+/// worker's REST API whether the connector failed, and turns that into a fatal error.
+pub fn watch_connect<'a>(
+    rest: String,
+    name: String,
+    mut delivered: impl FnMut() -> Result<u64, BenchError> + 'a,
+) -> impl FnMut() -> Result<u64, BenchError> + 'a {
+    let mut last = Instant::now();
+    move || {
+        if last.elapsed() >= Duration::from_secs(1) {
+            last = Instant::now();
+            if let Some(why) = connect_failure(&rest, &name) {
+                return Err(BenchError::Check(why));
+            }
+        }
+        delivered()
+    }
 }
 
 /// `recordsOut` of a runner's `/progress` answer (the contract's `TaskProgress`, at
@@ -192,7 +254,8 @@ pub struct Delivery {
 
 /// Polls `delivered` (every millisecond until the first record, then every `poll`) until it
 /// reports `expected` records, then stops the process and returns the timings and its usage.
-/// Fails if the process ends first or `timeout` passes.
+/// Fails if the process ends first, `timeout` passes, or `delivered` returns
+/// [`BenchError::Check`] (other errors of `delivered` are retried at the next poll).
 pub fn drive(
     process: Measured,
     expected: u64,
@@ -227,7 +290,11 @@ pub fn drive_all(
     let mut n = 0;
     let done = loop {
         let now = Instant::now();
-        n = delivered().unwrap_or(n);
+        n = match delivered() {
+            Ok(v) => v,
+            Err(e @ BenchError::Check(_)) => return Err(e),
+            Err(_) => n,
+        };
         if n > 0 && first.is_none() {
             first = Some(now);
             cpu_at_first = cpu_now(&processes);

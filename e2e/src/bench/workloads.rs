@@ -15,8 +15,8 @@ use super::process::Measured;
 use super::procfs::{load_average, Usage};
 use super::report::Run;
 use super::systems::{
-    drive, ferry_sink_yaml, lines_by_size, records_out, start_connect, start_ferry, ConnectInstall,
-    Delivery, CONNECT, FERRY,
+    drive, ferry_sink_yaml, lines_by_size, records_out, start_connect, start_ferry, watch_connect,
+    ConnectInstall, Delivery, CONNECT, FERRY,
 };
 use crate::harness::random_suffix;
 
@@ -131,7 +131,7 @@ pub fn kafka_to_file(bench: &Bench, topic: &str) -> Result<Vec<Run>, BenchError>
                 )?
             } else {
                 eprintln!("{KAFKA_TO_FILE}: {CONNECT}, run {rep} ...");
-                let process = start_connect(
+                let (process, rest) = start_connect(
                     &bench.connect,
                     &bench.dir,
                     &name,
@@ -146,7 +146,9 @@ pub fn kafka_to_file(bench: &Bench, topic: &str) -> Result<Vec<Run>, BenchError>
                 drive(
                     process,
                     bench.records,
-                    move || Ok(lines_by_size(&path, line_bytes)),
+                    watch_connect(rest, name.clone(), move || {
+                        Ok(lines_by_size(&path, line_bytes))
+                    }),
                     Duration::from_millis(5),
                     bench.timeout,
                 )?

@@ -16,6 +16,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use ferry_e2e::bench::databases::{self, Postgres};
+use ferry_e2e::bench::failover::{self, Failure};
 use ferry_e2e::bench::operator_scale::{self, ScaleOptions};
 use ferry_e2e::bench::report::{self, Run};
 use ferry_e2e::bench::systems::ConnectInstall;
@@ -35,6 +36,8 @@ struct Cli {
 enum Cmd {
     /// Data-plane workloads, each run by Ferry and by its peer (default).
     Pipelines(PipelineArgs),
+    /// Task killed → replacement delivering records, through the operator on the stack.
+    Failover(FailoverArgs),
     /// Many connectors on one operator, their pods faked by KWOK.
     OperatorScale(ScaleArgs),
     /// Reads a topic with a bare librdkafka consumer (the reference of `Kafka → discard`;
@@ -88,6 +91,16 @@ struct PipelineArgs {
 }
 
 #[derive(Debug, Parser)]
+struct FailoverArgs {
+    /// Failures of each kind.
+    #[arg(long, default_value_t = 3)]
+    repetitions: u32,
+    /// Use the operator and runner binaries as they are (skip `cargo build`).
+    #[arg(long)]
+    no_build: bool,
+}
+
+#[derive(Debug, Parser)]
 struct ScaleArgs {
     /// Connectors to apply.
     #[arg(long, default_value_t = 1000)]
@@ -135,6 +148,7 @@ fn main() -> anyhow::Result<()> {
         )?),
         Cmd::Pipelines(args) => pipelines(args),
         Cmd::OperatorScale(args) => operator_scale(args),
+        Cmd::Failover(args) => failover(args),
     }
 }
 
@@ -275,8 +289,13 @@ fn pipelines(args: PipelineArgs) -> anyhow::Result<()> {
     if !runs.is_empty() {
         let csv = write_csv(&root, "pipelines", &started_at, &runs)?;
         println!(
-            "\n{} records of {} bytes per run, {} partitions, broker {}; {machine}; {started_at}\n",
-            args.records, args.record_bytes, args.partitions, bench.bootstrap
+            "\nKafka → file and Kafka → discard: {} records of {} bytes per run, {} partitions; Kafka → PostgreSQL: {} rows, 4 partitions; PostgreSQL CDC: {} row changes; broker {}; {machine}; {started_at}\n",
+            args.records,
+            args.record_bytes,
+            args.partitions,
+            args.db_records,
+            args.cdc_records,
+            bench.bootstrap
         );
         println!("{}", report::markdown_table(&runs));
         println!(
@@ -497,4 +516,77 @@ fn write_scale_csv(
     ));
     std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(path)
+}
+
+fn failover(args: FailoverArgs) -> anyhow::Result<()> {
+    let stack = Stack::from_env()?;
+    let root = stack.repo_root.clone();
+    if !args.no_build {
+        // Task pods run target/debug/ferry-runner (the local kubelet's image table).
+        let status = Command::new("cargo")
+            .args(["build", "-p", "ferry-runner"])
+            .current_dir(&root)
+            .status()
+            .context("cannot run cargo")?;
+        if !status.success() {
+            bail!("cargo build -p ferry-runner failed");
+        }
+        cargo_build_release(&root, &["ferry-operator"])?;
+    }
+    let operator = root.join("target/release/ferry-operator");
+    let dir = scratch_dir()?;
+    let started_at = timestamp();
+    let machine = machine_line();
+    let rt = tokio::runtime::Runtime::new()?;
+    let recoveries = rt
+        .block_on(failover::run(
+            &stack,
+            &operator,
+            &dir,
+            args.repetitions.max(1),
+        ))
+        .with_context(|| format!("logs kept in {}", dir.display()))?;
+    let path = root.join("e2e/bench/results");
+    std::fs::create_dir_all(&path).with_context(|| format!("cannot create {}", path.display()))?;
+    let csv = path.join(format!("{}-failover.csv", started_at.replace(':', "")));
+    let mut text = String::from(
+        "started_at,failure,to_new_pod_seconds,to_running_seconds,to_delivering_seconds\n",
+    );
+    for r in &recoveries {
+        text.push_str(&format!(
+            "{started_at},\"{}\",{:.3},{:.3},{:.3}\n",
+            r.failure.label(),
+            r.to_new_pod,
+            r.to_running,
+            r.to_delivering
+        ));
+    }
+    std::fs::write(&csv, text).with_context(|| format!("cannot write {}", csv.display()))?;
+    println!("\nTask failure → replacement delivering records, Ferry through the operator (restartPolicy defaults: first restart after 1 s + up to 20 % jitter); {machine}; {started_at}\n");
+    println!("| failure | runs | → replacement pod created, median (max) s | → Running | → delivering records |");
+    println!("|---|---:|---:|---:|---:|");
+    for kind in [Failure::Kill, Failure::DeletePod] {
+        let of: Vec<&failover::Recovery> =
+            recoveries.iter().filter(|r| r.failure == kind).collect();
+        let cell = |f: fn(&failover::Recovery) -> f64| {
+            let v: Vec<f64> = of.iter().map(|r| f(r)).collect();
+            format!(
+                "{:.2} ({:.2})",
+                report::median(&v).unwrap_or(f64::NAN),
+                report::percentile(&v, 100.0).unwrap_or(f64::NAN)
+            )
+        };
+        println!(
+            "| {} | {} | {} | {} | {} |",
+            kind.label(),
+            of.len(),
+            cell(|r| r.to_new_pod),
+            cell(|r| r.to_running),
+            cell(|r| r.to_delivering)
+        );
+    }
+    println!("| Kafka Connect standalone worker killed | – | never | never | never: a standalone worker is one process; nothing restarts it |");
+    println!("\nraw results: {}", csv.display());
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
 }
