@@ -79,7 +79,7 @@ pub fn runner_pid(pod: &str) -> Option<u32> {
             continue;
         };
         let vars: Vec<&[u8]> = environ.split(|b| *b == 0).collect();
-        let has = |v: &[u8]| vars.iter().any(|x| *x == v);
+        let has = |v: &[u8]| vars.contains(&v);
         let has_prefix = |p: &[u8]| vars.iter().any(|x| x.starts_with(p));
         if has(wanted.as_bytes()) && has_prefix(b"FERRY_TASK_INDEX=") {
             return Some(pid);

@@ -382,7 +382,11 @@ fn operator_scale(args: ScaleArgs) -> anyhow::Result<()> {
     println!("\n{} connectors (discard sink, 1 task each) on one operator (--concurrency {}, --resync-seconds {}), pods faked by KWOK; {machine}; {started_at}\n", result.connectors, args.concurrency, args.resync_seconds);
     println!("{}", scale_table(&result));
     println!("raw results: {}", csv.display());
-    let _ = std::fs::remove_dir_all(&dir);
+    if result.converged && result.objects_changed.is_empty() {
+        let _ = std::fs::remove_dir_all(&dir);
+    } else {
+        println!("operator and KWOK logs kept in {}", dir.display());
+    }
     if !result.objects_changed.is_empty() {
         bail!(
             "adding and removing one connector changed other connectors' objects: {}",
