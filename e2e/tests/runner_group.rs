@@ -264,5 +264,5 @@ async fn a_sink_started_before_its_topic_exists_reads_it_once_created() {
         created.elapsed().as_secs_f64()
     );
     terminate(&runner.child);
-    let _ = runner.child.wait();
+    let _ = runner.child.wait().await;
 }
