@@ -131,9 +131,10 @@ pub struct KafkaConnectorSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub errors: Option<ErrorHandling>,
     /// `AtLeastOnce` (default): after a failure some records may be written twice, none is
-    /// lost. `ExactlyOnce`: each record is written once, where the plugin supports it:
-    /// sources write records and offsets in one Kafka transaction; sinks that can, store
-    /// records and offsets in one transaction of the external system.
+    /// lost. `ExactlyOnce`: each record is written once. Sources write records and their
+    /// source offsets in one Kafka transaction per task (read the topic with
+    /// `isolation.level=read_committed`); the `postgres` sink writes rows and the Kafka
+    /// positions they came from in one database transaction. Other sinks refuse it.
     #[serde(default)]
     pub delivery: Delivery,
     /// How failed tasks are restarted: exponential backoff between restarts.

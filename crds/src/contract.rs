@@ -70,6 +70,15 @@ pub const DEFAULT_OFFSETS_TOPIC: &str = "ferry-offsets";
 pub fn consumer_group(namespace: &str, connector: &str) -> String {
     format!("ferry.{namespace}.{connector}")
 }
+/// `transactional.id` of a source task's producer under `spec.delivery: ExactlyOnce`:
+/// `ferry.<namespace>.<connector>.<task index>`. A task that starts with the id of one
+/// still running (an old pod) fences it: the old one can no longer commit.
+pub fn transactional_id(namespace: &str, connector: &str, task: u32) -> String {
+    format!("ferry.{namespace}.{connector}.{task}")
+}
+/// Table in the target database where an exactly-once `postgres` sink keeps, in the same
+/// transaction as the rows, the next Kafka offset of every partition it has written.
+pub const SINK_OFFSETS_TABLE: &str = "ferry_kafka_offsets";
 /// `session.timeout.ms` of a sink task's consumer unless `spec.kafka.config` sets it. Tasks
 /// are static group members: a removed task's partitions stay assigned to it, unread, until
 /// this timeout expires (the operator's autoscaler allows for it after scaling down).

@@ -244,6 +244,11 @@ pub fn spec_rules(schema: &mut schemars::Schema) {
         "!has(self.offsets) || !has(self.offsets.reset) || !has(self.offsets.reset.to) || has(self.sink) || self.offsets.reset.to == 'Earliest'".to_owned(),
         "spec.offsets.reset.to: a source connector resets only to Earliest (forget its offsets) or to explicit sourceOffsets".to_owned(),
     );
+    add_rule(
+        schema,
+        "!has(self.delivery) || self.delivery != 'ExactlyOnce' || !has(self.sink) || has(self.sink.postgres)".to_owned(),
+        "spec.delivery: ExactlyOnce is for source connectors and the postgres sink (which stores the Kafka positions with its rows); the other sinks deliver AtLeastOnce".to_owned(),
+    );
     if has_property(schema, &["errors", "deadLetterQueue"]) {
         add_rule(
             schema,

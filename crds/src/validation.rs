@@ -11,8 +11,8 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 
 use crate::connector::{
-    AutoscalingSpec, KafkaConnector, KafkaConnectorSpec, KafkaSpec, OffsetTarget, SecretKeyRef,
-    MAX_TASKS,
+    AutoscalingSpec, Delivery, KafkaConnector, KafkaConnectorSpec, KafkaSpec, OffsetTarget,
+    SecretKeyRef, MAX_TASKS,
 };
 use crate::names::MAX_CONNECTOR_NAME_LENGTH;
 use crate::pipeline::{
@@ -116,6 +116,25 @@ fn check_autoscaling(r: &mut Report, a: &AutoscalingSpec) {
             r.add(field, "tasks or percent must be greater than 0");
         }
     }
+}
+
+/// Why `spec.delivery: ExactlyOnce` cannot hold for this connector, if it cannot. Every
+/// source can (records and source offsets in one Kafka transaction); of the sinks only those
+/// that store the Kafka positions with their writes ([`SinkPlugin::delivers_exactly_once`]).
+///
+/// [`SinkPlugin::delivers_exactly_once`]: crate::plugins::SinkPlugin::delivers_exactly_once
+pub fn exactly_once_refusal(spec: &KafkaConnectorSpec) -> Option<String> {
+    if spec.delivery != Delivery::ExactlyOnce {
+        return None;
+    }
+    let sink = spec.sink.as_ref()?;
+    (!sink.plugin.delivers_exactly_once()).then(|| {
+        format!(
+            "the {} sink delivers AtLeastOnce only (an ExactlyOnce sink stores the Kafka \
+             positions with its writes: postgres); remove spec.delivery or set it to AtLeastOnce",
+            sink.plugin.name()
+        )
+    })
 }
 
 /// Every violation in a connector's spec.
@@ -230,6 +249,9 @@ pub fn validate_spec(spec: &KafkaConnectorSpec) -> Vec<Violation> {
         && spec.sink.is_none()
     {
         r.add("spec.errors.deadLetterQueue", "is for sink connectors only");
+    }
+    if let Some(message) = exactly_once_refusal(spec) {
+        r.add("spec.delivery", message);
     }
     if let Some(image) = &spec.image {
         if image.is_empty() || image.len() > 512 || image.chars().any(char::is_whitespace) {

@@ -1,7 +1,6 @@
 //! Checks the operator makes before running a connector (pure). The API server already
 //! enforces the schema and its CEL rules; these are the facts the operator relies on.
 
-use ferry_crds::connector::Delivery;
 use ferry_crds::names::MAX_CONNECTOR_NAME_LENGTH;
 use ferry_crds::KafkaConnector;
 
@@ -46,21 +45,14 @@ pub fn validate(connector: &KafkaConnector) -> Result<(), Error> {
     }
 }
 
-/// `spec.delivery: ExactlyOnce` is refused: every plugin delivers at least once today (the
-/// runner refuses it too), and a connector must not look as if it had a guarantee it lacks.
+/// `spec.delivery: ExactlyOnce` on a sink that cannot store Kafka positions with its writes
+/// is refused (the API server's rule does so too, for resources stored under this CRD): a
+/// connector must not look as if it had a guarantee it lacks.
 fn check_delivery(spec: &ferry_crds::KafkaConnectorSpec) -> Result<(), Error> {
-    if spec.delivery != Delivery::ExactlyOnce {
-        return Ok(());
+    match ferry_crds::validation::exactly_once_refusal(spec) {
+        Some(message) => Err(Error::InvalidSpec(format!("spec.delivery: {message}"))),
+        None => Ok(()),
     }
-    let plugin = match (&spec.source, &spec.sink) {
-        (Some(source), _) => format!("the {} source", source.plugin.name()),
-        (None, Some(sink)) => format!("the {} sink", sink.plugin.name()),
-        (None, None) => return Ok(()),
-    };
-    Err(Error::InvalidSpec(format!(
-        "spec.delivery: {plugin} supports AtLeastOnce only (no plugin delivers exactly once yet); \
-         remove spec.delivery or set it to AtLeastOnce"
-    )))
 }
 
 #[cfg(test)]
@@ -105,23 +97,29 @@ mod tests {
             )))
             .map_err(|e| e.to_string())
         };
+        assert_eq!(exactly_once("source: {datagen: {topic: t}}"), Ok(()));
         assert_eq!(
-            exactly_once("source: {datagen: {topic: t}}"),
+            exactly_once("source: {postgresCdc: {host: db, database: shop}}"),
+            Ok(())
+        );
+        assert_eq!(
+            exactly_once("sink: {topics: [t], file: {path: /o}}"),
             Err(
-                "invalid connector spec: spec.delivery: the datagen source supports AtLeastOnce \
-                 only (no plugin delivers exactly once yet); remove spec.delivery or set it to \
-                 AtLeastOnce"
+                "invalid connector spec: spec.delivery: the file sink delivers AtLeastOnce only \
+                 (an ExactlyOnce sink stores the Kafka positions with its writes: postgres); \
+                 remove spec.delivery or set it to AtLeastOnce"
                     .to_string()
             )
         );
-        assert!(exactly_once("sink: {topics: [t], file: {path: /o}}")
+        assert!(exactly_once("sink: {topics: [t], mysql: {host: db}}")
             .unwrap_err()
-            .contains("spec.delivery: the file sink supports AtLeastOnce only"));
-        assert!(exactly_once(
-            "sink: {topics: [t], postgres: {url: {secretKeyRef: {name: pg, key: url}}}}"
-        )
-        .unwrap_err()
-        .contains("spec.delivery: the postgres sink supports AtLeastOnce only"));
+            .contains("the mysql sink delivers AtLeastOnce only"));
+        assert_eq!(
+            exactly_once(
+                "sink: {topics: [t], postgres: {url: {secretKeyRef: {name: pg, key: url}}}}"
+            ),
+            Ok(())
+        );
         let long = "x".repeat(MAX_CONNECTOR_NAME_LENGTH + 1);
         let c = connector(&format!(
             "apiVersion: ferry.rs/v1alpha1\nkind: KafkaConnector\nmetadata: {{name: {long}, namespace: n}}\n\

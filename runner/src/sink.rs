@@ -35,11 +35,13 @@ use crate::kafka_admin::{ensure_topic, TopicRequest};
 use crate::kafka_config::to_client_config;
 use crate::metrics::{PipelineStage, RunState, TaskMetrics};
 use crate::offset_tracker::{OffsetTracker, TopicPartition};
+use crate::plugins::database_sink::positions::OffsetsScope;
 use crate::plugins::{build_sink, PluginError, SinkTask};
 use crate::processing::{decode_and_transform, log_failure, Processed, StageTally};
 use crate::record::{RawRecord, Record};
 use crate::task_config::TaskConfig;
 use crate::task_error::TaskError;
+use ferry_crds::connector::Delivery;
 
 /// Most records in one batch handed to the sink plugin.
 pub const MAX_BATCH_RECORDS: usize = 2048;
@@ -493,7 +495,7 @@ async fn writer(
         let started = Instant::now();
         let mut attempt = 0;
         loop {
-            match sink.write(&records).await {
+            match sink.write_from(&records, &coords).await {
                 Ok(()) => break,
                 Err(PluginError::Record { index, message }) if index < records.len() => {
                     // Nothing of the batch was written: handle the record, then write the
@@ -601,8 +603,18 @@ pub async fn run(
         None => None,
     };
 
-    let sink =
-        tokio::task::block_in_place(|| build_sink(&sink_spec.plugin)).map_err(|e| match e {
+    let exactly_once = (cfg.spec.delivery == Delivery::ExactlyOnce).then(|| OffsetsScope {
+        connector: format!("{}/{}", cfg.namespace, cfg.name),
+        reset_id: cfg
+            .spec
+            .offsets
+            .as_ref()
+            .and_then(|o| o.reset.as_ref())
+            .map(|r| r.id.clone())
+            .unwrap_or_default(),
+    });
+    let sink = tokio::task::block_in_place(|| build_sink(&sink_spec.plugin, exactly_once))
+        .map_err(|e| match e {
             PluginError::Config(c) => TaskError::Config(vec![c]),
             e => TaskError::Plugin(e.to_string()),
         })?;

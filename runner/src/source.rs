@@ -4,11 +4,20 @@
 //! The producer is idempotent (`enable.idempotence=true`, `acks=all`), so librdkafka's
 //! retries neither reorder nor duplicate records. Acknowledged offsets are stored every
 //! 500 ms and on shutdown.
+//!
+//! Under `spec.delivery: ExactlyOnce` (KIP-618's semantics) the producer is transactional,
+//! with a `transactional.id` per task: records go out in transactions of 500 ms, and each
+//! transaction also writes the source offsets of its records to the offsets topic, so the
+//! records and the position after them become visible to `read_committed` readers together
+//! or not at all. Starting the producer fences an older task with the same id (a pod still
+//! alive) and aborts its open transaction; the plugin hears about offsets
+//! ([`SourceTask::committed`]) only after their transaction committed.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ferry_crds::connector::Delivery;
 use futures::FutureExt;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -33,6 +42,8 @@ use crate::task_error::TaskError;
 pub const OFFSET_FLUSH_INTERVAL: Duration = Duration::from_millis(500);
 /// Most records sent to Kafka and not yet acknowledged.
 pub const MAX_IN_FLIGHT: usize = 20_000;
+/// How long starting, committing or aborting a transaction may take.
+const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A record handed to the producer: where it came from and its delivery.
 struct InFlight {
@@ -49,6 +60,12 @@ pub fn producer_properties(cfg: &TaskConfig) -> BTreeMap<String, String> {
     }
     for (k, v) in [("enable.idempotence", "true"), ("acks", "all")] {
         p.insert(k.to_string(), v.to_string());
+    }
+    if cfg.spec.delivery == Delivery::ExactlyOnce {
+        p.insert(
+            "transactional.id".into(),
+            ferry_crds::contract::transactional_id(&cfg.namespace, &cfg.name, cfg.share.index),
+        );
     }
     p
 }
@@ -90,6 +107,13 @@ pub async fn run(
     let producer: FutureProducer = client
         .create()
         .map_err(|e| TaskError::Kafka(format!("cannot create the producer: {e}")))?;
+    let exactly_once = cfg.spec.delivery == Delivery::ExactlyOnce;
+    if exactly_once {
+        // Before the offsets are read: this aborts what an earlier task left open.
+        tokio::task::block_in_place(|| producer.init_transactions(TRANSACTION_TIMEOUT)).map_err(
+            |e| TaskError::Kafka(format!("cannot start the transactional producer: {e}")),
+        )?;
+    }
     let store = KafkaOffsetStore::open(
         &cfg.kafka,
         ferry_crds::contract::DEFAULT_OFFSETS_TOPIC,
@@ -112,9 +136,12 @@ pub async fn run(
         PluginError::Config(c) => TaskError::Config(vec![c]),
         e => TaskError::Plugin(e.to_string()),
     })?;
+    if exactly_once {
+        begin_transaction(&producer)?;
+    }
     metrics.set_ready(true);
     metrics.set_state(RunState::Running);
-    tracing::info!(plugin = plugin_name, "source task started");
+    tracing::info!(plugin = plugin_name, exactly_once, "source task started");
 
     let mut in_flight: VecDeque<InFlight> = VecDeque::new();
     let mut acked = AckedOffsets::default();
@@ -151,7 +178,19 @@ pub async fn run(
         }
         if last_flush.elapsed() >= OFFSET_FLUSH_INTERVAL {
             metrics.set_pending(in_flight.len() as u64);
-            if let Err(e) = flush_offsets(&store, &mut acked, &metrics, task.as_mut()).await {
+            let flushed = if exactly_once {
+                let mut t = Transaction {
+                    producer: &producer,
+                    store: &store,
+                    cfg: &cfg,
+                    metrics: &metrics,
+                };
+                t.commit(&mut in_flight, &mut acked, task.as_mut(), true)
+                    .await
+            } else {
+                flush_offsets(&store, &mut acked, &metrics, task.as_mut()).await
+            };
+            if let Err(e) = flushed {
                 outcome = Err(e);
                 break;
             }
@@ -324,6 +363,25 @@ pub async fn run(
 
     // Shut down: wait for what was sent, store the offsets Kafka acknowledged.
     metrics.set_ready(false);
+    if exactly_once {
+        // What was sent is consistent with its offsets whatever stopped the task: commit it.
+        let mut t = Transaction {
+            producer: &producer,
+            store: &store,
+            cfg: &cfg,
+            metrics: &metrics,
+        };
+        if let Err(e) = t
+            .commit(&mut in_flight, &mut acked, task.as_mut(), false)
+            .await
+        {
+            if outcome.is_ok() {
+                outcome = Err(e);
+            }
+        }
+        tracing::info!("source task stopped; its last transaction is finished");
+        return outcome;
+    }
     let flushed = tokio::task::block_in_place(|| producer.flush(Duration::from_secs(30)));
     if let Err(e) = flushed {
         tracing::warn!(error = %e, "not every record was delivered before shutdown; they will be sent again");
@@ -404,6 +462,14 @@ async fn drain_deliveries(
                     offset: None,
                 };
                 let failure = produce_failure(&e);
+                if cfg.spec.delivery == Delivery::ExactlyOnce {
+                    // The transaction cannot commit without it: nothing of it will count.
+                    return Err(TaskError::Kafka(format!(
+                        "a record to {} was not delivered, so its transaction is aborted \
+                         (under ExactlyOnce a record Kafka refuses stops the task): {e}",
+                        item.topic
+                    )));
+                }
                 if !record_level(&e) {
                     return Err(TaskError::Kafka(format!(
                         "a record to {} was not delivered: {e}",
@@ -431,6 +497,113 @@ async fn drain_deliveries(
         metrics.records_out(done);
     }
     Ok(())
+}
+
+fn begin_transaction(producer: &FutureProducer) -> Result<(), TaskError> {
+    producer
+        .begin_transaction()
+        .map_err(|e| TaskError::Kafka(format!("cannot begin a transaction: {e}")))
+}
+
+/// The open transaction of an exactly-once source task.
+struct Transaction<'a> {
+    producer: &'a FutureProducer,
+    store: &'a KafkaOffsetStore,
+    cfg: &'a TaskConfig,
+    metrics: &'a TaskMetrics,
+}
+
+impl Transaction<'_> {
+    /// Writes the source offsets of every record sent in the open transaction to the
+    /// offsets topic within it, commits it, tells the plugin, and (`again`) begins the next.
+    /// On a failure the transaction is aborted: neither its records nor its offsets count,
+    /// and the restarted task sends them again from the offsets of the last commit.
+    async fn commit(
+        &mut self,
+        in_flight: &mut VecDeque<InFlight>,
+        acked: &mut AckedOffsets,
+        task: &mut dyn SourceTask,
+        again: bool,
+    ) -> Result<(), TaskError> {
+        if let Some(bytes) = task.backlog_bytes() {
+            self.metrics.set_source_backlog_bytes(bytes);
+        }
+        // Acknowledged records first, then those still in flight: the latest offset wins.
+        let mut offsets = acked.latest.clone();
+        for (p, o) in in_flight.iter().filter_map(|f| f.partition.as_ref()) {
+            offsets.insert(p.clone(), o.clone());
+        }
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        let committed = self
+            .write_offsets_and_commit(&offsets, in_flight, acked)
+            .await;
+        if let Err(e) = committed {
+            if let Err(abort) =
+                tokio::task::block_in_place(|| self.producer.abort_transaction(TRANSACTION_TIMEOUT))
+            {
+                tracing::warn!(error = %abort, "cannot abort the transaction; the next task's producer fences it");
+            }
+            return Err(e);
+        }
+        acked.latest.clear();
+        self.metrics.committed();
+        if let Err(e) = task.committed(&offsets).await {
+            return Err(match e {
+                PluginError::Config(c) => TaskError::Config(vec![c]),
+                e => TaskError::Plugin(format!("confirming committed offsets: {e}")),
+            });
+        }
+        if again {
+            begin_transaction(self.producer)?;
+        }
+        Ok(())
+    }
+
+    async fn write_offsets_and_commit(
+        &mut self,
+        offsets: &BTreeMap<SourcePartition, SourceOffset>,
+        in_flight: &mut VecDeque<InFlight>,
+        acked: &mut AckedOffsets,
+    ) -> Result<(), TaskError> {
+        let mut stored = Vec::new();
+        for (key, value) in self.store.records(offsets) {
+            let record = FutureRecord::to(self.store.topic())
+                .key(&key)
+                .payload(&value);
+            let delivery = self.producer.send_result(record).map_err(|(e, _)| {
+                TaskError::Kafka(format!(
+                    "cannot write source offsets to {}: {e}",
+                    self.store.topic()
+                ))
+            })?;
+            stored.push(delivery);
+        }
+        tokio::task::block_in_place(|| self.producer.commit_transaction(TRANSACTION_TIMEOUT))
+            .map_err(|e| TaskError::Kafka(format!("cannot commit the transaction: {e}")))?;
+        // Committed: every delivery has its report.
+        while !in_flight.is_empty() {
+            drain_deliveries(self.cfg, self.metrics, in_flight, acked, true).await?;
+        }
+        for delivery in stored {
+            match delivery.await {
+                Ok(Ok(_)) => {}
+                Ok(Err((e, _))) => {
+                    return Err(TaskError::Kafka(format!(
+                        "source offsets were not written to {}: {e}",
+                        self.store.topic()
+                    )))
+                }
+                Err(_) => {
+                    return Err(TaskError::Kafka(
+                        "the producer stopped before a delivery report".into(),
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Stores the acknowledged offsets and tells the plugin they are stored.

@@ -3,11 +3,12 @@
 //! with the offset as a JSON object value. Kept behind [`OffsetStore`] so that a plugin
 //! whose external system can hold offsets itself can use another store.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
@@ -124,6 +125,28 @@ impl KafkaOffsetStore {
         })
     }
 
+    /// The topic the offsets are stored in.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// The records that store `offsets`: key and value, for a producer of the caller's (a
+    /// transactional one writes them in the same transaction as the records they describe).
+    pub fn records(
+        &self,
+        offsets: &BTreeMap<SourcePartition, SourceOffset>,
+    ) -> Vec<(String, Vec<u8>)> {
+        offsets
+            .iter()
+            .map(|(partition, offset)| {
+                (
+                    offset_key(&self.namespace, &self.connector, partition),
+                    ferry_crds::offsets_topic::offset_value(offset),
+                )
+            })
+            .collect()
+    }
+
     fn read_all(&self) -> Result<BTreeMap<SourcePartition, SourceOffset>, OffsetStoreError> {
         let err = |message: String| OffsetStoreError {
             topic: self.topic.clone(),
@@ -135,7 +158,11 @@ impl KafkaOffsetStore {
             format!("ferry-offsets-reader-{}", std::process::id()),
         )
         .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false");
+        // Offsets written in a transaction count once it commits (exactly-once sources);
+        // the end of a partition is its last stable offset, reported as end of partition
+        // (a transaction marker is never delivered, so the last offset is no end marker).
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true");
         let consumer: BaseConsumer = cfg
             .create()
             .map_err(|e| err(format!("cannot create a consumer: {e}")))?;
@@ -149,7 +176,7 @@ impl KafkaOffsetStore {
             .flat_map(|t| t.partitions().iter().map(|p| p.id()))
             .collect();
         let mut tpl = TopicPartitionList::new();
-        let mut remaining = BTreeMap::new();
+        let mut remaining = BTreeSet::new();
         for p in partitions {
             let (low, high) = consumer
                 .fetch_watermarks(&self.topic, p, timeout)
@@ -157,7 +184,7 @@ impl KafkaOffsetStore {
             if high > low {
                 tpl.add_partition_offset(&self.topic, p, Offset::Beginning)
                     .map_err(|e| err(e.to_string()))?;
-                remaining.insert(p, high);
+                remaining.insert(p);
             }
         }
         let mut out = BTreeMap::new();
@@ -175,16 +202,13 @@ impl KafkaOffsetStore {
             }
             match consumer.poll(Duration::from_millis(500)) {
                 None => {}
+                Some(Err(KafkaError::PartitionEOF(p))) => {
+                    remaining.remove(&p);
+                }
                 Some(Err(e)) => return Err(err(format!("cannot read: {e}"))),
                 Some(Ok(m)) => {
                     if let Some(key) = m.key() {
                         apply_offset_record(&prefix, key, m.payload(), &mut out);
-                    }
-                    if remaining
-                        .get(&m.partition())
-                        .is_some_and(|high| m.offset() + 1 >= *high)
-                    {
-                        remaining.remove(&m.partition());
                     }
                 }
             }
@@ -203,21 +227,13 @@ impl OffsetStore for KafkaOffsetStore {
         &self,
         offsets: &BTreeMap<SourcePartition, SourceOffset>,
     ) -> Result<(), OffsetStoreError> {
-        let mut pending = Vec::with_capacity(offsets.len());
-        for (partition, offset) in offsets {
-            let key = offset_key(&self.namespace, &self.connector, partition);
-            let value = ferry_crds::offsets_topic::offset_value(offset);
-            let producer = &self.producer;
-            let topic = &self.topic;
-            pending.push(async move {
-                producer
-                    .send(
-                        FutureRecord::to(topic).key(&key).payload(&value),
-                        Duration::from_secs(30),
-                    )
-                    .await
-            });
-        }
+        let records = self.records(offsets);
+        let pending = records.iter().map(|(key, value)| {
+            self.producer.send(
+                FutureRecord::to(&self.topic).key(key).payload(value),
+                Duration::from_secs(30),
+            )
+        });
         for result in futures::future::join_all(pending).await {
             result.map_err(|(e, _)| OffsetStoreError {
                 topic: self.topic.clone(),

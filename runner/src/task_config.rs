@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use ferry_crds::connector::{Delivery, KafkaConnectorSpec, KafkaSpec, SinkSpec, SourceSpec};
+use ferry_crds::connector::{KafkaConnectorSpec, KafkaSpec, SinkSpec, SourceSpec};
 use ferry_crds::errors::ErrorHandling;
 use ferry_crds::pipeline::{Converters, TransformSpec};
 use regex::Regex;
@@ -292,20 +292,10 @@ pub fn load(
             errors.extend(plugins::validate_sink(&sink.plugin, share));
         }
     }
-    if spec.delivery == Delivery::ExactlyOnce {
-        let plugin = spec
-            .source
-            .as_ref()
-            .map(|s| format!("{} source", s.plugin.name()))
-            .or_else(|| {
-                spec.sink
-                    .as_ref()
-                    .map(|s| format!("{} sink", s.plugin.name()))
-            })
-            .unwrap_or_default();
+    if let Some(message) = ferry_crds::validation::exactly_once_refusal(&spec) {
         errors.push(ConfigError {
             field: "spec.delivery".into(),
-            message: format!("the {plugin} supports AtLeastOnce only"),
+            message,
         });
     }
     errors.extend(crate::error_handling::validate(
@@ -461,6 +451,12 @@ spec:
         assert_eq!(fields(&both), vec!["spec.sink.topics"]);
         let eos = GOOD.replace("  kafka:", "  delivery: ExactlyOnce\n  kafka:");
         assert_eq!(fields(&eos), vec!["spec.delivery"]);
+        let eos_source = GOOD.replace(
+            "  sink:\n    topics: [lines]\n    file: {path: /tmp/out.txt}\n",
+            "  source: {datagen: {topic: lines}}\n  delivery: ExactlyOnce\n",
+        );
+        assert!(eos_source.contains("datagen"));
+        assert!(fields(&eos_source).is_empty(), "{:?}", fields(&eos_source));
     }
 
     #[test]

@@ -87,6 +87,12 @@ impl SinkPlugin {
         }
     }
 
+    /// Whether the sink can deliver exactly once: it stores the Kafka positions it read in
+    /// the same transaction as its writes (`postgres`).
+    pub fn delivers_exactly_once(&self) -> bool {
+        matches!(self, SinkPlugin::Postgres(_))
+    }
+
     /// The most tasks this plugin can use. `None`: no limit (sinks scale with partitions).
     pub fn max_tasks(&self) -> Option<i32> {
         match self {

@@ -18,6 +18,7 @@ use async_trait::async_trait;
 use ferry_crds::plugins::{SinkPlugin, SourcePlugin};
 
 use crate::config_error::ConfigError;
+use crate::offset_tracker::TopicPartition;
 use crate::record::Record;
 
 /// A source partition (e.g. `{"path": "/data/in.txt"}`): a stream of the external system
@@ -119,6 +120,19 @@ pub trait SinkTask: Send {
     /// Writes `records` and returns once they are durable.
     async fn write(&mut self, records: &[Record]) -> Result<(), PluginError>;
 
+    /// Writes `records`, read at the Kafka positions `origins` (one per record, in order),
+    /// and returns once they are durable. An exactly-once plugin stores the positions with
+    /// the records in one transaction of its external system and leaves out the records it
+    /// stored before; the others ignore them (the default).
+    async fn write_from(
+        &mut self,
+        records: &[Record],
+        origins: &[(TopicPartition, i64)],
+    ) -> Result<(), PluginError> {
+        let _ = origins;
+        self.write(records).await
+    }
+
     /// Whether the plugin looks at record headers. A plugin that does not (and says so)
     /// spares the task decoding every record's headers when no transform needs them either.
     fn reads_headers(&self) -> bool {
@@ -197,17 +211,22 @@ pub fn build_source(
 }
 
 /// Builds the sink plugin of a (validated) spec; opening its resources may fail.
-pub fn build_sink(plugin: &SinkPlugin) -> Result<Box<dyn SinkTask>, PluginError> {
+pub fn build_sink(
+    plugin: &SinkPlugin,
+    exactly_once: Option<database_sink::positions::OffsetsScope>,
+) -> Result<Box<dyn SinkTask>, PluginError> {
     Ok(match plugin {
         SinkPlugin::File(f) => Box::new(file_sink::FileSinkTask::open(f)?),
         SinkPlugin::Discard(_) => Box::new(discard::DiscardSinkTask),
         SinkPlugin::Postgres(d) => Box::new(database_sink::DatabaseSinkTask::new(
             database_sink::Dialect::Postgres,
             d,
+            exactly_once,
         )?),
         SinkPlugin::Mysql(d) => Box::new(database_sink::DatabaseSinkTask::new(
             database_sink::Dialect::Mysql,
             d,
+            None,
         )?),
     })
 }

@@ -11,9 +11,14 @@
 //! reported with its index in the batch ([`PluginError::Record`]), so the pipeline can name
 //! it and send it to the dead letter queue. When the database refuses a multi-row statement
 //! for a value, the batch is written again one row per statement to find the record.
+//!
+//! Under `spec.delivery: ExactlyOnce` the `postgres` sink also stores, in the same
+//! transaction, the Kafka position after the batch and skips what it stored before
+//! ([`positions`]).
 
 mod dialect;
 mod mysql;
+pub mod positions;
 mod postgres;
 pub mod rows;
 pub mod table;
@@ -30,8 +35,10 @@ use ferry_crds::plugins::database_sink::{
 
 use super::{PluginError, SinkTask};
 use crate::config_error::ConfigError;
+use crate::offset_tracker::TopicPartition;
 use crate::record::Record;
 pub use dialect::Dialect;
+use positions::{OffsetsScope, PositionUpdate, Positions};
 use rows::TableName;
 use table::{Ddl, RowGroup, TableError, TableInfo};
 use types::Flavor;
@@ -51,6 +58,9 @@ pub enum DbError {
     Stale(String),
     /// Anything else (permissions, syntax): the task fails.
     Other(String),
+    /// Another task moved a stored Kafka position (exactly-once): retriable after reading
+    /// the positions again.
+    Moved(String),
 }
 
 /// Checks a `postgres` or `mysql` block beyond the API server's rules; field paths start
@@ -223,10 +233,31 @@ impl Session {
         groups: &[RowGroup],
         spec: &DatabaseSink,
         one_row_each: bool,
+        positions: Option<(&OffsetsScope, &[PositionUpdate])>,
     ) -> Result<(), (Option<usize>, DbError)> {
         match self {
-            Session::Postgres(s) => s.write(groups, spec.insert_mode, one_row_each).await,
+            Session::Postgres(s) => {
+                s.write(groups, spec.insert_mode, one_row_each, positions)
+                    .await
+            }
+            Session::Mysql(_) if positions.is_some() => Err((
+                None,
+                DbError::Other("the mysql sink does not store Kafka positions".into()),
+            )),
             Session::Mysql(s) => s.write(groups, spec.insert_mode, one_row_each).await,
+        }
+    }
+
+    /// The stored positions of `scope` (creating their table when missing).
+    async fn positions(
+        &mut self,
+        scope: &OffsetsScope,
+    ) -> Result<Vec<(String, i32, i64)>, DbError> {
+        match self {
+            Session::Postgres(s) => s.positions(scope).await,
+            Session::Mysql(_) => Err(DbError::Other(
+                "the mysql sink does not store Kafka positions".into(),
+            )),
         }
     }
 }
@@ -239,6 +270,8 @@ pub struct DatabaseSinkTask {
     session: Option<Session>,
     /// Columns of the tables written so far; dropped after any failure.
     tables: HashMap<TableName, TableInfo>,
+    /// Exactly-once: whose positions, and the ones known.
+    exactly_once: Option<(OffsetsScope, Positions)>,
 }
 
 impl std::fmt::Debug for DatabaseSinkTask {
@@ -253,8 +286,13 @@ impl std::fmt::Debug for DatabaseSinkTask {
 impl DatabaseSinkTask {
     /// The sink of `spec`, with its connection settings read from the environment (a
     /// missing variable or an unreadable URL is a configuration error). The database is
-    /// first contacted by the first write.
-    pub fn new(dialect: Dialect, spec: &DatabaseSink) -> Result<Self, PluginError> {
+    /// first contacted by the first write. With `exactly_once`, Kafka positions are stored
+    /// with the rows (PostgreSQL only; validation refuses it for MySQL).
+    pub fn new(
+        dialect: Dialect,
+        spec: &DatabaseSink,
+        exactly_once: Option<OffsetsScope>,
+    ) -> Result<Self, PluginError> {
         let target =
             target(dialect, spec, |k| std::env::var(k).ok()).map_err(PluginError::Config)?;
         Ok(Self {
@@ -263,6 +301,7 @@ impl DatabaseSinkTask {
             target,
             session: None,
             tables: HashMap::new(),
+            exactly_once: exactly_once.map(|scope| (scope, Positions::default())),
         })
     }
 
@@ -279,13 +318,33 @@ impl DatabaseSinkTask {
         match e {
             DbError::Transient(m) => {
                 self.session = None;
+                // A commit cut off by the failure may have landed.
+                if let Some((_, positions)) = &mut self.exactly_once {
+                    positions.forget();
+                }
                 PluginError::Retriable(format!("{name} sink: {m}"))
             }
             DbError::Stale(m) => PluginError::Retriable(format!(
                 "{name} sink: {m} (the table changed; reading its columns again)"
             )),
+            DbError::Moved(m) => {
+                if let Some((_, positions)) = &mut self.exactly_once {
+                    positions.forget();
+                }
+                PluginError::Retriable(format!("{name} sink: {m}; reading the positions again"))
+            }
             DbError::Data(m) | DbError::Other(m) => PluginError::Fatal(format!("{name} sink: {m}")),
         }
+    }
+
+    async fn connect(&mut self) -> Result<(), PluginError> {
+        if self.session.is_none() {
+            let session = Session::open(&self.target, self.spec.batch_size() as usize)
+                .await
+                .map_err(|e| self.failed(e))?;
+            self.session = Some(session);
+        }
+        Ok(())
     }
 
     /// The columns of `t`, from the cache or the database.
@@ -324,21 +383,83 @@ impl DatabaseSinkTask {
         self.table_info(t).await
     }
 
-    /// Plans, checks and writes one batch.
-    async fn write_batch(&mut self, records: &[Record]) -> Result<(), PluginError> {
+    /// Exactly-once: writes the records of `records` not written before, with the
+    /// positions after them, in one transaction.
+    async fn write_exactly_once(
+        &mut self,
+        records: &[Record],
+        origins: &[(TopicPartition, i64)],
+    ) -> Result<(), PluginError> {
+        self.connect().await?;
+        let Some((scope, positions)) = &self.exactly_once else {
+            return self.write_batch(records, None).await;
+        };
+        if positions.unknown(origins) {
+            let scope = scope.clone();
+            let rows = match self.session.as_mut() {
+                Some(session) => session.positions(&scope).await,
+                None => Err(DbError::Transient("not connected".into())),
+            };
+            let rows = rows.map_err(|e| self.failed(e))?;
+            if let Some((_, positions)) = &mut self.exactly_once {
+                positions.load(rows, origins);
+            }
+        }
+        let Some((scope, positions)) = &self.exactly_once else {
+            return Ok(());
+        };
+        let selection = positions.select(origins);
+        if selection.updates.is_empty() {
+            tracing::debug!(
+                records = records.len(),
+                "every record of the batch was written before"
+            );
+            return Ok(());
+        }
+        let scope = scope.clone();
+        let kept: Vec<Record>;
+        let batch = if selection.keep.len() == records.len() {
+            records
+        } else {
+            tracing::info!(
+                skipped = records.len() - selection.keep.len(),
+                "leaving out records written before"
+            );
+            kept = selection.keep.iter().map(|&i| records[i].clone()).collect();
+            &kept
+        };
+        match self
+            .write_batch(batch, Some((&scope, &selection.updates)))
+            .await
+        {
+            Ok(()) => {
+                if let Some((_, positions)) = &mut self.exactly_once {
+                    positions.written(&selection.updates);
+                }
+                Ok(())
+            }
+            Err(PluginError::Record { index, message }) => Err(PluginError::Record {
+                index: selection.keep.get(index).copied().unwrap_or(index),
+                message,
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Plans, checks and writes one batch, with the Kafka positions after it.
+    async fn write_batch(
+        &mut self,
+        records: &[Record],
+        positions: Option<(&OffsetsScope, &[PositionUpdate])>,
+    ) -> Result<(), PluginError> {
         let plan = rows::plan(records, &self.spec).map_err(|e| PluginError::Record {
             index: e.record,
             message: e.message,
         })?;
-        if plan.is_empty() {
+        if plan.is_empty() && positions.is_none() {
             return Ok(());
         }
-        if self.session.is_none() {
-            let session = Session::open(&self.target, self.spec.batch_size() as usize)
-                .await
-                .map_err(|e| self.failed(e))?;
-            self.session = Some(session);
-        }
+        self.connect().await?;
         let name = self.dialect.name();
         let mut groups = Vec::new();
         for changes in &plan {
@@ -371,7 +492,7 @@ impl DatabaseSinkTask {
             .flat_map(|g| g.records.iter().copied())
             .next()
             .filter(|_| rows == 1);
-        match session.write(&groups, &self.spec, false).await {
+        match session.write(&groups, &self.spec, false, positions).await {
             Ok(()) => Ok(()),
             Err((index, DbError::Data(message))) => match index.or(only) {
                 Some(index) => Err(PluginError::Record {
@@ -380,7 +501,7 @@ impl DatabaseSinkTask {
                 }),
                 None => {
                     tracing::warn!(error = %message, rows, "{name} sink: the database refused a batch; writing it row by row to find the record");
-                    match session.write(&groups, &self.spec, true).await {
+                    match session.write(&groups, &self.spec, true, positions).await {
                         Ok(()) => Ok(()),
                         Err((Some(index), DbError::Data(message))) => Err(PluginError::Record {
                             index,
@@ -406,14 +527,37 @@ fn table_error(e: TableError) -> PluginError {
 impl SinkTask for DatabaseSinkTask {
     async fn write(&mut self, records: &[Record]) -> Result<(), PluginError> {
         let reused = self.session.is_some();
-        match self.write_batch(records).await {
+        match self.write_batch(records, None).await {
             // A session kept open between batches may have been closed by the server (a
             // restart, an idle timeout): one immediate retry on a new session before the
             // pipeline's retry policy applies. The whole batch is written again (at least
             // once: a commit cut off by the failure may have landed).
             Err(PluginError::Retriable(message)) if reused && self.session.is_none() => {
                 tracing::warn!(error = %message, "{} sink: the connection failed; reconnecting", self.dialect.name());
-                self.write_batch(records).await
+                self.write_batch(records, None).await
+            }
+            other => other,
+        }
+    }
+
+    async fn write_from(
+        &mut self,
+        records: &[Record],
+        origins: &[(TopicPartition, i64)],
+    ) -> Result<(), PluginError> {
+        if self.exactly_once.is_none() {
+            return self.write(records).await;
+        }
+        let reused = self.session.is_some();
+        match self.write_exactly_once(records, origins).await {
+            // As in `write`; a commit cut off by the failure is found in the positions,
+            // which are read again on the new session.
+            Err(PluginError::Retriable(message)) if reused && self.session.is_none() => {
+                tracing::warn!(error = %message, "{} sink: the connection failed; reconnecting", self.dialect.name());
+                if let Some((_, positions)) = &mut self.exactly_once {
+                    positions.forget();
+                }
+                self.write_exactly_once(records, origins).await
             }
             other => other,
         }

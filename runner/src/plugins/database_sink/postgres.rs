@@ -5,6 +5,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Config, NoTls};
 
 use super::dialect::Dialect;
+use super::positions::{self as position_sql, OffsetsScope, PositionUpdate};
 use super::rows::TableName;
 use super::table::{ColumnInfo, RowGroup, TableInfo};
 use super::types::{self, SqlValue};
@@ -123,14 +124,76 @@ impl Postgres {
         self.client.batch_execute(sql).await.map_err(classify)
     }
 
+    /// The stored Kafka positions of `scope`: topic, partition, next offset. Creates the
+    /// positions table when it is missing.
+    pub async fn positions(
+        &mut self,
+        scope: &OffsetsScope,
+    ) -> Result<Vec<(String, i32, i64)>, DbError> {
+        let exists: Option<String> = self
+            .client
+            .query_one(
+                "SELECT to_regclass($1)::text",
+                &[&ferry_crds::contract::SINK_OFFSETS_TABLE],
+            )
+            .await
+            .map_err(classify)?
+            .get(0);
+        if exists.is_none() {
+            tracing::info!(
+                table = ferry_crds::contract::SINK_OFFSETS_TABLE,
+                "postgres sink: creating the table of Kafka positions"
+            );
+            if let Err(e) = self
+                .client
+                .batch_execute(&position_sql::create_table_sql())
+                .await
+            {
+                // Several tasks may create it at once; one of them wins.
+                let created: Option<String> = self
+                    .client
+                    .query_one(
+                        "SELECT to_regclass($1)::text",
+                        &[&ferry_crds::contract::SINK_OFFSETS_TABLE],
+                    )
+                    .await
+                    .map_err(classify)?
+                    .get(0);
+                if created.is_none() {
+                    return Err(classify(e));
+                }
+            }
+        }
+        let rows = self
+            .client
+            .query(
+                &position_sql::select_sql(),
+                &[&scope.connector, &scope.reset_id],
+            )
+            .await
+            .map_err(classify)?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get(0).map_err(classify)?,
+                    r.try_get(1).map_err(classify)?,
+                    r.try_get(2).map_err(classify)?,
+                ))
+            })
+            .collect()
+    }
+
     /// Writes `groups` in one transaction, `batchSize` rows per statement, or one row per
     /// statement to find the row the database refuses (its record is then returned with
-    /// the error).
+    /// the error). `positions`: the Kafka positions after the rows, moved in the same
+    /// transaction from the values expected ([`DbError::Moved`] when another task moved
+    /// one first).
     pub async fn write(
         &mut self,
         groups: &[RowGroup],
         mode: ferry_crds::plugins::database_sink::InsertMode,
         one_row_each: bool,
+        positions: Option<(&OffsetsScope, &[PositionUpdate])>,
     ) -> Result<(), (Option<usize>, DbError)> {
         let chunk = if one_row_each {
             1
@@ -163,6 +226,53 @@ impl Postgres {
                 if let Err(e) = tx.execute(&statement, &params).await {
                     let record = (rows.len() == 1).then(|| group.records[n * chunk]);
                     return Err((record, classify(e)));
+                }
+            }
+        }
+        if let Some((scope, updates)) = positions {
+            let (insert, update) = (position_sql::insert_sql(), position_sql::update_sql());
+            for u in updates {
+                let topic: &str = &u.topic;
+                let changed = match u.expected {
+                    None => {
+                        tx.execute(
+                            &insert,
+                            &[
+                                &scope.connector,
+                                &scope.reset_id,
+                                &topic,
+                                &u.partition,
+                                &u.next,
+                            ],
+                        )
+                        .await
+                    }
+                    Some(expected) => {
+                        tx.execute(
+                            &update,
+                            &[
+                                &scope.connector,
+                                &scope.reset_id,
+                                &topic,
+                                &u.partition,
+                                &u.next,
+                                &expected,
+                            ],
+                        )
+                        .await
+                    }
+                }
+                .map_err(|e| (None, classify(e)))?;
+                if changed != 1 {
+                    // Dropping the transaction rolls it back.
+                    return Err((
+                        None,
+                        DbError::Moved(format!(
+                            "another task wrote {topic}/{} since this one read its position {}",
+                            u.partition,
+                            u.expected.map_or("(none)".to_string(), |e| e.to_string())
+                        )),
+                    ));
                 }
             }
         }

@@ -35,7 +35,7 @@ use pgwire_replication::{Lsn, ReplicationClient, ReplicationConfig, ReplicationE
 use regex::Regex;
 
 use self::envelope::{Column, Op, SourceInfo, Table};
-use self::positions::{Sequencer, Transaction};
+use self::positions::{Handed, Sequencer, Transaction};
 use self::replication::{Cell, Message, Relation};
 use self::types::{kind_of, PgType};
 use super::{PluginError, SourceOffset, SourcePartition, SourcePoll, SourceRecord, SourceTask};
@@ -212,6 +212,8 @@ pub struct PostgresCdcTask {
     last_emitted: u64,
     /// Highest offset position the runtime reported stored.
     last_stored: u64,
+    /// How far the changes handed over reach (a reconnected stream skips them).
+    handed: Handed,
     last_heartbeat: Instant,
     last_backlog_check: Option<Instant>,
     backlog: Option<u64>,
@@ -240,6 +242,7 @@ impl PostgresCdcTask {
             start_lsn: 0,
             last_emitted: 0,
             last_stored: 0,
+            handed: Handed::default(),
             last_heartbeat: Instant::now(),
             last_backlog_check: None,
             backlog: None,
@@ -591,8 +594,9 @@ impl PostgresCdcTask {
             }
         };
         if let Some(last) = out.last() {
-            if let Some(l) = last.offset.get("lsn").and_then(|l| l.parse().ok()) {
-                self.last_emitted = l;
+            if let Some(handed) = Handed::of_offset(&last.offset) {
+                self.last_emitted = handed.end;
+                self.handed = handed;
             }
         }
         match result {
@@ -644,12 +648,15 @@ impl PostgresCdcTask {
             ReplicationEvent::Begin {
                 xid,
                 commit_time_micros,
-                ..
+                final_lsn,
             } => {
-                stream.positions.begin(Transaction {
-                    xid,
-                    commit_ms: commit_time_micros / 1000 + PG_EPOCH_OFFSET_MS,
-                });
+                stream.positions.begin(
+                    Transaction {
+                        xid,
+                        commit_ms: commit_time_micros / 1000 + PG_EPOCH_OFFSET_MS,
+                    },
+                    final_lsn.as_u64(),
+                );
             }
             ReplicationEvent::Commit { end_lsn, .. } => {
                 stream.positions.commit(end_lsn.as_u64(), out);
@@ -803,6 +810,7 @@ impl SourceTask for PostgresCdcTask {
                 self.start_lsn = lsn;
                 self.last_stored = lsn;
                 self.last_emitted = lsn;
+                self.handed = stored.and_then(Handed::of_offset).unwrap_or_default();
                 let resume = stored.and_then(|o| {
                     let table = o.get("snapshot_table")?;
                     let after = o
@@ -900,7 +908,7 @@ impl SourceTask for PostgresCdcTask {
                 let stream = Box::new(Stream {
                     client,
                     relations: HashMap::new(),
-                    positions: Sequencer::new(self.partition.clone(), start),
+                    positions: Sequencer::new(self.partition.clone(), start, self.handed),
                 });
                 self.stream_poll(stream).await?
             }

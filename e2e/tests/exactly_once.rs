@@ -1,0 +1,320 @@
+//! Exactly-once delivery (`spec.delivery: ExactlyOnce`) under SIGKILL: a `datagen` source
+//! (transactional producer, source offsets in the same transaction) writes numbered records
+//! to Kafka, and a `postgres` sink (rows and Kafka positions in one database transaction)
+//! copies them into a table. Both standalone runners are killed with SIGKILL at random
+//! points and restarted; a second source started beside a live one fences it. At the end a
+//! `read_committed` consumer finds every sequence number in the topic exactly once, and the
+//! table holds every one exactly once.
+//!
+//! `FERRY_EOS_KILLS` sets the number of kills (default 20) and `FERRY_EOS_RECORDS` the
+//! number of records (default 30000); the full run uses 100 kills and 100000 records.
+
+mod runner_support;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use ferry_e2e::harness::Stack;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use runner_support::*;
+
+/// A small deterministic generator for kill timing and victims (seeded from the clock,
+/// printed so a failing run can be replayed with `FERRY_EOS_SEED`).
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self, below: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % below.max(1)
+    }
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// How many times each sequence number is in the topic, read with `read_committed` up to
+/// the last stable offset of every partition.
+fn committed_sequence_counts(bootstrap: &str, topic: &str) -> BTreeMap<i64, u32> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", unique("ferry-e2e-eos-reader"))
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true")
+        .create()
+        .expect("consumer");
+    let md = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    let mut tpl = TopicPartitionList::new();
+    let mut open = std::collections::BTreeSet::new();
+    for p in md.topics().iter().flat_map(|t| t.partitions().iter()) {
+        tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+            .expect("tpl");
+        open.insert(p.id());
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut counts = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !open.is_empty() && Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(500)) {
+            Some(Ok(m)) => {
+                let v: serde_json::Value =
+                    serde_json::from_slice(m.payload().expect("a value")).expect("JSON value");
+                let seq = v["payload"]["seq"].as_i64().expect("payload.seq");
+                *counts.entry(seq).or_insert(0) += 1;
+            }
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                open.remove(&p);
+            }
+            Some(Err(e)) => panic!("reading {topic}: {e}"),
+            None => {}
+        }
+    }
+    assert!(
+        open.is_empty(),
+        "partitions {open:?} of {topic} not read to their end"
+    );
+    counts
+}
+
+/// Numbers missing from `0..total` and numbers seen more than once, for the message.
+fn audit(counts: &BTreeMap<i64, u32>, total: i64) -> (Vec<i64>, Vec<(i64, u32)>) {
+    let missing = (0..total).filter(|s| !counts.contains_key(s)).collect();
+    let twice = counts
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(s, n)| (*s, *n))
+        .collect();
+    (missing, twice)
+}
+
+async fn table_counts(db: &tokio_postgres::Client, table: &str) -> (i64, i64) {
+    match db
+        .query_one(
+            &format!("SELECT count(*), count(DISTINCT seq) FROM \"{table}\""),
+            &[],
+        )
+        .await
+    {
+        Ok(row) => (row.get(0), row.get(1)),
+        Err(_) => (0, 0),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_neither_loses_nor_duplicates_a_record() {
+    let stack = Stack::from_env().expect("the local stack");
+    let kills: u32 = env_or("FERRY_EOS_KILLS", 20);
+    let total: i64 = env_or("FERRY_EOS_RECORDS", 30_000);
+    let seed: u64 = env_or(
+        "FERRY_EOS_SEED",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1),
+    );
+    println!("exactly-once chaos: {kills} kills, {total} records, FERRY_EOS_SEED={seed}");
+    let mut rng = Lcg(seed);
+
+    let (db, conn) = tokio_postgres::connect(&stack.postgres_url, tokio_postgres::NoTls)
+        .await
+        .expect("connect to the stack's PostgreSQL");
+    tokio::spawn(conn);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let topic = unique("eos");
+    let table = topic.replace('-', "_");
+    create_topic(&stack.kafka_bootstrap, &topic, 3).await;
+    // Records keep coming for about as long as the kills last.
+    let rate = (total as u64 * 1000 / (u64::from(kills.max(1)) * 700)).clamp(500, 20_000);
+    let source_file = dir.path().join("source.yaml");
+    std::fs::write(
+        &source_file,
+        format!(
+            r#"apiVersion: ferry.rs/v1alpha1
+kind: KafkaConnector
+metadata: {{name: {topic}-src, namespace: e2e}}
+spec:
+  kafka: {{bootstrapServers: "{bootstrap}"}}
+  delivery: ExactlyOnce
+  source:
+    datagen: {{topic: {topic}, records: {total}, ratePerSecond: {rate}, keys: 50, payloadBytes: 20}}
+  converters: {{value: {{json: {{schemas: true}}}}}}
+"#,
+            bootstrap = stack.kafka_bootstrap
+        ),
+    )
+    .expect("write source");
+    let sink_file = dir.path().join("sink.yaml");
+    std::fs::write(
+        &sink_file,
+        format!(
+            r#"apiVersion: ferry.rs/v1alpha1
+kind: KafkaConnector
+metadata: {{name: {topic}-sink, namespace: e2e}}
+spec:
+  kafka: {{bootstrapServers: "{bootstrap}"}}
+  delivery: ExactlyOnce
+  sink:
+    topics: [{topic}]
+    postgres: {{url: {{secretKeyRef: {{name: pg, key: url}}}}, tableNameFormat: "{table}", insertMode: insert, autoCreate: true, batchSize: 500}}
+  converters: {{value: {{json: {{schemas: true}}}}}}
+"#,
+            bootstrap = stack.kafka_bootstrap
+        ),
+    )
+    .expect("write sink");
+    let sink_env = [("FERRY_SINK_DATABASE_URL", stack.postgres_url.as_str())];
+
+    let started = Instant::now();
+    let src_admin = free_admin_addr();
+    let sink_admin = free_admin_addr();
+    let mut source = spawn_runner(&stack, &source_file, &src_admin, &[]);
+    let mut sink = spawn_runner(&stack, &sink_file, &sink_admin, &sink_env);
+
+    // A second source task with the same identity (an old pod still alive): the newer one
+    // fences the older, which stops with an error instead of writing beside it.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let zombie = source;
+    source = spawn_runner(&stack, &source_file, &free_admin_addr(), &[]);
+    let mut zombie = zombie;
+    let fenced = tokio::time::timeout(Duration::from_secs(60), zombie.child.wait())
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "the older source kept running beside the newer one:\n{}",
+                zombie.log_tail()
+            )
+        })
+        .expect("wait");
+    assert!(!fenced.success(), "the fenced source exited with {fenced}");
+    let log = std::fs::read_to_string(&zombie.log).unwrap_or_default();
+    let lower = log.to_lowercase();
+    assert!(
+        lower.contains("fenced") || lower.contains("epoch"),
+        "the older source should report that it was fenced:\n{}",
+        zombie.log_tail()
+    );
+    println!("exactly-once chaos: the older source was fenced ({fenced})");
+
+    let (mut source_kills, mut sink_kills) = (0, 0);
+    let mut source_done = false;
+    for i in 0..kills {
+        tokio::time::sleep(Duration::from_millis(200 + rng.next(1000))).await;
+        let victim = rng.next(3);
+        if victim != 1 && !source_done {
+            match source.child.try_wait().expect("wait") {
+                // The bounded source finished its records.
+                Some(status) if status.success() => source_done = true,
+                Some(status) => panic!(
+                    "the source runner exited on its own ({status}) before kill {i}:\n{}",
+                    source.log_tail()
+                ),
+                None => {
+                    kill9(&source.child);
+                    let _ = source.child.wait().await;
+                    source = spawn_runner(&stack, &source_file, &src_admin, &[]);
+                    source_kills += 1;
+                }
+            }
+        }
+        if victim != 0 {
+            assert!(
+                sink.child.try_wait().expect("wait").is_none(),
+                "the sink runner exited on its own before kill {i}:\n{}",
+                sink.log_tail()
+            );
+            kill9(&sink.child);
+            let _ = sink.child.wait().await;
+            sink = spawn_runner(&stack, &sink_file, &sink_admin, &sink_env);
+            sink_kills += 1;
+        }
+    }
+    let chaos = started.elapsed();
+
+    // The source finishes its share and exits 0; the sink catches up.
+    let source_exit = tokio::time::timeout(Duration::from_secs(180), source.child.wait())
+        .await
+        .unwrap_or_else(|_| panic!("the source did not finish:\n{}", source.log_tail()))
+        .expect("source exit");
+    assert!(
+        source_exit.success(),
+        "source exit {source_exit}:\n{}",
+        source.log_tail()
+    );
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let mut rows = table_counts(&db, &table).await;
+    while rows.0 < total && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        rows = table_counts(&db, &table).await;
+    }
+    // A little longer: a duplicate would land after the last new row.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    rows = table_counts(&db, &table).await;
+    terminate(&sink.child);
+    let sink_exit = sink.child.wait().await.expect("sink exit");
+
+    let counts = tokio::task::spawn_blocking({
+        let (b, t) = (stack.kafka_bootstrap.clone(), topic.clone());
+        move || committed_sequence_counts(&b, &t)
+    })
+    .await
+    .expect("reader");
+    let (missing, twice) = audit(&counts, total);
+    println!(
+        "exactly-once chaos: {kills} kills ({source_kills} of the source, {sink_kills} of the sink) in {:.1}s; \
+         topic (read_committed): {} records, {} distinct, {} missing, {} duplicated; \
+         table: {} rows, {} distinct",
+        chaos.as_secs_f64(),
+        counts.values().map(|n| u64::from(*n)).sum::<u64>(),
+        counts.len(),
+        missing.len(),
+        twice.len(),
+        rows.0,
+        rows.1
+    );
+    assert!(
+        missing.is_empty() && twice.is_empty(),
+        "topic: missing {:?}, duplicated {:?} (seed {seed})",
+        &missing[..missing.len().min(20)],
+        &twice[..twice.len().min(20)]
+    );
+    assert_eq!(
+        counts.len() as i64,
+        total,
+        "numbers outside 0..{total} in the topic"
+    );
+    assert_eq!(
+        rows,
+        (total, total),
+        "table {table}: (rows, distinct seq) (seed {seed}):\n{}",
+        sink.log_tail()
+    );
+    let positions: i64 = db
+        .query_one(
+            "SELECT sum(next_offset)::bigint FROM ferry_kafka_offsets WHERE connector = $1 AND reset_id = ''",
+            &[&format!("e2e/{topic}-sink")],
+        )
+        .await
+        .expect("positions")
+        .get(0);
+    assert!(positions >= total, "stored positions {positions}");
+    assert!(
+        sink_exit.success(),
+        "sink runner exit after SIGTERM: {sink_exit}"
+    );
+    let _ = db
+        .batch_execute(&format!("DROP TABLE IF EXISTS \"{table}\""))
+        .await;
+}
