@@ -357,15 +357,23 @@ fn read_source_offsets_blocking(
     topic: &str,
     prefix: &str,
 ) -> Result<BTreeMap<SourcePartition, SourceOffset>, String> {
-    let consumer = consumer(config, "ferry-operator-offsets-reader")?;
-    let metadata = consumer
+    // Offsets of exactly-once sources count once their transaction committed; the end of
+    // each partition is taken with open transactions included (a read_committed client
+    // would be told the last stable offset), and reading waits for them to end.
+    let mut reader_config = config.clone();
+    reader_config.set("isolation.level", "read_committed");
+    let consumer = consumer(&reader_config, "ferry-operator-offsets-reader")?;
+    let mut ends_config = config.clone();
+    ends_config.set("isolation.level", "read_uncommitted");
+    let ends = self::consumer(&ends_config, "ferry-operator-offsets-reader")?;
+    let metadata = ends
         .fetch_metadata(Some(topic), TIMEOUT)
         .map_err(|e| format!("cannot read the metadata of {topic}: {e}"))?;
     let mut tpl = TopicPartitionList::new();
     let mut remaining: BTreeMap<i32, i64> = BTreeMap::new();
     for t in metadata.topics().iter().filter(|t| t.error().is_none()) {
         for p in t.partitions() {
-            let (low, high) = consumer
+            let (low, high) = ends
                 .fetch_watermarks(topic, p.id(), TIMEOUT)
                 .map_err(|e| format!("cannot read the bounds of {topic}[{}]: {e}", p.id()))?;
             if high > low {

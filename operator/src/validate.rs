@@ -99,7 +99,7 @@ mod tests {
         };
         assert_eq!(exactly_once("source: {datagen: {topic: t}}"), Ok(()));
         assert_eq!(
-            exactly_once("source: {postgresCdc: {host: db, database: shop}}"),
+            exactly_once("source: {postgresCdc: {host: db, database: shop, topicPrefix: shop}}"),
             Ok(())
         );
         assert_eq!(

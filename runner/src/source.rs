@@ -66,6 +66,11 @@ pub fn producer_properties(cfg: &TaskConfig) -> BTreeMap<String, String> {
             "transactional.id".into(),
             ferry_crds::contract::transactional_id(&cfg.namespace, &cfg.name, cfg.share.index),
         );
+        // Transactions last 500 ms; one left open by a killed task ends (aborted by the
+        // broker) after this, and until then read_committed readers of the offsets topic,
+        // other tasks starting among them, wait for it.
+        p.entry("transaction.timeout.ms".into())
+            .or_insert_with(|| "10000".into());
     }
     p
 }
@@ -119,6 +124,7 @@ pub async fn run(
         ferry_crds::contract::DEFAULT_OFFSETS_TOPIC,
         &cfg.namespace,
         &cfg.name,
+        exactly_once,
     )
     .await
     .map_err(|e| TaskError::Kafka(e.to_string()))?;
@@ -663,6 +669,31 @@ spec:
         assert_eq!(p["acks"], "all");
         assert_eq!(p["linger.ms"], "50", "user tuning wins over defaults");
         assert_eq!(p["compression.type"], "lz4");
+        assert!(!p.contains_key("transactional.id"));
+
+        let cfg = load(
+            r#"
+apiVersion: ferry.rs/v1alpha1
+kind: KafkaConnector
+metadata: {name: lines, namespace: shop}
+spec:
+  kafka: {bootstrapServers: "b:9092"}
+  delivery: ExactlyOnce
+  source: {datagen: {topic: t}}
+"#,
+            TaskShare { index: 2, count: 3 },
+            &Credentials::default(),
+            CheckMode::Offline,
+        )
+        .map_err(|e| format!("{e:?}"))
+        .unwrap();
+        let p = producer_properties(&cfg);
+        assert_eq!(
+            p["transactional.id"], "ferry.shop.lines.2",
+            "one id per task"
+        );
+        assert_eq!(p["transaction.timeout.ms"], "10000");
+        assert_eq!(p["enable.idempotence"], "true");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! with the offset as a JSON object value. Kept behind [`OffsetStore`] so that a plugin
 //! whose external system can hold offsets itself can use another store.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -85,16 +85,20 @@ pub struct KafkaOffsetStore {
     namespace: String,
     connector: String,
     producer: FutureProducer,
+    read_committed: bool,
 }
 
 impl KafkaOffsetStore {
     /// Connects to Kafka with the task's client properties and creates the topic
-    /// (compacted) when it is missing.
+    /// (compacted) when it is missing. `read_committed`: offsets count once their
+    /// transaction committed (exactly-once sources; loading then waits for transactions
+    /// still open to end).
     pub async fn open(
         props: &BTreeMap<String, String>,
         topic: &str,
         namespace: &str,
         connector: &str,
+        read_committed: bool,
     ) -> Result<Self, OffsetStoreError> {
         let err = |message: String| OffsetStoreError {
             topic: topic.to_string(),
@@ -122,6 +126,7 @@ impl KafkaOffsetStore {
             namespace: namespace.to_string(),
             connector: connector.to_string(),
             producer,
+            read_committed,
         })
     }
 
@@ -152,22 +157,28 @@ impl KafkaOffsetStore {
             topic: self.topic.clone(),
             message,
         };
-        let mut cfg = to_client_config(&self.props);
-        cfg.set(
-            "group.id",
-            format!("ferry-offsets-reader-{}", std::process::id()),
-        )
-        .set("enable.auto.commit", "false")
-        // Offsets written in a transaction count once it commits (exactly-once sources);
-        // the end of a partition is its last stable offset, reported as end of partition
-        // (a transaction marker is never delivered, so the last offset is no end marker).
-        .set("isolation.level", "read_committed")
-        .set("enable.partition.eof", "true");
-        let consumer: BaseConsumer = cfg
-            .create()
-            .map_err(|e| err(format!("cannot create a consumer: {e}")))?;
+        let client = |isolation: &str| {
+            let mut cfg = to_client_config(&self.props);
+            cfg.set(
+                "group.id",
+                format!("ferry-offsets-reader-{}", std::process::id()),
+            )
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "true")
+            .set("isolation.level", isolation);
+            cfg.create::<BaseConsumer>()
+                .map_err(|e| err(format!("cannot create a consumer: {e}")))
+        };
+        // The end of each partition, transactions still open included: a read_committed
+        // client would be told the last stable offset instead.
+        let ends = client("read_uncommitted")?;
+        let consumer = client(if self.read_committed {
+            "read_committed"
+        } else {
+            "read_uncommitted"
+        })?;
         let timeout = Duration::from_secs(30);
-        let metadata = consumer
+        let metadata = ends
             .fetch_metadata(Some(&self.topic), timeout)
             .map_err(|e| err(format!("cannot read metadata: {e}")))?;
         let partitions: Vec<i32> = metadata
@@ -176,17 +187,18 @@ impl KafkaOffsetStore {
             .flat_map(|t| t.partitions().iter().map(|p| p.id()))
             .collect();
         let mut tpl = TopicPartitionList::new();
-        let mut remaining = BTreeSet::new();
+        let mut remaining = BTreeMap::new();
         for p in partitions {
-            let (low, high) = consumer
+            let (low, high) = ends
                 .fetch_watermarks(&self.topic, p, timeout)
                 .map_err(|e| err(format!("cannot read the end of partition {p}: {e}")))?;
             if high > low {
                 tpl.add_partition_offset(&self.topic, p, Offset::Beginning)
                     .map_err(|e| err(e.to_string()))?;
-                remaining.insert(p);
+                remaining.insert(p, high);
             }
         }
+        drop(ends);
         let mut out = BTreeMap::new();
         if remaining.is_empty() {
             return Ok(out);
@@ -198,17 +210,38 @@ impl KafkaOffsetStore {
         let deadline = std::time::Instant::now() + Duration::from_secs(120);
         while !remaining.is_empty() {
             if std::time::Instant::now() > deadline {
-                return Err(err("timed out reading the stored offsets".into()));
+                return Err(err(format!(
+                    "timed out reading the stored offsets (partitions {:?} not read to their end; \
+                     a transaction left open by a stopped producer ends after its transaction.timeout.ms)",
+                    remaining.keys().collect::<Vec<_>>()
+                )));
             }
-            match consumer.poll(Duration::from_millis(500)) {
-                None => {}
-                Some(Err(KafkaError::PartitionEOF(p))) => {
-                    remaining.remove(&p);
-                }
+            let at_end = match consumer.poll(Duration::from_millis(500)) {
+                None | Some(Err(KafkaError::PartitionEOF(_))) => true,
                 Some(Err(e)) => return Err(err(format!("cannot read: {e}"))),
                 Some(Ok(m)) => {
                     if let Some(key) = m.key() {
                         apply_offset_record(&prefix, key, m.payload(), &mut out);
+                    }
+                    remaining
+                        .get(&m.partition())
+                        .is_some_and(|end| m.offset() + 1 >= *end)
+                }
+            };
+            // The read position counts transaction markers, which are never delivered: it
+            // tells when a partition is read to the end taken above. Under read_committed
+            // it stops before a transaction still open, until that one ends.
+            if at_end {
+                if let Ok(position) = consumer.position() {
+                    for e in position.elements() {
+                        if let Offset::Offset(next) = e.offset() {
+                            if remaining
+                                .get(&e.partition())
+                                .is_some_and(|end| next >= *end)
+                            {
+                                remaining.remove(&e.partition());
+                            }
+                        }
                     }
                 }
             }
