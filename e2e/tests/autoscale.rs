@@ -23,6 +23,8 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use runner_support::{create_topic, producer, unique};
 
 const START: Duration = Duration::from_secs(90);
+/// Longest wait for a backlog to be committed (see `wait_all_committed`).
+const DRAIN: Duration = Duration::from_secs(180);
 
 async fn setup(prefix: &str) -> (Stack, Client, TestNamespace, Operator) {
     let stack = Stack::from_env().expect("the local stack");
@@ -125,15 +127,18 @@ async fn committed_total(bootstrap: &str, group: &str, topic: &str, partitions: 
 }
 
 async fn wait_all_committed(
-    bootstrap: &str,
-    group: &str,
-    topic: &str,
+    client: &Client,
+    namespace: &str,
+    connector: &str,
+    (bootstrap, group, topic): (&str, &str, &str),
     partitions: i32,
     produced: i64,
 ) {
-    wait_for_named(
+    // A liveness bound, not a speed check: a task removed while its partitions still had
+    // lag leaves them unread for the session timeout (45 s) before another task takes them.
+    let waited = wait_for_named(
         &format!("{produced} records committed by {group}"),
-        START,
+        DRAIN,
         || async {
             let (b, g, t) = (bootstrap.to_string(), group.to_string(), topic.to_string());
             let offsets = tokio::task::spawn_blocking(move || offsets(&b, &g, &t, partitions))
@@ -145,8 +150,26 @@ async fn wait_all_committed(
             (committed == produced).then_some(())
         },
     )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    .await;
+    if let Err(e) = waited {
+        // What the next reader of a failure needs: where each partition stands, what the
+        // autoscaler thought and which task pods exist.
+        let (b, g, t) = (bootstrap.to_string(), group.to_string(), topic.to_string());
+        let now = tokio::task::spawn_blocking(move || offsets(&b, &g, &t, partitions))
+            .await
+            .ok();
+        let c = connector_status(client, namespace, connector).await;
+        let pods = task_pods(client, namespace, connector).await;
+        panic!(
+            "{e}\n(committed, log end) per partition: {now:?}\nstatus: {c}\ntask pods: {pods:?}"
+        );
+    }
+}
+
+/// The connector's status as YAML, for failure messages.
+async fn connector_status(client: &Client, namespace: &str, name: &str) -> String {
+    let c = connector(client, namespace, name).await;
+    serde_yaml::to_string(&c.status).unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -214,7 +237,15 @@ async fn a_burst_scales_a_sink_up_to_its_cap_and_back_to_zero_without_losing_rec
         vec![0, 1, 2, 3],
         "four tasks, indexes 0..4"
     );
-    wait_all_committed(&bootstrap, &group, &topic, partitions, 60_000).await;
+    wait_all_committed(
+        &client,
+        &n,
+        "bursty",
+        (&bootstrap, &group, &topic),
+        partitions,
+        60_000,
+    )
+    .await;
 
     // Drained: after the 20 s window every task is removed, and no record was lost.
     let drained_at = Instant::now();
@@ -239,7 +270,15 @@ async fn a_burst_scales_a_sink_up_to_its_cap_and_back_to_zero_without_losing_rec
     })
     .await
     .unwrap_or_else(|e| panic!("{e}"));
-    wait_all_committed(&bootstrap, &group, &topic, partitions, 60_000).await;
+    wait_all_committed(
+        &client,
+        &n,
+        "bursty",
+        (&bootstrap, &group, &topic),
+        partitions,
+        60_000,
+    )
+    .await;
 
     let events = event_reasons(&client, &n, "bursty").await;
     let scaled: Vec<&String> = events
@@ -419,7 +458,15 @@ async fn a_sink_at_zero_wakes_only_above_its_activation_lag() {
         "from lag above activationLag to the woken task's first commit: {:?}",
         woke_at.elapsed()
     );
-    wait_all_committed(&bootstrap, &group, &topic, partitions, 3500).await;
+    wait_all_committed(
+        &client,
+        &n,
+        "sleepy",
+        (&bootstrap, &group, &topic),
+        partitions,
+        3500,
+    )
+    .await;
 
     operator.stop().await;
     ns.cleanup().await.expect("namespace cleanup");
@@ -464,7 +511,15 @@ async fn a_drain_time_target_wakes_a_sink_and_lets_it_sleep_once_drained() {
         reason.contains("waking: wants 1 task until a consumption rate is measured"),
         "{reason}"
     );
-    wait_all_committed(&bootstrap, &group, &topic, partitions, 3000).await;
+    wait_all_committed(
+        &client,
+        &n,
+        "drainer",
+        (&bootstrap, &group, &topic),
+        partitions,
+        3000,
+    )
+    .await;
 
     let c = wait_connector(&client, &n, "drainer", "asleep again", START, |c| {
         autoscaler(c).is_some_and(|a| a.desired_tasks == 0)
