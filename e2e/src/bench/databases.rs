@@ -23,11 +23,11 @@ pub const KAFKA_TO_POSTGRES: &str = "Kafka → PostgreSQL upsert";
 pub const POSTGRES_CDC: &str = "PostgreSQL CDC → Kafka";
 
 const JSON_CONVERTERS: &str = "key.converter=org.apache.kafka.connect.json.JsonConverter\nkey.converter.schemas.enable=true\nvalue.converter=org.apache.kafka.connect.json.JsonConverter\nvalue.converter.schemas.enable=true\n";
-const FERRY_JSON_CONVERTERS: &str =
+pub(crate) const FERRY_JSON_CONVERTERS: &str =
     "{key: {json: {schemas: true}}, value: {json: {schemas: true}}}";
 
 /// Columns of the benchmark tables.
-const COLUMNS: &str = "id bigint PRIMARY KEY, customer text NOT NULL, amount double precision NOT NULL, note text NOT NULL";
+pub(crate) const COLUMNS: &str = "id bigint PRIMARY KEY, customer text NOT NULL, amount double precision NOT NULL, note text NOT NULL";
 
 /// Characters of the `note` column: with the envelope, a record value is about 1 KB.
 const NOTE_CHARS: usize = 600;

@@ -2,6 +2,7 @@
 //! the same broker and the same data. See `e2e/bench/README.md` for the method.
 
 pub mod databases;
+pub mod delivery;
 pub mod error;
 pub mod failover;
 pub mod kafka;

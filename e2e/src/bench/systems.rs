@@ -43,7 +43,7 @@ fn write(path: &Path, text: &str) -> Result<(), BenchError> {
     std::fs::write(path, text).map_err(BenchError::io(format!("cannot write {}", path.display())))
 }
 
-/// Starts `ferry-runner run -f <dir>/<name>.yaml` with `connector_yaml`, its admin server on
+/// Starts `ferry-runner run -f <dir>/<name>-task-0.yaml` with `connector_yaml`, its admin server on
 /// a free port of 127.0.0.1, warnings-only logs to `<dir>/<name>.log`, and `env`.
 /// Returns the process and its admin address.
 pub fn start_ferry(
@@ -65,7 +65,9 @@ pub fn start_ferry_task(
     env: &[(&str, &str)],
     (index, count): (u32, u32),
 ) -> Result<(Measured, String), BenchError> {
-    let file = dir.join(format!("{name}.yaml"));
+    // One file per task: tasks started one after the other must not read a file the next
+    // one is rewriting.
+    let file = dir.join(format!("{name}-task-{index}.yaml"));
     write(&file, connector_yaml)?;
     let admin = format!("127.0.0.1:{}", free_port()?);
     let mut command = Command::new(runner);

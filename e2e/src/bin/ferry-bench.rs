@@ -7,6 +7,7 @@
 //! cargo run --release -p ferry-e2e --bin ferry-bench -- pipelines [--records 1000000] [--repetitions 3]
 //! cargo run --release -p ferry-e2e --bin ferry-bench -- failover
 //! cargo run --release -p ferry-e2e --bin ferry-bench -- operator-scale --connectors 1000
+//! cargo run --release -p ferry-e2e --bin ferry-bench -- exactly-once
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use ferry_e2e::bench::databases::{self, Postgres};
+use ferry_e2e::bench::delivery;
 use ferry_e2e::bench::failover::{self, Failure};
 use ferry_e2e::bench::operator_scale::{self, ScaleOptions};
 use ferry_e2e::bench::report::{self, Run};
@@ -44,6 +46,8 @@ enum Cmd {
     Failover(FailoverArgs),
     /// Many connectors on one operator, their pods faked by KWOK.
     OperatorScale(ScaleArgs),
+    /// The cost of `delivery: ExactlyOnce` against `AtLeastOnce`, Ferry against itself.
+    ExactlyOnce(ExactlyOnceArgs),
     /// Reads a topic with a bare librdkafka consumer (the reference of `Kafka → discard`;
     /// started by `pipelines`).
     #[command(hide = true)]
@@ -90,6 +94,31 @@ struct PipelineArgs {
     #[arg(long, default_value_t = 900)]
     timeout_seconds: u64,
     /// Use the release binaries as they are (skip `cargo build --release`).
+    #[arg(long)]
+    no_build: bool,
+}
+
+#[derive(Debug, Parser)]
+struct ExactlyOnceArgs {
+    /// Records per run of `datagen → Kafka`.
+    #[arg(long, default_value_t = 500_000)]
+    records: u64,
+    /// Payload bytes of each generated record.
+    #[arg(long, default_value_t = 1000)]
+    record_bytes: usize,
+    /// Partitions of the topics `datagen` writes.
+    #[arg(long, default_value_t = 3)]
+    partitions: i32,
+    /// Rows per run of `Kafka → PostgreSQL insert`.
+    #[arg(long, default_value_t = 200_000)]
+    db_records: u64,
+    /// Repetitions of each workload in each mode.
+    #[arg(long, default_value_t = 3)]
+    repetitions: u32,
+    /// Longest a single run may take, in seconds.
+    #[arg(long, default_value_t = 900)]
+    timeout_seconds: u64,
+    /// Use the release runner as it is (skip `cargo build --release`).
     #[arg(long)]
     no_build: bool,
 }
@@ -144,6 +173,73 @@ fn main() -> anyhow::Result<()> {
         Cmd::Pipelines(args) => pipelines(args),
         Cmd::OperatorScale(args) => operator_scale(args),
         Cmd::Failover(args) => failover(args),
+        Cmd::ExactlyOnce(args) => exactly_once(args),
+    }
+}
+
+fn exactly_once(args: ExactlyOnceArgs) -> anyhow::Result<()> {
+    let stack = Stack::from_env()?;
+    let root = stack.repo_root.clone();
+    if !args.no_build {
+        cargo_build_release(&root, &["ferry-runner"])?;
+    }
+    let runner = root.join("target/release/ferry-runner");
+    if !runner.exists() {
+        bail!("{} is missing: run without --no-build", runner.display());
+    }
+    let dir = scratch_dir()?;
+    let bench = Bench {
+        bootstrap: stack.kafka_bootstrap.clone(),
+        runner,
+        self_exe: std::env::current_exe().context("cannot find this program's path")?,
+        connect: ConnectInstall {
+            libs: stack.kafka_libs.clone(),
+            plugin_path: None,
+        },
+        dir: dir.clone(),
+        records: args.records,
+        record_bytes: args.record_bytes,
+        partitions: args.partitions,
+        repetitions: args.repetitions.max(1),
+        timeout: Duration::from_secs(args.timeout_seconds),
+    };
+    let started_at = timestamp();
+    let machine = machine_line();
+    let rt = tokio::runtime::Runtime::new()?;
+    let pg = Postgres::from_url(&stack.postgres_url)?;
+    let mut topics = Vec::new();
+    let mut runs: Vec<Run> = Vec::new();
+    let result = rt.block_on(async {
+        runs.extend(delivery::datagen_to_kafka(&bench, &mut topics).await?);
+        for tasks in [1, 4] {
+            runs.extend(
+                delivery::kafka_to_postgres(&bench, &pg, args.db_records, tasks, &mut topics)
+                    .await?,
+            );
+        }
+        Ok::<_, ferry_e2e::bench::BenchError>(())
+    });
+    let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+    rt.block_on(kafka::delete_topics(&bench.bootstrap, &topic_refs));
+    if !runs.is_empty() {
+        let csv = write_csv(&root, "exactly-once", &started_at, &runs)?;
+        println!(
+            "\ndatagen → Kafka: {} records with {}-byte payloads, {} partitions; Kafka → PostgreSQL insert: {} rows, 4 partitions; broker {}; {machine}; {started_at}\n",
+            args.records, args.record_bytes, args.partitions, args.db_records, bench.bootstrap
+        );
+        println!("{}", report::markdown_table(&runs));
+        println!(
+            "cells: median (min) of {} runs; raw results: {}",
+            bench.repetitions,
+            csv.display()
+        );
+    }
+    match result {
+        Ok(()) => {
+            let _ = std::fs::remove_dir_all(&dir);
+            Ok(())
+        }
+        Err(e) => Err(anyhow::Error::new(e).context(format!("logs kept in {}", dir.display()))),
     }
 }
 
