@@ -4,7 +4,9 @@
 //! while rows are written, stopping and starting both connectors, loses nothing (the copy
 //! ends equal to the original); deleting the connectors removes their pods and leaves the
 //! replication slot, unless `spec.offsets.deleteOnRemoval` asks to drop it. A `mysql` sink
-//! copies the same topic into MariaDB at the same time.
+//! copies the same topic into MariaDB at the same time. The capture and the PostgreSQL copy
+//! run with `delivery: ExactlyOnce` (transactional producer, rows with their Kafka
+//! positions); the MariaDB copy at least once.
 
 mod operator_support;
 
@@ -229,6 +231,7 @@ fn source_yaml(
         r#"metadata: {{name: {name}}}
 spec:
   state: {state}
+  delivery: ExactlyOnce
   kafka: {{bootstrapServers: '{bootstrap}'}}
   converters: {{key: {{json: {{schemas: true}}}}, value: {{json: {{schemas: true}}}}}}
   source:
@@ -259,6 +262,7 @@ fn sink_yaml(
         r#"metadata: {{name: {name}}}
 spec:
   state: {state}
+  delivery: {delivery}
   kafka: {{bootstrapServers: '{bootstrap}'}}
   converters: {{key: {{json: {{schemas: true}}}}, value: {{json: {{schemas: true}}}}}}
   sink:
@@ -273,6 +277,11 @@ spec:
       autoEvolve: true
 "#,
         bootstrap = stack.kafka_bootstrap,
+        delivery = if plugin == "postgres" {
+            "ExactlyOnce"
+        } else {
+            "AtLeastOnce"
+        },
     )
 }
 

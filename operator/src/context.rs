@@ -1,7 +1,7 @@
 //! What every reconcile shares: the API client, the Event recorder, the metrics, the settings
 //! and the per-connector error backoff.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -56,6 +56,51 @@ pub struct Context {
     pub autoscalers: crate::autoscale::Autoscalers,
     /// Consecutive failed reconciles per connector (`namespace/name`).
     failures: Mutex<HashMap<String, u32>>,
+    /// Reads of connectors' offsets running in the background.
+    pub offset_reads: OffsetReads,
+}
+
+/// The background reads of connectors' offsets: one at a time per connector, and at most
+/// [`OffsetReads::AT_ONCE`] in all, so that reconciles never wait for Kafka and a thousand
+/// new connectors do not open a thousand Kafka clients at once.
+#[derive(Debug)]
+pub struct OffsetReads {
+    running: Mutex<HashSet<String>>,
+    slots: tokio::sync::Semaphore,
+}
+
+impl Default for OffsetReads {
+    fn default() -> Self {
+        OffsetReads {
+            running: Mutex::new(HashSet::new()),
+            slots: tokio::sync::Semaphore::new(Self::AT_ONCE),
+        }
+    }
+}
+
+impl OffsetReads {
+    /// Most reads at once.
+    pub const AT_ONCE: usize = 4;
+
+    /// Marks a read of `key` as running; false when one already is.
+    pub fn start(&self, key: &str) -> bool {
+        self.running
+            .lock()
+            .map(|mut r| r.insert(key.to_string()))
+            .unwrap_or(false)
+    }
+
+    /// Marks the read of `key` as finished.
+    pub fn finish(&self, key: &str) {
+        if let Ok(mut r) = self.running.lock() {
+            r.remove(key);
+        }
+    }
+
+    /// Waits for a free slot; the read holds it until the permit is dropped.
+    pub async fn slot(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        self.slots.acquire().await.ok()
+    }
 }
 
 impl Context {
@@ -77,6 +122,7 @@ impl Context {
             settings,
             autoscalers: crate::autoscale::Autoscalers::default(),
             failures: Mutex::new(HashMap::new()),
+            offset_reads: OffsetReads::default(),
         }
     }
 

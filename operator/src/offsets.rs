@@ -9,6 +9,7 @@
 //! [`crate::offset_store`]. `status.offsetReset` and `status.offsets` are written under
 //! their own field managers, so the main status apply leaves them alone.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_crds::connector::{SaslMechanism, SecretKeyRef};
@@ -479,15 +480,39 @@ async fn apply_status_part(
     Ok(())
 }
 
-/// Reads the connector's offsets from Kafka when `status.offsets` is older than
-/// [`offset_reset::OFFSETS_READ_INTERVAL`], and writes the summary to `status.offsets` and
+/// When `status.offsets` is older than [`offset_reset::OFFSETS_READ_INTERVAL`] and no read
+/// of this connector runs, starts one in the background ([`refresh_offsets`]): a reconcile
+/// never waits for Kafka, and the reads of many connectors share a few slots
+/// ([`crate::context::OffsetReads`]).
+pub fn refresh_offsets_in_background(ctx: &Arc<Context>, connector: &KafkaConnector) {
+    if !offset_reset::offsets_read_due(connector, Timestamp::now()) {
+        return;
+    }
+    let key = format!(
+        "{}/{}",
+        connector.metadata.namespace.as_deref().unwrap_or_default(),
+        connector.metadata.name.as_deref().unwrap_or_default()
+    );
+    if !ctx.offset_reads.start(&key) {
+        return;
+    }
+    let ctx = ctx.clone();
+    let connector = connector.clone();
+    tokio::spawn(async move {
+        let slot = ctx.offset_reads.slot().await;
+        if let Err(e) = refresh_offsets(&ctx, &connector).await {
+            tracing::warn!(connector = %key, error = %e, "could not write the connector's offsets to its status");
+        }
+        drop(slot);
+        ctx.offset_reads.finish(&key);
+    });
+}
+
+/// Reads the connector's offsets from Kafka, and writes the summary to `status.offsets` and
 /// the per-partition figures to the metrics. A failure to read is shown in
-/// `status.offsets.error`, never fails the reconcile.
+/// `status.offsets.error`.
 pub async fn refresh_offsets(ctx: &Context, connector: &KafkaConnector) -> Result<(), Error> {
     let now = Timestamp::now();
-    if !offset_reset::offsets_read_due(connector, now) {
-        return Ok(());
-    }
     let namespace = connector.metadata.namespace.clone().unwrap_or_default();
     let name = connector.metadata.name.clone().unwrap_or_default();
     let key = format!("{namespace}/{name}");

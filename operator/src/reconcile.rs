@@ -46,7 +46,11 @@ pub async fn reconcile(object: Arc<KafkaConnector>, ctx: Arc<Context>) -> Result
     Ok(action)
 }
 
-async fn reconcile_connector(ctx: &Context, namespace: &str, name: &str) -> Result<Action, Error> {
+async fn reconcile_connector(
+    ctx: &Arc<Context>,
+    namespace: &str,
+    name: &str,
+) -> Result<Action, Error> {
     let client = &ctx.client;
     let Some(snapshot) = dereference(client, namespace, name).await? else {
         autoscale::forget(ctx, namespace, name);
@@ -259,7 +263,7 @@ async fn reconcile_connector(ctx: &Context, namespace: &str, name: &str) -> Resu
     ctx.metrics
         .set_tasks(&format!("{namespace}/{name}"), phases);
     if ctx.settings.read_progress {
-        offsets::refresh_offsets(ctx, &connector).await?;
+        offsets::refresh_offsets_in_background(ctx, &connector);
     }
 
     let running = pods.iter().any(|p| p.phase == PodPhase::Running);
