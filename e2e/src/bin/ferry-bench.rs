@@ -139,7 +139,7 @@ struct ScaleArgs {
     #[arg(long, default_value_t = 1000)]
     connectors: usize,
     /// The operator's `--concurrency` (connectors reconciled at once).
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 32)]
     concurrency: u16,
     /// Seconds to watch the operator once every task runs and nothing changes.
     #[arg(long, default_value_t = 30)]
