@@ -22,19 +22,6 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use runner_support::*;
 
-/// A small deterministic generator for kill timing and victims (seeded from the clock,
-/// printed so a failing run can be replayed with `FERRY_EOS_SEED`).
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self, below: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % below.max(1)
-    }
-}
-
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
         .ok()
@@ -117,13 +104,7 @@ async fn kill_9_neither_loses_nor_duplicates_a_record() {
     let stack = Stack::from_env().expect("the local stack");
     let kills: u32 = env_or("FERRY_EOS_KILLS", 20);
     let total: i64 = env_or("FERRY_EOS_RECORDS", 30_000);
-    let seed: u64 = env_or(
-        "FERRY_EOS_SEED",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(1),
-    );
+    let seed = seed_from_env("FERRY_EOS_SEED");
     println!("exactly-once chaos: {kills} kills, {total} records, FERRY_EOS_SEED={seed}");
     let mut rng = Lcg(seed);
 
@@ -230,14 +211,15 @@ spec:
             }
         }
         if victim != 0 {
-            assert!(
-                sink.child.try_wait().expect("wait").is_none(),
-                "the sink runner exited on its own before kill {i}:\n{}",
-                sink.log_tail()
-            );
-            kill9(&sink.child);
-            let _ = sink.child.wait().await;
-            sink = spawn_runner(&stack, &sink_file, &sink_admin, &sink_env);
+            sink = kill_and_restart(
+                &stack,
+                sink,
+                &sink_file,
+                &sink_admin,
+                &sink_env,
+                &format!("sink runner (kill {i})"),
+            )
+            .await;
             sink_kills += 1;
         }
     }

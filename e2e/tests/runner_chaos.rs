@@ -15,19 +15,6 @@ use std::time::{Duration, Instant};
 use ferry_e2e::harness::Stack;
 use runner_support::*;
 
-/// A small deterministic generator for kill timing and victims (seeded from the clock,
-/// printed so a failing run can be replayed with `FERRY_CHAOS_SEED`).
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self, below: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % below.max(1)
-    }
-}
-
 /// One output line: the input line's sequence number and the partition it went through.
 fn parse(line: &str) -> Result<(u64, i64), String> {
     let v: serde_json::Value =
@@ -136,15 +123,7 @@ async fn kill_9_never_loses_or_reorders_lines() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10);
-    let seed: u64 = std::env::var("FERRY_CHAOS_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(1)
-        });
+    let seed = seed_from_env("FERRY_CHAOS_SEED");
     println!("chaos: {iterations} kills, FERRY_CHAOS_SEED={seed}");
     let mut rng = Lcg(seed);
 
@@ -224,25 +203,27 @@ spec:
         tokio::time::sleep(Duration::from_millis(300 + rng.next(1700))).await;
         let victim = rng.next(3);
         if victim != 1 {
-            assert!(
-                source.child.try_wait().expect("wait").is_none(),
-                "the source runner exited on its own before kill {i}:\n{}",
-                source.log_tail()
-            );
-            kill9(&source.child);
-            let _ = source.child.wait().await;
-            source = spawn_runner(&stack, &source_file, &src_admin, &[]);
+            source = kill_and_restart(
+                &stack,
+                source,
+                &source_file,
+                &src_admin,
+                &[],
+                &format!("source runner (kill {i})"),
+            )
+            .await;
             source_kills += 1;
         }
         if victim != 0 {
-            assert!(
-                sink.child.try_wait().expect("wait").is_none(),
-                "the sink runner exited on its own before kill {i}:\n{}",
-                sink.log_tail()
-            );
-            kill9(&sink.child);
-            let _ = sink.child.wait().await;
-            sink = spawn_runner(&stack, &sink_file, &sink_admin, &[]);
+            sink = kill_and_restart(
+                &stack,
+                sink,
+                &sink_file,
+                &sink_admin,
+                &[],
+                &format!("sink runner (kill {i})"),
+            )
+            .await;
             sink_kills += 1;
         }
     }

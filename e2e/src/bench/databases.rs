@@ -11,7 +11,7 @@ use super::procfs::load_average;
 use super::psql::{self, url_parts, Session};
 use super::report::Run;
 use super::systems::{
-    drive, drive_all, start_connect, start_ferry, start_ferry_task, watch_connect, Delivery,
+    drive, drive_all, start_connect, start_ferry, start_ferry_tasks, watch_connect, Delivery,
     CONNECT, FERRY,
 };
 use super::workloads::Bench;
@@ -139,18 +139,8 @@ pub fn kafka_to_postgres(
                     bench.bootstrap
                 );
                 let env = [("FERRY_SINK_DATABASE_URL", pg.url.as_str())];
-                let mut processes = Vec::new();
-                for index in 0..tasks {
-                    let (p, _) = start_ferry_task(
-                        &bench.runner,
-                        &bench.dir,
-                        &name,
-                        &yaml,
-                        &env,
-                        (index, tasks),
-                    )?;
-                    processes.push(p);
-                }
+                let processes =
+                    start_ferry_tasks(&bench.runner, &bench.dir, &name, &yaml, &env, tasks)?;
                 drive_all(
                     processes,
                     records,

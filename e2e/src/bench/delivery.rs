@@ -16,7 +16,7 @@ use super::kafka;
 use super::procfs::load_average;
 use super::psql::{self, Session};
 use super::report::Run;
-use super::systems::{drive_all, records_out, start_ferry, start_ferry_task, Delivery};
+use super::systems::{drive_all, records_out, start_ferry, start_ferry_tasks, Delivery};
 use super::workloads::Bench;
 use crate::harness::random_suffix;
 
@@ -157,18 +157,8 @@ pub async fn kafka_to_postgres(
                 bench.bootstrap
             );
             let env = [("FERRY_SINK_DATABASE_URL", pg.url.as_str())];
-            let mut processes = Vec::new();
-            for index in 0..tasks {
-                let (p, _) = start_ferry_task(
-                    &bench.runner,
-                    &bench.dir,
-                    &name,
-                    &yaml,
-                    &env,
-                    (index, tasks),
-                )?;
-                processes.push(p);
-            }
+            let processes =
+                start_ferry_tasks(&bench.runner, &bench.dir, &name, &yaml, &env, tasks)?;
             let result = drive_all(
                 processes,
                 records,

@@ -88,6 +88,22 @@ pub fn start_ferry_task(
     Ok((process, admin))
 }
 
+/// Starts tasks `0..count` of one connector, one process each ([`start_ferry_task`]).
+pub fn start_ferry_tasks(
+    runner: &Path,
+    dir: &Path,
+    name: &str,
+    connector_yaml: &str,
+    env: &[(&str, &str)],
+    count: u32,
+) -> Result<Vec<Measured>, BenchError> {
+    (0..count)
+        .map(|index| {
+            start_ferry_task(runner, dir, name, connector_yaml, env, (index, count)).map(|(p, _)| p)
+        })
+        .collect()
+}
+
 /// The `KafkaConnector` YAML of a standalone sink run: `sink_block` is the plugin's block
 /// (e.g. `file: {path: /tmp/out}`), `extra` more spec lines (two-space indented).
 pub fn ferry_sink_yaml(

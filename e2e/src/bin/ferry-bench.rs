@@ -221,25 +221,52 @@ fn exactly_once(args: ExactlyOnceArgs) -> anyhow::Result<()> {
     });
     let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
     rt.block_on(kafka::delete_topics(&bench.bootstrap, &topic_refs));
-    if !runs.is_empty() {
-        let csv = write_csv(&root, "exactly-once", &started_at, &runs)?;
-        println!(
-            "\ndatagen → Kafka: {} records with {}-byte payloads, {} partitions; Kafka → PostgreSQL insert: {} rows, 4 partitions; broker {}; {machine}; {started_at}\n",
-            args.records, args.record_bytes, args.partitions, args.db_records, bench.bootstrap
-        );
-        println!("{}", report::markdown_table(&runs));
-        println!(
-            "cells: median (min) of {} runs; raw results: {}",
-            bench.repetitions,
-            csv.display()
-        );
+    let heading = format!(
+        "datagen → Kafka: {} records with {}-byte payloads, {} partitions; Kafka → PostgreSQL insert: {} rows, 4 partitions; broker {}; {machine}; {started_at}",
+        args.records, args.record_bytes, args.partitions, args.db_records, bench.bootstrap
+    );
+    print_runs(
+        &root,
+        "exactly-once",
+        &started_at,
+        &heading,
+        &runs,
+        bench.repetitions,
+    )?;
+    finish(result.map_err(anyhow::Error::new), &dir)
+}
+
+/// Prints the runs as a Markdown table under `heading` and writes them as CSV.
+fn print_runs(
+    root: &Path,
+    name: &str,
+    started_at: &str,
+    heading: &str,
+    runs: &[Run],
+    repetitions: u32,
+) -> anyhow::Result<()> {
+    if runs.is_empty() {
+        return Ok(());
     }
+    let csv = write_csv(root, name, started_at, runs)?;
+    println!("\n{heading}\n");
+    println!("{}", report::markdown_table(runs));
+    println!(
+        "cells: median (min) of {repetitions} runs; raw results: {}",
+        csv.display()
+    );
+    Ok(())
+}
+
+/// Removes the scratch directory after a successful run; keeps it (and says where) after a
+/// failure.
+fn finish(result: anyhow::Result<()>, dir: &Path) -> anyhow::Result<()> {
     match result {
         Ok(()) => {
-            let _ = std::fs::remove_dir_all(&dir);
+            let _ = std::fs::remove_dir_all(dir);
             Ok(())
         }
-        Err(e) => Err(anyhow::Error::new(e).context(format!("logs kept in {}", dir.display()))),
+        Err(e) => Err(e.context(format!("logs kept in {}", dir.display()))),
     }
 }
 
@@ -377,31 +404,24 @@ fn pipelines(args: PipelineArgs) -> anyhow::Result<()> {
     })();
     let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
     rt.block_on(kafka::delete_topics(&bench.bootstrap, &topic_refs));
-    if !runs.is_empty() {
-        let csv = write_csv(&root, "pipelines", &started_at, &runs)?;
-        println!(
-            "\nKafka → file and Kafka → discard: {} records of {} bytes per run, {} partitions; Kafka → PostgreSQL: {} rows, 4 partitions; PostgreSQL CDC: {} row changes; broker {}; {machine}; {started_at}\n",
-            args.records,
-            args.record_bytes,
-            args.partitions,
-            args.db_records,
-            args.cdc_records,
-            bench.bootstrap
-        );
-        println!("{}", report::markdown_table(&runs));
-        println!(
-            "cells: median (min) of {} runs; raw results: {}",
-            bench.repetitions,
-            csv.display()
-        );
-    }
-    match result {
-        Ok(()) => {
-            let _ = std::fs::remove_dir_all(&dir);
-            Ok(())
-        }
-        Err(e) => Err(e.context(format!("logs kept in {}", dir.display()))),
-    }
+    let heading = format!(
+        "Kafka → file and Kafka → discard: {} records of {} bytes per run, {} partitions; Kafka → PostgreSQL: {} rows, 4 partitions; PostgreSQL CDC: {} row changes; broker {}; {machine}; {started_at}",
+        args.records,
+        args.record_bytes,
+        args.partitions,
+        args.db_records,
+        args.cdc_records,
+        bench.bootstrap
+    );
+    print_runs(
+        &root,
+        "pipelines",
+        &started_at,
+        &heading,
+        &runs,
+        bench.repetitions,
+    )?;
+    finish(result, &dir)
 }
 
 /// Builds KWOK and fetches Debezium (`e2e/stack bench-tools`, cached) and returns the

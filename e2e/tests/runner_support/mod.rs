@@ -294,3 +294,52 @@ pub fn lines(path: &Path) -> Vec<String> {
         .map(str::to_string)
         .collect()
 }
+
+/// A small deterministic generator for kill timing and victims in chaos tests.
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    /// A number below `below`.
+    pub fn next(&mut self, below: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % below.max(1)
+    }
+}
+
+/// The seed in the environment variable `var`, or one from the clock (print it, so that a
+/// failing run can be replayed by setting `var`).
+pub fn seed_from_env(var: &str) -> u64 {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1)
+        })
+}
+
+/// Kills a runner that must still be running (SIGKILL) and starts it again from the same
+/// file; `what` names it (e.g. `source runner (kill 3)`) when it already exited.
+pub async fn kill_and_restart(
+    stack: &Stack,
+    runner: Runner,
+    file: &Path,
+    admin: &str,
+    env: &[(&str, &str)],
+    what: &str,
+) -> Runner {
+    let mut runner = runner;
+    assert!(
+        runner.child.try_wait().expect("wait").is_none(),
+        "the {what} exited on its own before its kill:\n{}",
+        runner.log_tail()
+    );
+    kill9(&runner.child);
+    let _ = runner.child.wait().await;
+    spawn_runner(stack, file, admin, env)
+}

@@ -124,13 +124,8 @@ impl Postgres {
         self.client.batch_execute(sql).await.map_err(classify)
     }
 
-    /// The stored Kafka positions of `scope`: topic, partition, next offset. Creates the
-    /// positions table when it is missing.
-    pub async fn positions(
-        &mut self,
-        scope: &OffsetsScope,
-    ) -> Result<Vec<(String, i32, i64)>, DbError> {
-        let exists: Option<String> = self
+    async fn positions_table_exists(&self) -> Result<bool, DbError> {
+        let found: Option<String> = self
             .client
             .query_one(
                 "SELECT to_regclass($1)::text",
@@ -139,7 +134,16 @@ impl Postgres {
             .await
             .map_err(classify)?
             .get(0);
-        if exists.is_none() {
+        Ok(found.is_some())
+    }
+
+    /// The stored Kafka positions of `scope`: topic, partition, next offset. Creates the
+    /// positions table when it is missing.
+    pub async fn positions(
+        &mut self,
+        scope: &OffsetsScope,
+    ) -> Result<Vec<(String, i32, i64)>, DbError> {
+        if !self.positions_table_exists().await? {
             tracing::info!(
                 table = ferry_crds::contract::SINK_OFFSETS_TABLE,
                 "postgres sink: creating the table of Kafka positions"
@@ -150,16 +154,7 @@ impl Postgres {
                 .await
             {
                 // Several tasks may create it at once; one of them wins.
-                let created: Option<String> = self
-                    .client
-                    .query_one(
-                        "SELECT to_regclass($1)::text",
-                        &[&ferry_crds::contract::SINK_OFFSETS_TABLE],
-                    )
-                    .await
-                    .map_err(classify)?
-                    .get(0);
-                if created.is_none() {
+                if !self.positions_table_exists().await? {
                     return Err(classify(e));
                 }
             }
