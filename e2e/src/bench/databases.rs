@@ -187,7 +187,8 @@ pub fn kafka_to_postgres(
     Ok(runs)
 }
 
-fn to_run(
+/// One measured run of `system` from what [`drive`] returned.
+pub(crate) fn to_run(
     workload: &str,
     system: &str,
     reference: bool,

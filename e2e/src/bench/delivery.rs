@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::databases::{postgres_topic, Postgres, COLUMNS, FERRY_JSON_CONVERTERS};
+use super::databases::{postgres_topic, to_run, Postgres, COLUMNS, FERRY_JSON_CONVERTERS};
 use super::error::BenchError;
 use super::kafka;
 use super::procfs::load_average;
@@ -47,19 +47,15 @@ fn run(
     d: Delivery,
     load: Option<f64>,
 ) -> Run {
-    Run {
-        workload: workload.to_string(),
-        system: system.to_string(),
-        reference: system == AT_LEAST_ONCE,
-        repetition: rep,
+    to_run(
+        workload,
+        system,
+        system == AT_LEAST_ONCE,
+        rep,
         records,
-        seconds: d.seconds,
-        cpu_seconds: d.usage.cpu_seconds,
-        delivery_cpu_seconds: d.delivery_cpu_seconds,
-        peak_rss_mib: d.usage.peak_rss_kib as f64 / 1024.0,
-        first_record_seconds: Some(d.first_record_seconds),
-        load_average: load,
-    }
+        d,
+        load,
+    )
 }
 
 /// `datagen → Kafka` with `bench.records` records of `bench.record_bytes` payload bytes.
