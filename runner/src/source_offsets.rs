@@ -84,21 +84,23 @@ pub struct KafkaOffsetStore {
     topic: String,
     namespace: String,
     connector: String,
-    producer: FutureProducer,
-    read_committed: bool,
+    /// Writes offsets; `None` when the task's transactional producer writes them
+    /// ([`KafkaOffsetStore::records`]).
+    producer: Option<FutureProducer>,
 }
 
 impl KafkaOffsetStore {
     /// Connects to Kafka with the task's client properties and creates the topic
-    /// (compacted) when it is missing. `read_committed`: offsets count once their
-    /// transaction committed (exactly-once sources; loading then waits for transactions
-    /// still open to end).
+    /// (compacted) when it is missing. `transactional`: the task writes its offsets in its
+    /// own transactions (exactly-once sources), so they count once their transaction
+    /// committed (loading waits for transactions still open to end) and the store keeps no
+    /// producer.
     pub async fn open(
         props: &BTreeMap<String, String>,
         topic: &str,
         namespace: &str,
         connector: &str,
-        read_committed: bool,
+        transactional: bool,
     ) -> Result<Self, OffsetStoreError> {
         let err = |message: String| OffsetStoreError {
             topic: topic.to_string(),
@@ -115,18 +117,22 @@ impl KafkaOffsetStore {
         )
         .await
         .map_err(err)?;
-        let mut cfg = to_client_config(props);
-        cfg.set("enable.idempotence", "true").set("acks", "all");
-        let producer: FutureProducer = cfg
-            .create()
-            .map_err(|e| err(format!("cannot create a producer: {e}")))?;
+        let producer = if transactional {
+            None
+        } else {
+            let mut cfg = to_client_config(props);
+            cfg.set("enable.idempotence", "true").set("acks", "all");
+            Some(
+                cfg.create::<FutureProducer>()
+                    .map_err(|e| err(format!("cannot create a producer: {e}")))?,
+            )
+        };
         Ok(Self {
             props: props.clone(),
             topic: topic.to_string(),
             namespace: namespace.to_string(),
             connector: connector.to_string(),
             producer,
-            read_committed,
         })
     }
 
@@ -172,7 +178,7 @@ impl KafkaOffsetStore {
         // The end of each partition, transactions still open included: a read_committed
         // client would be told the last stable offset instead.
         let ends = client("read_uncommitted")?;
-        let consumer = client(if self.read_committed {
+        let consumer = client(if self.producer.is_none() {
             "read_committed"
         } else {
             "read_uncommitted"
@@ -260,9 +266,15 @@ impl OffsetStore for KafkaOffsetStore {
         &self,
         offsets: &BTreeMap<SourcePartition, SourceOffset>,
     ) -> Result<(), OffsetStoreError> {
+        let Some(producer) = &self.producer else {
+            return Err(OffsetStoreError {
+                topic: self.topic.clone(),
+                message: "an exactly-once task writes its offsets in its own transactions".into(),
+            });
+        };
         let records = self.records(offsets);
         let pending = records.iter().map(|(key, value)| {
-            self.producer.send(
+            producer.send(
                 FutureRecord::to(&self.topic).key(key).payload(value),
                 Duration::from_secs(30),
             )

@@ -180,13 +180,7 @@ fn main() -> anyhow::Result<()> {
 fn exactly_once(args: ExactlyOnceArgs) -> anyhow::Result<()> {
     let stack = Stack::from_env()?;
     let root = stack.repo_root.clone();
-    if !args.no_build {
-        cargo_build_release(&root, &["ferry-runner"])?;
-    }
-    let runner = root.join("target/release/ferry-runner");
-    if !runner.exists() {
-        bail!("{} is missing: run without --no-build", runner.display());
-    }
+    let runner = release_runner(&root, args.no_build)?;
     let dir = scratch_dir()?;
     let bench = Bench {
         bootstrap: stack.kafka_bootstrap.clone(),
@@ -270,6 +264,18 @@ fn finish(result: anyhow::Result<()>, dir: &Path) -> anyhow::Result<()> {
     }
 }
 
+/// The release `ferry-runner`, built first unless `no_build`.
+fn release_runner(root: &Path, no_build: bool) -> anyhow::Result<PathBuf> {
+    if !no_build {
+        cargo_build_release(root, &["ferry-runner"])?;
+    }
+    let runner = root.join("target/release/ferry-runner");
+    if !runner.exists() {
+        bail!("{} is missing: run without --no-build", runner.display());
+    }
+    Ok(runner)
+}
+
 fn cargo_build_release(root: &Path, packages: &[&str]) -> anyhow::Result<()> {
     let mut command = Command::new("cargo");
     command.args(["build", "--release"]).current_dir(root);
@@ -323,13 +329,7 @@ fn machine_line() -> String {
 fn pipelines(args: PipelineArgs) -> anyhow::Result<()> {
     let stack = Stack::from_env()?;
     let root = stack.repo_root.clone();
-    if !args.no_build {
-        cargo_build_release(&root, &["ferry-runner"])?;
-    }
-    let runner = root.join("target/release/ferry-runner");
-    if !runner.exists() {
-        bail!("{} is missing: run without --no-build", runner.display());
-    }
+    let runner = release_runner(&root, args.no_build)?;
     let needs_debezium = args.workloads.iter().any(|w| w == "postgres" || w == "cdc");
     let plugin_path = if needs_debezium {
         let tools = bench_tools(&root)?;
