@@ -142,6 +142,13 @@ pub async fn run(
         PluginError::Config(c) => TaskError::Config(vec![c]),
         e => TaskError::Plugin(e.to_string()),
     })?;
+    // Under exactly-once, offsets go out in the task's own transactions.
+    let transactions = exactly_once.then_some(Transactions {
+        producer: &producer,
+        store: &store,
+        cfg: &cfg,
+        metrics: &metrics,
+    });
     if exactly_once {
         begin_transaction(&producer)?;
     }
@@ -184,13 +191,7 @@ pub async fn run(
         }
         if last_flush.elapsed() >= OFFSET_FLUSH_INTERVAL {
             metrics.set_pending(in_flight.len() as u64);
-            let flushed = if exactly_once {
-                let mut t = Transaction {
-                    producer: &producer,
-                    store: &store,
-                    cfg: &cfg,
-                    metrics: &metrics,
-                };
+            let flushed = if let Some(t) = &transactions {
                 t.commit(&mut in_flight, &mut acked, task.as_mut(), true)
                     .await
             } else {
@@ -369,14 +370,8 @@ pub async fn run(
 
     // Shut down: wait for what was sent, store the offsets Kafka acknowledged.
     metrics.set_ready(false);
-    if exactly_once {
+    if let Some(t) = &transactions {
         // What was sent is consistent with its offsets whatever stopped the task: commit it.
-        let mut t = Transaction {
-            producer: &producer,
-            store: &store,
-            cfg: &cfg,
-            metrics: &metrics,
-        };
         if let Err(e) = t
             .commit(&mut in_flight, &mut acked, task.as_mut(), false)
             .await
@@ -511,21 +506,21 @@ fn begin_transaction(producer: &FutureProducer) -> Result<(), TaskError> {
         .map_err(|e| TaskError::Kafka(format!("cannot begin a transaction: {e}")))
 }
 
-/// The open transaction of an exactly-once source task.
-struct Transaction<'a> {
+/// The transactions of an exactly-once source task.
+struct Transactions<'a> {
     producer: &'a FutureProducer,
     store: &'a KafkaOffsetStore,
     cfg: &'a TaskConfig,
     metrics: &'a TaskMetrics,
 }
 
-impl Transaction<'_> {
+impl Transactions<'_> {
     /// Writes the source offsets of every record sent in the open transaction to the
     /// offsets topic within it, commits it, tells the plugin, and (`again`) begins the next.
     /// On a failure the transaction is aborted: neither its records nor its offsets count,
     /// and the restarted task sends them again from the offsets of the last commit.
     async fn commit(
-        &mut self,
+        &self,
         in_flight: &mut VecDeque<InFlight>,
         acked: &mut AckedOffsets,
         task: &mut dyn SourceTask,
@@ -568,7 +563,7 @@ impl Transaction<'_> {
     }
 
     async fn write_offsets_and_commit(
-        &mut self,
+        &self,
         offsets: &BTreeMap<SourcePartition, SourceOffset>,
         in_flight: &mut VecDeque<InFlight>,
         acked: &mut AckedOffsets,

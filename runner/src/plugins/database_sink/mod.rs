@@ -270,8 +270,10 @@ pub struct DatabaseSinkTask {
     session: Option<Session>,
     /// Columns of the tables written so far; dropped after any failure.
     tables: HashMap<TableName, TableInfo>,
-    /// Exactly-once: whose positions, and the ones known.
-    exactly_once: Option<(OffsetsScope, Positions)>,
+    /// Exactly-once: whose Kafka positions are stored with the rows.
+    exactly_once: Option<OffsetsScope>,
+    /// The stored positions known (exactly-once only).
+    positions: Positions,
 }
 
 impl std::fmt::Debug for DatabaseSinkTask {
@@ -301,7 +303,8 @@ impl DatabaseSinkTask {
             target,
             session: None,
             tables: HashMap::new(),
-            exactly_once: exactly_once.map(|scope| (scope, Positions::default())),
+            exactly_once,
+            positions: Positions::default(),
         })
     }
 
@@ -319,18 +322,14 @@ impl DatabaseSinkTask {
             DbError::Transient(m) => {
                 self.session = None;
                 // A commit cut off by the failure may have landed.
-                if let Some((_, positions)) = &mut self.exactly_once {
-                    positions.forget();
-                }
+                self.positions.forget();
                 PluginError::Retriable(format!("{name} sink: {m}"))
             }
             DbError::Stale(m) => PluginError::Retriable(format!(
                 "{name} sink: {m} (the table changed; reading its columns again)"
             )),
             DbError::Moved(m) => {
-                if let Some((_, positions)) = &mut self.exactly_once {
-                    positions.forget();
-                }
+                self.positions.forget();
                 PluginError::Retriable(format!("{name} sink: {m}; reading the positions again"))
             }
             DbError::Data(m) | DbError::Other(m) => PluginError::Fatal(format!("{name} sink: {m}")),
@@ -387,28 +386,20 @@ impl DatabaseSinkTask {
     /// positions after them, in one transaction.
     async fn write_exactly_once(
         &mut self,
+        scope: &OffsetsScope,
         records: &[Record],
         origins: &[(TopicPartition, i64)],
     ) -> Result<(), PluginError> {
         self.connect().await?;
-        let Some((scope, positions)) = &self.exactly_once else {
-            return self.write_batch(records, None).await;
-        };
-        if positions.unknown(origins) {
-            let scope = scope.clone();
+        if self.positions.unknown(origins) {
             let rows = match self.session.as_mut() {
-                Some(session) => session.positions(&scope).await,
+                Some(session) => session.positions(scope).await,
                 None => Err(DbError::Transient("not connected".into())),
             };
             let rows = rows.map_err(|e| self.failed(e))?;
-            if let Some((_, positions)) = &mut self.exactly_once {
-                positions.load(rows, origins);
-            }
+            self.positions.load(rows, origins);
         }
-        let Some((scope, positions)) = &self.exactly_once else {
-            return Ok(());
-        };
-        let selection = positions.select(origins);
+        let selection = self.positions.select(origins);
         if selection.updates.is_empty() {
             tracing::debug!(
                 records = records.len(),
@@ -416,7 +407,6 @@ impl DatabaseSinkTask {
             );
             return Ok(());
         }
-        let scope = scope.clone();
         let kept: Vec<Record>;
         let batch = if selection.keep.len() == records.len() {
             records
@@ -429,13 +419,11 @@ impl DatabaseSinkTask {
             &kept
         };
         match self
-            .write_batch(batch, Some((&scope, &selection.updates)))
+            .write_batch(batch, Some((scope, &selection.updates)))
             .await
         {
             Ok(()) => {
-                if let Some((_, positions)) = &mut self.exactly_once {
-                    positions.written(&selection.updates);
-                }
+                self.positions.written(&selection.updates);
                 Ok(())
             }
             Err(PluginError::Record { index, message }) => Err(PluginError::Record {
@@ -545,19 +533,16 @@ impl SinkTask for DatabaseSinkTask {
         records: &[Record],
         origins: &[(TopicPartition, i64)],
     ) -> Result<(), PluginError> {
-        if self.exactly_once.is_none() {
+        let Some(scope) = self.exactly_once.clone() else {
             return self.write(records).await;
-        }
+        };
         let reused = self.session.is_some();
-        match self.write_exactly_once(records, origins).await {
+        match self.write_exactly_once(&scope, records, origins).await {
             // As in `write`; a commit cut off by the failure is found in the positions,
-            // which are read again on the new session.
+            // which the failure made the sink forget and read again on the new session.
             Err(PluginError::Retriable(message)) if reused && self.session.is_none() => {
                 tracing::warn!(error = %message, "{} sink: the connection failed; reconnecting", self.dialect.name());
-                if let Some((_, positions)) = &mut self.exactly_once {
-                    positions.forget();
-                }
-                self.write_exactly_once(records, origins).await
+                self.write_exactly_once(&scope, records, origins).await
             }
             other => other,
         }
