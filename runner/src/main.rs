@@ -9,7 +9,9 @@ use ferry_runner::plugins::TaskShare;
 use ferry_runner::task_config::{load, CheckMode};
 
 /// Records pass through many short-lived buffers; mimalloc handles that pattern far better
-/// than the system allocator.
+/// than the system allocator. It also replaces `malloc` for the C libraries (the `override`
+/// feature): librdkafka allocates each fetched message on its network thread and the task
+/// frees it on another, which the system allocator serialises on its arena locks.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -4,12 +4,14 @@
 //! One consumer group per connector (`ferry.<namespace>.<connector>`), static membership per
 //! task (`group.instance.id` `<connector>-task-<i>`), cooperative rebalancing, and a bounded
 //! prefetch. Records are written in batches by a separate writer so that reading and writing
-//! overlap; an offset is committed only after every record up to it is durable downstream
-//! (written, filtered out, or in the dead letter queue). Offsets are committed every 500 ms,
-//! on revocation and on shutdown.
+//! overlap: a batch goes to the writer as soon as the writer is idle, or when it is full, so
+//! an idle sink gets each record without delay and a busy one gets larger batches. An offset
+//! is committed only after every record up to it is durable downstream (written, filtered
+//! out, or in the dead letter queue). Offsets are committed every 500 ms, on revocation and
+//! on shutdown.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -23,7 +25,7 @@ use rdkafka::message::{BorrowedMessage, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::statistics::Statistics;
 use rdkafka::{Offset, TopicPartitionList};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinSet;
 
 use crate::desired_state::DesiredState;
@@ -45,8 +47,6 @@ use ferry_crds::connector::Delivery;
 
 /// Most records in one batch handed to the sink plugin.
 pub const MAX_BATCH_RECORDS: usize = 2048;
-/// How long a partial batch waits for more records.
-pub const BATCH_LINGER: Duration = Duration::from_millis(100);
 /// How often acknowledged offsets are committed.
 pub const COMMIT_INTERVAL: Duration = Duration::from_millis(500);
 /// Batches queued for the writer (besides the one being written).
@@ -205,6 +205,65 @@ impl Batch {
     }
 }
 
+/// Batches between the read loop and the writer. A batch is handed over when it is full or
+/// when the writer has nothing left to write; while the writer is busy, records gather into
+/// the next batch. Written batches come back empty, so their buffers (2,048 records) are
+/// allocated once, not once per batch.
+struct Handoff {
+    /// Batches handed over and not yet written.
+    in_flight: AtomicUsize,
+    /// Signalled when the writer has written everything handed to it.
+    idle: Notify,
+    /// Written batches, emptied, to be filled again.
+    spare: Mutex<Vec<Batch>>,
+}
+
+impl Handoff {
+    fn new() -> Self {
+        Handoff {
+            in_flight: AtomicUsize::new(0),
+            idle: Notify::new(),
+            spare: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Whether the writer has written every batch handed to it.
+    fn writer_idle(&self) -> bool {
+        self.in_flight.load(Ordering::SeqCst) == 0
+    }
+
+    /// Sends `batch` to the writer, leaving an empty one in its place; false when the writer
+    /// has stopped.
+    async fn hand_over(&self, batch: &mut Batch, to: &mpsc::Sender<Batch>) -> bool {
+        let empty = self
+            .spare
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop()
+            .unwrap_or_else(Batch::new);
+        let full = std::mem::replace(batch, empty);
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        to.send(full).await.is_ok()
+    }
+
+    /// The writer is done with `batch`: keeps its buffers, and wakes the read loop when
+    /// nothing else is waiting to be written.
+    fn written(&self, mut batch: Batch) {
+        batch.records.clear();
+        batch.origins.clear();
+        {
+            let mut spare = self.spare.lock().unwrap_or_else(|p| p.into_inner());
+            // One being filled, the queued ones and the one being written.
+            if spare.len() <= WRITER_QUEUE {
+                spare.push(batch);
+            }
+        }
+        if self.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.idle.notify_one();
+        }
+    }
+}
+
 /// The record's bytes, copied once out of librdkafka's buffer (the converters then keep
 /// these bytes instead of copying them again); `topic` is the message's topic name. Headers
 /// are read only `with_headers`: librdkafka parses them on demand, with an allocation per
@@ -276,10 +335,6 @@ impl RecordHandler {
     /// Adds the records counted since the last call to the metrics.
     fn flush_counts(&mut self) {
         self.tally.flush(&self.metrics);
-    }
-
-    fn take_batch(&mut self) -> Batch {
-        std::mem::replace(&mut self.batch, Batch::new())
     }
 
     /// Converts and transforms one record into the batch, or handles its failure.
@@ -484,18 +539,19 @@ async fn writer(
     retry: crate::error_handling::RetryPolicy,
     plugin: &'static str,
     rejected: RejectedRecords,
+    handoff: Arc<Handoff>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), TaskError> {
-    while let Some(Batch {
-        mut records,
-        origins: mut coords,
-    }) = batches.recv().await
-    {
+    while let Some(mut batch) = batches.recv().await {
+        let Batch {
+            records,
+            origins: coords,
+        } = &mut batch;
         metrics.records_in(PipelineStage::Write, records.len() as u64);
         let started = Instant::now();
         let mut attempt = 0;
         loop {
-            match sink.write_from(&records, &coords).await {
+            match sink.write_from(records, coords).await {
                 Ok(()) => break,
                 Err(PluginError::Record { index, message }) if index < records.len() => {
                     // Nothing of the batch was written: handle the record, then write the
@@ -551,7 +607,8 @@ async fn writer(
         }
         metrics.batch_written(started.elapsed());
         metrics.records_out(records.len() as u64);
-        lock(&tracker).acknowledged_all(&coords);
+        lock(&tracker).acknowledged_all(coords);
+        handoff.written(batch);
     }
     Ok(())
 }
@@ -645,6 +702,7 @@ pub async fn run(
     );
 
     let (batch_tx, batch_rx) = mpsc::channel::<Batch>(WRITER_QUEUE);
+    let handoff = Arc::new(Handoff::new());
     let rejected = RejectedRecords {
         cfg: cfg.clone(),
         dlq: dlq.clone(),
@@ -662,6 +720,7 @@ pub async fn run(
         cfg.errors.retry,
         plugin_name,
         rejected,
+        handoff.clone(),
         shutdown.clone(),
     ));
     let mut handler = RecordHandler {
@@ -679,7 +738,6 @@ pub async fn run(
         read_headers,
         tally: StageTally::default(),
     };
-    let mut batch_deadline: Option<tokio::time::Instant> = None;
     let mut commit_tick = tokio::time::interval(COMMIT_INTERVAL);
     commit_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut outcome: Result<(), TaskError> = Ok(());
@@ -689,12 +747,6 @@ pub async fn run(
     // One stream for the whole run: `recv()` would register and unregister a waker per record.
     let mut messages = consumer.stream();
     'run: loop {
-        let linger = async {
-            match batch_deadline {
-                Some(d) => tokio::time::sleep_until(d).await,
-                None => std::future::pending().await,
-            }
-        };
         tokio::select! {
             biased;
             _ = shutdown.wait_for(|s| *s) => break,
@@ -714,16 +766,15 @@ pub async fn run(
             }
             _ = desired.changed() => {
                 let d = *desired.borrow_and_update();
-                if d == DesiredState::Paused && !handler.batch.is_empty() {
-                    batch_deadline = None;
-                    if batch_tx.send(handler.take_batch()).await.is_err() { continue; }
+                if d == DesiredState::Paused && !handler.batch.is_empty()
+                    && !handoff.hand_over(&mut handler.batch, &batch_tx).await {
+                    continue;
                 }
                 apply_desired(d, &consumer, &paused, &metrics);
             }
             _ = commit_tick.tick() => commit(&consumer, &tracker, &metrics),
-            _ = linger => {
-                batch_deadline = None;
-                if !handler.batch.is_empty() && batch_tx.send(handler.take_batch()).await.is_err() {
+            _ = handoff.idle.notified(), if !handler.batch.is_empty() => {
+                if handoff.writer_idle() && !handoff.hand_over(&mut handler.batch, &batch_tx).await {
                     continue;
                 }
             }
@@ -744,19 +795,21 @@ pub async fn run(
                     }
                     taken += 1;
                     if handler.batch.len() >= MAX_BATCH_RECORDS {
-                        batch_deadline = None;
                         handler.flush_counts();
-                        if batch_tx.send(handler.take_batch()).await.is_err() {
+                        if !handoff.hand_over(&mut handler.batch, &batch_tx).await {
                             continue 'run;
                         }
-                    } else if batch_deadline.is_none() && !handler.batch.is_empty() {
-                        batch_deadline = Some(tokio::time::Instant::now() + BATCH_LINGER);
                     }
                     if taken < MAX_BATCH_RECORDS {
                         next = messages.next().now_or_never().flatten();
                     }
                 }
                 handler.flush_counts();
+                // Nothing more fetched for now: an idle writer gets what there is.
+                if !handler.batch.is_empty() && handoff.writer_idle()
+                    && !handoff.hand_over(&mut handler.batch, &batch_tx).await {
+                    continue;
+                }
             }
         }
     }
@@ -765,7 +818,7 @@ pub async fn run(
     // commit everything that is durable.
     metrics.set_ready(false);
     if !handler.batch.is_empty() && !writer_done {
-        let _ = batch_tx.send(handler.take_batch()).await;
+        handoff.hand_over(&mut handler.batch, &batch_tx).await;
     }
     drop(batch_tx);
     if !writer_done {
