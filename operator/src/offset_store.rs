@@ -361,7 +361,9 @@ fn read_source_offsets_blocking(
     // each partition is taken with open transactions included (a read_committed client
     // would be told the last stable offset), and reading waits for them to end.
     let mut reader_config = config.clone();
-    reader_config.set("isolation.level", "read_committed");
+    reader_config
+        .set("isolation.level", "read_committed")
+        .set("auto.offset.reset", "earliest");
     let consumer = consumer(&reader_config, "ferry-operator-offsets-reader")?;
     let mut ends_config = config.clone();
     ends_config.set("isolation.level", "read_uncommitted");
@@ -377,7 +379,9 @@ fn read_source_offsets_blocking(
                 .fetch_watermarks(topic, p.id(), TIMEOUT)
                 .map_err(|e| format!("cannot read the bounds of {topic}[{}]: {e}", p.id()))?;
             if high > low {
-                tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+                // From the offset just read rather than `Offset::Beginning`, which the
+                // client would look up again (a second before the first fetch).
+                tpl.add_partition_offset(topic, p.id(), Offset::Offset(low))
                     .map_err(|e| e.to_string())?;
                 remaining.insert(p.id(), high);
             }
@@ -387,6 +391,11 @@ fn read_source_offsets_blocking(
     if remaining.is_empty() {
         return Ok(out);
     }
+    // The reading client learns the partitions' leaders before it is assigned them, so that
+    // it fetches at once.
+    consumer
+        .fetch_metadata(Some(topic), TIMEOUT)
+        .map_err(|e| format!("cannot read the metadata of {topic}: {e}"))?;
     consumer
         .assign(&tpl)
         .map_err(|e| format!("cannot read {topic}: {e}"))?;

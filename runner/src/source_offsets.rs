@@ -171,6 +171,7 @@ impl KafkaOffsetStore {
             )
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "true")
+            .set("auto.offset.reset", "earliest")
             .set("isolation.level", isolation);
             cfg.create::<BaseConsumer>()
                 .map_err(|e| err(format!("cannot create a consumer: {e}")))
@@ -199,7 +200,9 @@ impl KafkaOffsetStore {
                 .fetch_watermarks(&self.topic, p, timeout)
                 .map_err(|e| err(format!("cannot read the end of partition {p}: {e}")))?;
             if high > low {
-                tpl.add_partition_offset(&self.topic, p, Offset::Beginning)
+                // From the offset just read rather than `Offset::Beginning`, which the
+                // client would look up again (a second before the first fetch).
+                tpl.add_partition_offset(&self.topic, p, Offset::Offset(low))
                     .map_err(|e| err(e.to_string()))?;
                 remaining.insert(p, high);
             }
@@ -209,6 +212,11 @@ impl KafkaOffsetStore {
         if remaining.is_empty() {
             return Ok(out);
         }
+        // The reading client learns the partitions' leaders before it is assigned them, so
+        // that it fetches at once.
+        consumer
+            .fetch_metadata(Some(&self.topic), timeout)
+            .map_err(|e| err(format!("cannot read metadata: {e}")))?;
         consumer
             .assign(&tpl)
             .map_err(|e| err(format!("cannot assign partitions: {e}")))?;
