@@ -1006,6 +1006,41 @@ spec:
         );
     }
 
+    #[tokio::test]
+    async fn the_writer_gets_a_batch_when_idle_and_returns_its_buffers() {
+        let handoff = Handoff::new();
+        let (tx, mut rx) = mpsc::channel::<Batch>(WRITER_QUEUE);
+        let tp = TopicPartition {
+            topic: Arc::from("t"),
+            partition: 0,
+        };
+        let mut filling = Batch::new();
+        filling.push(tp.clone(), 7, Record::new("t"));
+        assert!(handoff.writer_idle());
+        assert!(handoff.hand_over(&mut filling, &tx).await);
+        assert!(
+            filling.is_empty(),
+            "an empty batch takes the place of the one handed over"
+        );
+        assert!(!handoff.writer_idle(), "one batch is being written");
+
+        let written = rx.recv().await.expect("the batch reaches the writer");
+        assert_eq!(written.origins, vec![(tp, 7)]);
+        let buffer = written.records.as_ptr();
+        handoff.written(written);
+        assert!(handoff.writer_idle());
+        // The read loop waiting for an idle writer is woken, also when it starts waiting later.
+        tokio::time::timeout(Duration::from_secs(1), handoff.idle.notified())
+            .await
+            .expect("the idle writer is announced");
+
+        // The next batch handed over leaves the written one's buffers to be filled.
+        assert!(handoff.hand_over(&mut filling, &tx).await);
+        assert!(filling.is_empty());
+        assert_eq!(filling.records.as_ptr(), buffer, "the buffer is reused");
+        assert!(filling.records.capacity() >= MAX_BATCH_RECORDS);
+    }
+
     #[test]
     fn offsets_become_a_partition_list() {
         let tp = TopicPartition {
