@@ -932,13 +932,12 @@ async fn wait_for_kafka(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kafka_config::Credentials;
     use crate::plugins::TaskShare;
-    use crate::task_config::{load, CheckMode};
+    use crate::task_config::offline_config;
 
     #[test]
     fn consumer_properties_manage_the_group_and_keep_user_tuning() {
-        let cfg = load(
+        let cfg = offline_config(
             r#"
 apiVersion: ferry.rs/v1alpha1
 kind: KafkaConnector
@@ -948,11 +947,7 @@ spec:
   sink: {topics: [orders], discard: {}}
 "#,
             TaskShare { index: 2, count: 3 },
-            &Credentials::default(),
-            CheckMode::Offline,
-        )
-        .map_err(|e| format!("{e:?}"))
-        .unwrap();
+        );
         let p = consumer_properties(&cfg);
         assert_eq!(p["group.id"], "ferry.shop.orders");
         assert_eq!(p["group.instance.id"], "orders-task-2");
@@ -971,16 +966,12 @@ spec:
     }
 
     fn sink_config(extra: &str) -> TaskConfig {
-        load(
+        offline_config(
             &format!(
                 "apiVersion: ferry.rs/v1alpha1\nkind: KafkaConnector\nmetadata: {{name: o, namespace: s}}\nspec:\n  kafka: {{bootstrapServers: \"b:9092\"}}\n  sink: {{topics: [o], discard: {{}}}}\n{extra}"
             ),
             TaskShare { index: 0, count: 1 },
-            &Credentials::default(),
-            CheckMode::Offline,
         )
-        .map_err(|e| format!("{e:?}"))
-        .unwrap()
     }
 
     #[test]

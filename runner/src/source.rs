@@ -638,13 +638,12 @@ async fn flush_offsets(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kafka_config::Credentials;
     use crate::plugins::TaskShare;
-    use crate::task_config::{load, CheckMode};
+    use crate::task_config::offline_config;
 
     #[test]
     fn producer_properties_force_idempotence() {
-        let cfg = load(
+        let cfg = offline_config(
             r#"
 apiVersion: ferry.rs/v1alpha1
 kind: KafkaConnector
@@ -654,11 +653,7 @@ spec:
   source: {datagen: {topic: t}}
 "#,
             TaskShare { index: 0, count: 1 },
-            &Credentials::default(),
-            CheckMode::Offline,
-        )
-        .map_err(|e| format!("{e:?}"))
-        .unwrap();
+        );
         let p = producer_properties(&cfg);
         assert_eq!(p["enable.idempotence"], "true");
         assert_eq!(p["acks"], "all");
@@ -666,7 +661,7 @@ spec:
         assert_eq!(p["compression.type"], "lz4");
         assert!(!p.contains_key("transactional.id"));
 
-        let cfg = load(
+        let cfg = offline_config(
             r#"
 apiVersion: ferry.rs/v1alpha1
 kind: KafkaConnector
@@ -677,11 +672,7 @@ spec:
   source: {datagen: {topic: t}}
 "#,
             TaskShare { index: 2, count: 3 },
-            &Credentials::default(),
-            CheckMode::Offline,
-        )
-        .map_err(|e| format!("{e:?}"))
-        .unwrap();
+        );
         let p = producer_properties(&cfg);
         assert_eq!(
             p["transactional.id"], "ferry.shop.lines.2",

@@ -327,6 +327,14 @@ pub fn load(
     }
 }
 
+/// The configuration of task `share` of the connector `yaml`, checked offline without
+/// credentials; panics naming the errors (for tests).
+#[cfg(test)]
+pub(crate) fn offline_config(yaml: &str, share: TaskShare) -> TaskConfig {
+    load(yaml, share, &Credentials::default(), CheckMode::Offline)
+        .unwrap_or_else(|e| panic!("invalid test configuration: {e:?}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
