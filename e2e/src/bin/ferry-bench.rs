@@ -182,21 +182,19 @@ fn exactly_once(args: ExactlyOnceArgs) -> anyhow::Result<()> {
     let root = stack.repo_root.clone();
     let runner = release_runner(&root, args.no_build)?;
     let dir = scratch_dir()?;
-    let bench = Bench {
-        bootstrap: stack.kafka_bootstrap.clone(),
+    let bench = bench_on(
+        &stack,
         runner,
-        self_exe: std::env::current_exe().context("cannot find this program's path")?,
-        connect: ConnectInstall {
-            libs: stack.kafka_libs.clone(),
-            plugin_path: None,
+        None,
+        &dir,
+        RunSize {
+            records: args.records,
+            record_bytes: args.record_bytes,
+            partitions: args.partitions,
+            repetitions: args.repetitions,
+            timeout_seconds: args.timeout_seconds,
         },
-        dir: dir.clone(),
-        records: args.records,
-        record_bytes: args.record_bytes,
-        partitions: args.partitions,
-        repetitions: args.repetitions.max(1),
-        timeout: Duration::from_secs(args.timeout_seconds),
-    };
+    )?;
     let started_at = timestamp();
     let machine = machine_line();
     let rt = tokio::runtime::Runtime::new()?;
@@ -231,6 +229,42 @@ fn exactly_once(args: ExactlyOnceArgs) -> anyhow::Result<()> {
 }
 
 /// Prints the runs as a Markdown table under `heading` and writes them as CSV.
+/// Records, sizes and repetitions of a data-plane subcommand's runs.
+struct RunSize {
+    records: u64,
+    record_bytes: usize,
+    partitions: i32,
+    repetitions: u32,
+    timeout_seconds: u64,
+}
+
+/// The measuring setup of a data-plane subcommand on `stack`: `runner` is the release
+/// runner, `plugin_path` Kafka Connect's plugin directory (Debezium), `dir` the scratch
+/// directory.
+fn bench_on(
+    stack: &Stack,
+    runner: PathBuf,
+    plugin_path: Option<PathBuf>,
+    dir: &Path,
+    size: RunSize,
+) -> anyhow::Result<Bench> {
+    Ok(Bench {
+        bootstrap: stack.kafka_bootstrap.clone(),
+        runner,
+        self_exe: std::env::current_exe().context("cannot find this program's path")?,
+        connect: ConnectInstall {
+            libs: stack.kafka_libs.clone(),
+            plugin_path,
+        },
+        dir: dir.to_path_buf(),
+        records: size.records,
+        record_bytes: size.record_bytes,
+        partitions: size.partitions,
+        repetitions: size.repetitions.max(1),
+        timeout: Duration::from_secs(size.timeout_seconds),
+    })
+}
+
 fn print_runs(
     root: &Path,
     name: &str,
@@ -340,21 +374,19 @@ fn pipelines(args: PipelineArgs) -> anyhow::Result<()> {
         None
     };
     let dir = scratch_dir()?;
-    let bench = Bench {
-        bootstrap: stack.kafka_bootstrap.clone(),
+    let bench = bench_on(
+        &stack,
         runner,
-        self_exe: std::env::current_exe().context("cannot find this program's path")?,
-        connect: ConnectInstall {
-            libs: stack.kafka_libs.clone(),
-            plugin_path,
+        plugin_path,
+        &dir,
+        RunSize {
+            records: args.records,
+            record_bytes: args.record_bytes,
+            partitions: args.partitions,
+            repetitions: args.repetitions,
+            timeout_seconds: args.timeout_seconds,
         },
-        dir: dir.clone(),
-        records: args.records,
-        record_bytes: args.record_bytes,
-        partitions: args.partitions,
-        repetitions: args.repetitions.max(1),
-        timeout: Duration::from_secs(args.timeout_seconds),
-    };
+    )?;
     let started_at = timestamp();
     let machine = machine_line();
     let rt = tokio::runtime::Runtime::new()?;
