@@ -3,7 +3,10 @@
 #![warn(missing_docs)]
 
 use crate::config_error::ConfigError;
-use crate::data::{DataError, Schema, SchemaAndValue, SchemaType, Value};
+use crate::data::{
+    DataError, SchemaAndValue, SchemaRef, SchemaType, Value, OPTIONAL_BYTES_SCHEMA,
+    OPTIONAL_STRING_SCHEMA,
+};
 use crate::record::{coordinates, Header, RawRecord, Record};
 use ferry_crds::pipeline::{self, Converters};
 use std::fmt;
@@ -338,7 +341,7 @@ impl HeaderConverter {
 
 /// `StringConverter.toConnectData`: optional string schema, UTF-8 text.
 fn string_to_connect(bytes: Option<Vec<u8>>) -> Result<SchemaAndValue, DataError> {
-    let schema = Some(Schema::new(SchemaType::String).into_optional());
+    let schema = Some(SchemaRef::Fixed(&OPTIONAL_STRING_SCHEMA));
     let value = match bytes {
         None => Value::Null,
         Some(b) => Value::String(
@@ -355,14 +358,14 @@ fn string_from_connect(data: &SchemaAndValue) -> Result<Option<Vec<u8>>, DataErr
         return Ok(None);
     }
     Ok(Some(
-        crate::data::values::java_to_string(data.schema.as_ref(), &data.value)?.into_bytes(),
+        crate::data::values::java_to_string(data.schema.as_deref(), &data.value)?.into_bytes(),
     ))
 }
 
 /// `ByteArrayConverter.toConnectData`: optional bytes schema.
 fn byte_array_to_connect(bytes: Option<Vec<u8>>) -> SchemaAndValue {
     SchemaAndValue {
-        schema: Some(Schema::new(SchemaType::Bytes).into_optional()),
+        schema: Some(SchemaRef::Fixed(&OPTIONAL_BYTES_SCHEMA)),
         value: bytes.map_or(Value::Null, Value::Bytes),
     }
 }

@@ -164,9 +164,14 @@ pub struct Schema {
 impl Schema {
     /// A required schema of type `schema_type` with nothing else set.
     pub fn new(schema_type: SchemaType) -> Self {
+        Schema::fixed(schema_type, false)
+    }
+
+    /// A schema of `schema_type` with nothing but its optionality set, usable in a `static`.
+    const fn fixed(schema_type: SchemaType, optional: bool) -> Self {
         Schema {
             schema_type,
-            optional: false,
+            optional,
             default: None,
             name: None,
             version: None,
@@ -506,11 +511,82 @@ impl Value {
     }
 }
 
+/// Connect's `Schema.OPTIONAL_BYTES_SCHEMA`, the schema the `byteArray` converter gives
+/// every value.
+pub static OPTIONAL_BYTES_SCHEMA: Schema = Schema::fixed(SchemaType::Bytes, true);
+/// Connect's `Schema.OPTIONAL_STRING_SCHEMA`, the schema the `string` converter gives every
+/// value.
+pub static OPTIONAL_STRING_SCHEMA: Schema = Schema::fixed(SchemaType::String, true);
+
+/// The schema a value holds: one of the fixed schemas above, shared by every record that
+/// carries it, or a schema of its own. Records move through the pipeline by value, so a
+/// value holds a pointer rather than the schema itself, and the converters that give every
+/// record the same schema allocate nothing for it. Changing a fixed schema through
+/// [`std::ops::DerefMut`] gives the value its own copy first (copy on write).
+#[derive(Clone)]
+pub enum SchemaRef {
+    /// A schema shared by all the values that have it.
+    Fixed(&'static Schema),
+    /// A schema of this value's own.
+    Owned(Box<Schema>),
+}
+
+impl SchemaRef {
+    /// The schema itself, copied if it is a fixed one.
+    pub fn into_owned(self) -> Schema {
+        match self {
+            SchemaRef::Fixed(s) => s.clone(),
+            SchemaRef::Owned(s) => *s,
+        }
+    }
+}
+
+impl std::ops::Deref for SchemaRef {
+    type Target = Schema;
+
+    fn deref(&self) -> &Schema {
+        match self {
+            SchemaRef::Fixed(s) => s,
+            SchemaRef::Owned(s) => s,
+        }
+    }
+}
+
+impl std::ops::DerefMut for SchemaRef {
+    fn deref_mut(&mut self) -> &mut Schema {
+        if let SchemaRef::Fixed(s) = self {
+            *self = SchemaRef::Owned(Box::new((*s).clone()));
+        }
+        match self {
+            SchemaRef::Owned(s) => s,
+            SchemaRef::Fixed(_) => unreachable!("a fixed schema was just copied"),
+        }
+    }
+}
+
+impl From<Schema> for SchemaRef {
+    fn from(schema: Schema) -> Self {
+        SchemaRef::Owned(Box::new(schema))
+    }
+}
+
+impl PartialEq for SchemaRef {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl fmt::Debug for SchemaRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        (**self).fmt(f)
+    }
+}
+
 /// A value with its schema (`None`: schemaless), Connect's `SchemaAndValue`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SchemaAndValue {
     /// The schema, if the value has one.
-    pub schema: Option<Schema>,
+    pub schema: Option<SchemaRef>,
     /// The value.
     pub value: Value,
 }
@@ -527,7 +603,7 @@ impl SchemaAndValue {
     /// A value with a schema.
     pub fn new(schema: Schema, value: Value) -> Self {
         SchemaAndValue {
-            schema: Some(schema),
+            schema: Some(schema.into()),
             value,
         }
     }
@@ -556,6 +632,31 @@ impl DataError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fixed_schema_is_copied_before_it_is_changed() {
+        let mut value = SchemaAndValue {
+            schema: Some(SchemaRef::Fixed(&OPTIONAL_BYTES_SCHEMA)),
+            value: Value::Bytes(b"x".to_vec()),
+        };
+        let copy = value.clone();
+        if let Some(schema) = value.schema.as_mut() {
+            schema.name = Some("renamed".into());
+        }
+        assert!(matches!(value.schema, Some(SchemaRef::Owned(_))));
+        assert_eq!(
+            value.schema.as_deref().unwrap().name.as_deref(),
+            Some("renamed")
+        );
+        assert_eq!(OPTIONAL_BYTES_SCHEMA.name, None);
+        assert_eq!(
+            copy.schema.as_deref(),
+            Some(&Schema::new(SchemaType::Bytes).into_optional())
+        );
+        assert_ne!(copy, value);
+        // Size matters: records move through the pipeline by value.
+        assert!(std::mem::size_of::<SchemaAndValue>() <= 48);
+    }
 
     #[test]
     fn logical_types_are_recognised_by_name_and_type() {

@@ -12,7 +12,7 @@ pub fn value_text(v: &SchemaAndValue) -> String {
         Value::Null => String::new(),
         Value::String(s) => s.clone(),
         Value::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
-        other => to_json(other, v.schema.as_ref()).to_string(),
+        other => to_json(other, v.schema.as_deref()).to_string(),
     }
 }
 

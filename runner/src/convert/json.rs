@@ -87,7 +87,10 @@ impl JsonConverter {
         };
         let schema = self.node_to_schema(schema_node)?;
         let value = self.node_to_value(schema.as_ref(), Some(payload))?;
-        Ok(SchemaAndValue { schema, value })
+        Ok(SchemaAndValue {
+            schema: schema.map(Into::into),
+            value,
+        })
     }
 
     /// Data to bytes (`JsonConverter.fromConnectData`).
@@ -95,7 +98,7 @@ impl JsonConverter {
         if data.schema.is_none() && data.value.is_null() {
             return Ok(None);
         }
-        let payload = self.value_to_node(data.schema.as_ref(), &data.value)?;
+        let payload = self.value_to_node(data.schema.as_deref(), &data.value)?;
         if !self.schemas {
             return Ok(Some(payload.to_text().into_bytes()));
         }

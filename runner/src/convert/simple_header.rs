@@ -25,7 +25,7 @@ pub fn write(data: &SchemaAndValue) -> Result<Option<Vec<u8>>, DataError> {
         return Ok(None);
     }
     Ok(Some(
-        values::convert_to_string(data.schema.as_ref(), &data.value)?.into_bytes(),
+        values::convert_to_string(data.schema.as_deref(), &data.value)?.into_bytes(),
     ))
 }
 

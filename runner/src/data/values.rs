@@ -293,9 +293,10 @@ impl ValueParser {
         self.ws();
         let first = *self.s.get(self.i)?;
         if first == '[' || first == '{' {
-            return self
-                .composite()
-                .map(|(schema, value)| SchemaAndValue { schema, value });
+            return self.composite().map(|(schema, value)| SchemaAndValue {
+                schema: schema.map(Into::into),
+                value,
+            });
         }
         let rest: String = self.s[self.i..].iter().collect();
         let token = match rest.find(is_delimiter) {
@@ -317,10 +318,16 @@ impl ValueParser {
         }
         if token.starts_with(|c: char| c.is_ascii_digit()) {
             if let Some((schema, value)) = temporal(rest.trim()) {
-                return Some(SchemaAndValue { schema, value });
+                return Some(SchemaAndValue {
+                    schema: schema.map(Into::into),
+                    value,
+                });
             }
         }
-        scalar(token).map(|(schema, value)| SchemaAndValue { schema, value })
+        scalar(token).map(|(schema, value)| SchemaAndValue {
+            schema: schema.map(Into::into),
+            value,
+        })
     }
 
     fn composite(&mut self) -> Option<Parsed> {

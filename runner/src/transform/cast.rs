@@ -126,7 +126,7 @@ impl Cast {
                         updated.default = Some(Box::new(cast_value(Some(&schema), default, to)?));
                     }
                     part.value = cast_value(Some(&schema), &part.value, to)?;
-                    part.schema = Some(updated);
+                    part.schema = Some(updated.into());
                     return Ok(record);
                 }
                 let Value::Struct(values) = &part.value else {
@@ -181,7 +181,7 @@ impl Cast {
                     }
                 }
                 part.value = Value::Struct(new_values);
-                part.schema = Some(updated);
+                part.schema = Some(updated.into());
                 Ok(record)
             }
         }

@@ -141,7 +141,7 @@ impl ExtractField {
                 if !matches!(part.value, Value::Null | Value::Struct(_)) {
                     return Err(not_a_struct(schema, &part.value, purpose));
                 }
-                let mut current_schema = schema;
+                let mut current_schema: &Schema = schema;
                 let mut value = part.value.clone();
                 for step in &self.steps {
                     let found = if current_schema.schema_type == SchemaType::Struct {
@@ -230,7 +230,7 @@ impl Flatten {
                     self.flatten_struct(&schema, Some(values), &mut out);
                     part.value = Value::Struct(out);
                 }
-                part.schema = Some(updated);
+                part.schema = Some(updated.into());
                 Ok(record)
             }
         }
@@ -360,7 +360,9 @@ impl HoistField {
                 part.value = Value::Map(vec![(Value::String(self.field.clone()), value)]);
             }
             Some(schema) => {
-                part.schema = Some(Schema::structure(vec![(self.field.as_str(), schema)]));
+                part.schema = Some(
+                    Schema::structure(vec![(self.field.as_str(), schema.into_owned())]).into(),
+                );
                 part.value = Value::Struct(vec![value]);
             }
         }
@@ -549,7 +551,7 @@ impl InsertField {
                     new_values.push(Value::String(value.clone()));
                 }
                 updated.optional = false;
-                part.schema = Some(updated);
+                part.schema = Some(updated.into());
                 part.value = Value::Struct(new_values);
                 Ok(record)
             }
@@ -796,7 +798,7 @@ impl ReplaceField {
                         ));
                     }
                 }
-                part.schema = Some(updated);
+                part.schema = Some(updated.into());
                 part.value = Value::Struct(out);
             }
         }
@@ -1076,8 +1078,8 @@ mod tests {
         r.key = SchemaAndValue::new(Schema::new(SchemaType::String), Value::String("x".into()));
         let out = c.apply(r).unwrap().unwrap();
         assert_eq!(
-            out.key.schema,
-            Some(Schema::structure(vec![(
+            out.key.schema.as_deref(),
+            Some(&Schema::structure(vec![(
                 "k",
                 Schema::new(SchemaType::String)
             )]))

@@ -120,7 +120,7 @@ impl HeaderFrom {
                     new_headers.push(Header {
                         key: header.clone(),
                         value: SchemaAndValue {
-                            schema: Some(f.schema.clone()),
+                            schema: Some(f.schema.clone().into()),
                             value: field_value(schema, values, i, self.replace_null_with_default),
                         },
                     });
@@ -139,7 +139,7 @@ impl HeaderFrom {
                             ));
                         }
                     }
-                    part.schema = Some(updated);
+                    part.schema = Some(updated.into());
                     part.value = Value::Struct(kept);
                 }
             }

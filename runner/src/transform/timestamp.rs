@@ -187,7 +187,7 @@ impl TimestampConverter {
             (Some(schema), None) => {
                 let from = type_of_schema(schema)?;
                 let converted = self.convert(&part.value, Some(from))?;
-                part.schema = Some(self.type_schema(schema.optional));
+                part.schema = Some(self.type_schema(schema.optional).into());
                 part.value = converted;
             }
             (Some(schema), Some(field)) => {
@@ -231,7 +231,7 @@ impl TimestampConverter {
                 if let Value::Struct(values) = &part.value {
                     part.value = convert_struct(values)?;
                 }
-                part.schema = Some(updated);
+                part.schema = Some(updated.into());
             }
         }
         Ok(record)
@@ -270,7 +270,10 @@ mod tests {
         );
         let ts = SchemaAndValue::new(Schema::timestamp(), Value::Timestamp(1_700_000_123_456));
         let out = to_string.apply(record("t", ts)).unwrap().unwrap();
-        assert_eq!(out.value.schema, Some(Schema::new(SchemaType::String)));
+        assert_eq!(
+            out.value.schema.as_deref(),
+            Some(&Schema::new(SchemaType::String))
+        );
         assert_eq!(
             out.value.value,
             Value::String("2023-11-14T22:15:23.456".into())
@@ -280,7 +283,10 @@ mod tests {
             chain("[{name: t, timestampConverter: {targetType: unix, unixPrecision: seconds}}]");
         let s = SchemaAndValue::new(Schema::timestamp(), Value::Timestamp(1_700_000_123_456));
         let out = to_unix.apply(record("t", s)).unwrap().unwrap();
-        assert_eq!(out.value.schema, Some(Schema::new(SchemaType::Int64)));
+        assert_eq!(
+            out.value.schema.as_deref(),
+            Some(&Schema::new(SchemaType::Int64))
+        );
         assert_eq!(out.value.value, Value::Int64(1_700_000_123));
 
         let to_date = chain("[{name: t, timestampConverter: {targetType: Date}}]");
@@ -289,7 +295,7 @@ mod tests {
             Value::Int64(1_700_000_123_456),
         );
         let out = to_date.apply(record("t", s)).unwrap().unwrap();
-        assert_eq!(out.value.schema, Some(Schema::date()));
+        assert_eq!(out.value.schema.as_deref(), Some(&Schema::date()));
         assert_eq!(out.value.value, Value::Date(19_675));
 
         let to_time = chain("[{name: t, timestampConverter: {targetType: Time}}]");

@@ -100,7 +100,7 @@ impl<'a> Event<'a> {
             _ => false,
         };
         is_event.then_some(Event {
-            schema: v.schema.as_ref(),
+            schema: v.schema.as_deref(),
             value: &v.value,
         })
     }
@@ -266,7 +266,10 @@ impl ExtractNewRecordState {
                 let (schema, value) = h.read(event);
                 Header {
                     key: h.target.clone(),
-                    value: SchemaAndValue { schema, value },
+                    value: SchemaAndValue {
+                        schema: schema.map(Into::into),
+                        value,
+                    },
                 }
             })
             .collect()

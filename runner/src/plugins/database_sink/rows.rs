@@ -238,7 +238,7 @@ pub fn record_change<'a>(
     record: &'a Record,
     spec: &DatabaseSink,
 ) -> Result<Option<(Change<'a>, usize)>, String> {
-    let value_schema = record.value.schema.as_ref();
+    let value_schema = record.value.schema.as_deref();
     let value = &record.value.value;
     let mut row_value: Option<(Option<&'a Schema>, &'a Value)> = None;
     let mut delete = value.is_null();
@@ -335,7 +335,7 @@ fn kafka_cells<'a>(record: &'a Record, spec: &DatabaseSink) -> Vec<Cell<'a>> {
 
 /// The primary key cells taken from the record key (`primaryKeyMode: recordKey`).
 fn key_cells<'a>(record: &'a Record, spec: &DatabaseSink) -> Result<Vec<Cell<'a>>, String> {
-    let schema = record.key.schema.as_ref();
+    let schema = record.key.schema.as_deref();
     let value = &record.key.value;
     if value.is_null() {
         return Err("the record key is null, so the row has no primary key".to_string());
