@@ -24,6 +24,8 @@ struct PartitionState {
     /// Next offset to commit (one past the last acknowledged prefix), if it moved since the
     /// last [`OffsetTracker::take_committable`].
     committable: Option<i64>,
+    /// One past the last acknowledged prefix, taken or not.
+    acknowledged_end: Option<i64>,
 }
 
 impl PartitionState {
@@ -40,6 +42,7 @@ impl PartitionState {
         while let Some(&(o, true)) = self.pending.front() {
             self.pending.pop_front();
             self.committable = Some(o + 1);
+            self.acknowledged_end = Some(o + 1);
         }
     }
 }
@@ -114,6 +117,22 @@ impl OffsetTracker {
             .collect()
     }
 
+    /// Gives back offsets taken by [`Self::take_committable`] whose commit failed, so the
+    /// next commit tries them again: without this, a partition whose last records were
+    /// written before a failed commit (say, during a rebalance) would keep its old committed
+    /// offset until more records arrived. An offset is given back only while it is still
+    /// the partition's acknowledged end and nothing newer waits, so a retry never moves a
+    /// commit backwards; partitions revoked since are skipped.
+    pub fn retry_commit(&mut self, offsets: &[(TopicPartition, i64)]) {
+        for (tp, offset) in offsets {
+            if let Some(s) = self.partitions.get_mut(tp) {
+                if s.committable.is_none() && s.acknowledged_end == Some(*offset) {
+                    s.committable = Some(*offset);
+                }
+            }
+        }
+    }
+
     /// Forgets partitions this task no longer owns; their pending records will be read again
     /// by their new owner.
     pub fn revoke(&mut self, tps: &[TopicPartition]) {
@@ -140,6 +159,31 @@ mod tests {
             topic: "t".into(),
             partition: p,
         }
+    }
+
+    #[test]
+    fn a_failed_commit_is_tried_again_but_never_moves_backwards() {
+        let mut t = OffsetTracker::new();
+        for o in 0..4 {
+            t.consumed(&tp(0), o);
+            t.consumed(&tp(1), o);
+        }
+        for o in 0..4 {
+            t.acknowledged(&tp(0), o);
+            t.acknowledged(&tp(1), o);
+        }
+        let failed = t.take_committable();
+        assert_eq!(failed, vec![(tp(0), 4), (tp(1), 4)]);
+        assert!(t.take_committable().is_empty());
+        // Partition 1 moved on before the retry; partition 2 was never this task's.
+        t.consumed(&tp(1), 4);
+        t.acknowledged(&tp(1), 4);
+        t.retry_commit(&[failed.clone(), vec![(tp(2), 9)]].concat());
+        assert_eq!(t.take_committable(), vec![(tp(0), 4), (tp(1), 5)]);
+        // A stale retry (partition 1 is at 5 now) and a revoked partition change nothing.
+        t.revoke(&[tp(0)]);
+        t.retry_commit(&failed);
+        assert!(t.take_committable().is_empty());
     }
 
     #[test]

@@ -898,7 +898,8 @@ fn commit(
     match tokio::task::block_in_place(|| consumer.commit(&tpl, CommitMode::Sync)) {
         Ok(()) => metrics.committed(),
         Err(e) => {
-            tracing::warn!(error = %e, "offset commit failed; the records after the last commit may be read again")
+            tracing::warn!(error = %e, "offset commit failed; it is tried again at the next commit interval");
+            lock(tracker).retry_commit(&offsets);
         }
     }
 }
