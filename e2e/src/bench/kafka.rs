@@ -158,9 +158,22 @@ pub fn raw_consume(
         .set("enable.auto.commit", "false")
         .create()
         .map_err(BenchError::kafka(format!("cannot connect to {bootstrap}")))?;
+    // Start from each partition's first offset, looked up here: assigned
+    // `Offset::Beginning`, librdkafka resolves it again itself about a second later, which
+    // would count against this consumer's first record.
+    consumer
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(BenchError::kafka(format!(
+            "cannot read the metadata of {topic}"
+        )))?;
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
+        let (low, _) = consumer
+            .fetch_watermarks(topic, p, timeout)
+            .map_err(BenchError::kafka(format!(
+                "cannot read the offsets of {topic}/{p}"
+            )))?;
+        tpl.add_partition_offset(topic, p, Offset::Offset(low))
             .map_err(BenchError::kafka(format!("cannot assign {topic}/{p}")))?;
     }
     consumer
