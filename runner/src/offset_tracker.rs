@@ -24,7 +24,7 @@ struct PartitionState {
     /// Next offset to commit (one past the last acknowledged prefix), if it moved since the
     /// last [`OffsetTracker::take_committable`].
     committable: Option<i64>,
-    /// One past the last acknowledged prefix, taken or not.
+    /// One past the last acknowledged prefix, taken or not (`None` after a rewind).
     acknowledged_end: Option<i64>,
 }
 
@@ -72,6 +72,11 @@ impl OffsetTracker {
             .is_some_and(|(last, _)| *last >= offset)
         {
             state.pending.clear();
+        }
+        // Read again from before the acknowledged end: a failed commit of that end must
+        // not be retried over the new position.
+        if state.acknowledged_end.is_some_and(|end| offset < end) {
+            state.acknowledged_end = None;
         }
         state.pending.push_back((offset, false));
     }
@@ -182,6 +187,11 @@ mod tests {
         assert_eq!(t.take_committable(), vec![(tp(0), 4), (tp(1), 5)]);
         // A stale retry (partition 1 is at 5 now) and a revoked partition change nothing.
         t.revoke(&[tp(0)]);
+        t.retry_commit(&failed);
+        assert!(t.take_committable().is_empty());
+        // Nor does one over a partition read again from an earlier offset.
+        let failed = vec![(tp(1), 5)];
+        t.consumed(&tp(1), 2);
         t.retry_commit(&failed);
         assert!(t.take_committable().is_empty());
     }
