@@ -228,7 +228,6 @@ fn exactly_once(args: ExactlyOnceArgs) -> anyhow::Result<()> {
     finish(result.map_err(anyhow::Error::new), &dir)
 }
 
-/// Prints the runs as a Markdown table under `heading` and writes them as CSV.
 /// Records, sizes and repetitions of a data-plane subcommand's runs.
 struct RunSize {
     records: u64,
@@ -265,6 +264,7 @@ fn bench_on(
     })
 }
 
+/// Prints the runs as a Markdown table under `heading` and writes them as CSV.
 fn print_runs(
     root: &Path,
     name: &str,
