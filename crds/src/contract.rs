@@ -64,7 +64,7 @@ pub const KAFKA_TLS_CERT_FILE: &str = "tls.crt";
 pub const KAFKA_TLS_KEY_FILE: &str = "tls.key";
 /// Compacted topic holding source offsets when the source system cannot keep them itself.
 /// Records are keyed `<namespace>/<connector>/<source partition as JSON>`; the format is in
-/// [`crate::offsets_topic`].
+/// `ferry_kafka::offsets_topic`.
 pub const DEFAULT_OFFSETS_TOPIC: &str = "ferry-offsets";
 /// Consumer group of a sink connector's tasks: `ferry.<namespace>.<connector>`.
 pub fn consumer_group(namespace: &str, connector: &str) -> String {

@@ -5,7 +5,6 @@ pub mod connector;
 pub mod contract;
 pub mod errors;
 pub mod names;
-pub mod offsets_topic;
 pub mod pipeline;
 pub mod plugins;
 pub mod schema;

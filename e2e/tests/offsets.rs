@@ -341,7 +341,7 @@ fn stored_source_offsets(
     connector: &str,
 ) -> BTreeMap<String, String> {
     let topic = ferry_crds::contract::DEFAULT_OFFSETS_TOPIC;
-    let prefix = ferry_crds::offsets_topic::key_prefix(namespace, connector);
+    let prefix = ferry_kafka::offsets_topic::key_prefix(namespace, connector);
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", unique("ferry-e2e-offsets-reader"))

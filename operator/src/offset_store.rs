@@ -4,20 +4,16 @@
 //! directly (a commit outside any group generation), which Kafka accepts only while the group
 //! has no members, so the reset waits until the stopped tasks' static memberships expired.
 //! Sources: the connector's records in the offsets topic, in the format of
-//! [`ferry_crds::offsets_topic`]; a reset to `Earliest` writes a tombstone for every stored
+//! [`ferry_kafka::offsets_topic`]; a reset to `Earliest` writes a tombstone for every stored
 //! source partition, explicit offsets are written as they are.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ferry_crds::connector::{OffsetTarget, SinkSpec};
-use ferry_crds::offsets_topic::{self, SourceOffset, SourcePartition};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use ferry_kafka::offsets_topic::{self, Isolation, OffsetsWriter, SourceOffset, SourcePartition};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -26,8 +22,6 @@ use crate::offset_reset::plural;
 
 /// Timeout of one Kafka request.
 const TIMEOUT: Duration = Duration::from_secs(10);
-/// The longest a read of the whole offsets topic may take.
-const READ_DEADLINE: Duration = Duration::from_secs(60);
 
 /// What applying a reset did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -335,7 +329,8 @@ fn describe_moves(moves: &[(String, i32, i64, i64)]) -> String {
 }
 
 /// Reads every stored source offset of a connector from the offsets topic; an absent topic
-/// holds none.
+/// holds none. Offsets written in transactions (exactly-once sources) count once their
+/// transaction committed; the read waits for open transactions to end.
 pub async fn read_source_offsets(
     config: &ClientConfig,
     topic: &str,
@@ -343,112 +338,23 @@ pub async fn read_source_offsets(
     connector: &str,
 ) -> Result<BTreeMap<SourcePartition, SourceOffset>, Error> {
     let config = config.clone();
-    let topic = topic.to_string();
-    let prefix = offsets_topic::key_prefix(namespace, connector);
+    let (topic, namespace, connector) = (
+        topic.to_string(),
+        namespace.to_string(),
+        connector.to_string(),
+    );
     let action = format!("reading the source offsets of {namespace}/{connector} in {topic}");
     blocking(&action.clone(), move || {
-        read_source_offsets_blocking(&config, &topic, &prefix).map_err(kafka_error(&action))
+        offsets_topic::read_offsets(
+            &config,
+            &topic,
+            &namespace,
+            &connector,
+            Isolation::ReadCommitted,
+        )
+        .map_err(|e| kafka_error(&action)(e.to_string()))
     })
     .await
-}
-
-fn read_source_offsets_blocking(
-    config: &ClientConfig,
-    topic: &str,
-    prefix: &str,
-) -> Result<BTreeMap<SourcePartition, SourceOffset>, String> {
-    // Offsets of exactly-once sources count once their transaction committed; the end of
-    // each partition is taken with open transactions included (a read_committed client
-    // would be told the last stable offset), and reading waits for them to end.
-    let mut reader_config = config.clone();
-    reader_config
-        .set("isolation.level", "read_committed")
-        .set("auto.offset.reset", "earliest");
-    let consumer = consumer(&reader_config, "ferry-operator-offsets-reader")?;
-    let mut ends_config = config.clone();
-    ends_config.set("isolation.level", "read_uncommitted");
-    let ends = self::consumer(&ends_config, "ferry-operator-offsets-reader")?;
-    let metadata = ends
-        .fetch_metadata(Some(topic), TIMEOUT)
-        .map_err(|e| format!("cannot read the metadata of {topic}: {e}"))?;
-    let mut tpl = TopicPartitionList::new();
-    let mut remaining: BTreeMap<i32, i64> = BTreeMap::new();
-    for t in metadata.topics().iter().filter(|t| t.error().is_none()) {
-        for p in t.partitions() {
-            let (low, high) = ends
-                .fetch_watermarks(topic, p.id(), TIMEOUT)
-                .map_err(|e| format!("cannot read the bounds of {topic}[{}]: {e}", p.id()))?;
-            if high > low {
-                // From the offset just read rather than `Offset::Beginning`, which the
-                // client would look up again (a second before the first fetch).
-                tpl.add_partition_offset(topic, p.id(), Offset::Offset(low))
-                    .map_err(|e| e.to_string())?;
-                remaining.insert(p.id(), high);
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    if remaining.is_empty() {
-        return Ok(out);
-    }
-    // The reading client learns the partitions' leaders before it is assigned them, so that
-    // it fetches at once.
-    consumer
-        .fetch_metadata(Some(topic), TIMEOUT)
-        .map_err(|e| format!("cannot read the metadata of {topic}: {e}"))?;
-    consumer
-        .assign(&tpl)
-        .map_err(|e| format!("cannot read {topic}: {e}"))?;
-    let deadline = Instant::now() + READ_DEADLINE;
-    while !remaining.is_empty() {
-        if Instant::now() > deadline {
-            return Err(format!(
-                "timed out after {}s reading {topic}",
-                READ_DEADLINE.as_secs()
-            ));
-        }
-        match consumer.poll(Duration::from_millis(500)) {
-            None => {
-                // The last records may be transaction markers, which are never delivered:
-                // the read position tells that the end was reached.
-                if let Ok(position) = consumer.position() {
-                    for element in position.elements() {
-                        if let Offset::Offset(next) = element.offset() {
-                            if remaining
-                                .get(&element.partition())
-                                .is_some_and(|high| next >= *high)
-                            {
-                                remaining.remove(&element.partition());
-                            }
-                        }
-                    }
-                }
-            }
-            Some(Err(e)) => return Err(format!("cannot read {topic}: {e}")),
-            Some(Ok(m)) => {
-                if let Some(Some(Ok(partition))) =
-                    m.key().map(|k| offsets_topic::partition_of_key(prefix, k))
-                {
-                    match m.payload().map(offsets_topic::parse_offset_value) {
-                        None => {
-                            out.remove(&partition);
-                        }
-                        Some(Ok(offset)) => {
-                            out.insert(partition, offset);
-                        }
-                        Some(Err(_)) => {}
-                    }
-                }
-                if remaining
-                    .get(&m.partition())
-                    .is_some_and(|high| m.offset() + 1 >= *high)
-                {
-                    remaining.remove(&m.partition());
-                }
-            }
-        }
-    }
-    Ok(out)
 }
 
 /// Writes source offsets (`Some`) and tombstones (`None`) of a connector into the offsets
@@ -461,55 +367,13 @@ async fn write_source_offsets(
     records: &[(SourcePartition, Option<SourceOffset>)],
 ) -> Result<(), Error> {
     let action = format!("writing the source offsets of {namespace}/{connector} into {topic}");
-    let fail = kafka_error(&action);
-    let admin: AdminClient<DefaultClientContext> = config
-        .create()
-        .map_err(|e| kafka_error(&action)(format!("cannot create a Kafka admin client: {e}")))?;
-    let new = NewTopic::new(topic, 1, TopicReplication::Fixed(-1)).set("cleanup.policy", "compact");
-    let created = admin
-        .create_topics([&new], &AdminOptions::new().request_timeout(Some(TIMEOUT)))
+    let writer = OffsetsWriter::open(config, topic)
         .await
-        .map_err(|e| kafka_error(&action)(format!("cannot create topic {topic}: {e}")))?;
-    for result in created {
-        match result {
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((_, code)) => {
-                return Err(kafka_error(&action)(format!(
-                    "cannot create topic {topic}: {code}"
-                )))
-            }
-        }
-    }
-    let mut producer_config = config.clone();
-    producer_config
-        .set("enable.idempotence", "true")
-        .set("acks", "all");
-    let producer: FutureProducer = producer_config
-        .create()
-        .map_err(|e| kafka_error(&action)(format!("cannot create a producer: {e}")))?;
-    let mut pending = Vec::with_capacity(records.len());
-    for (partition, offset) in records {
-        let key = offsets_topic::offset_key(namespace, connector, partition);
-        let value = offset.as_ref().map(offsets_topic::offset_value);
-        let producer = &producer;
-        pending.push(async move {
-            let mut record = FutureRecord::<String, Vec<u8>>::to(topic).key(&key);
-            if let Some(value) = &value {
-                record = record.payload(value);
-            }
-            producer.send(record, TIMEOUT).await
-        });
-    }
-    for result in futures::future::join_all(pending).await {
-        if let Err((e, _)) = result {
-            return Err(Error::Offsets {
-                action: action.clone(),
-                message: format!("Kafka did not take an offset: {e}"),
-            });
-        }
-    }
-    drop(fail);
-    Ok(())
+        .map_err(|e| kafka_error(&action)(e.to_string()))?;
+    writer
+        .write(namespace, connector, records)
+        .await
+        .map_err(|e| kafka_error(&action)(e.to_string()))
 }
 
 /// Moves a source connector's stored offsets to `target`: `Earliest` forgets every stored

@@ -12,11 +12,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferry_crds::connector::{SaslMechanism, SecretKeyRef};
+use ferry_crds::connector::SecretKeyRef;
 use ferry_crds::contract::{consumer_group, DEFAULT_OFFSETS_TOPIC};
 use ferry_crds::names::{API_GROUP, API_VERSION, FINALIZER_DELETE_OFFSETS, KIND};
 use ferry_crds::status::{OffsetResetOutcome, OffsetResetStatus, OffsetsStatus};
 use ferry_crds::KafkaConnector;
+use ferry_kafka::{Credentials, SaslCredentials, TlsCredentials};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -198,59 +199,47 @@ pub async fn delete_offsets(client: &Client, connector: &KafkaConnector) -> Resu
     Ok(Cleanup::Done(format!("deleted consumer group {group}")))
 }
 
+/// The Kafka client configuration of the operator's clients for `connector`: the same
+/// properties its tasks get ([`ferry_kafka::client_properties`]), with the credentials read
+/// from the Secrets the connector names, in its namespace.
 pub(crate) async fn kafka_config(
     client: &Client,
     connector: &KafkaConnector,
 ) -> Result<ClientConfig, Error> {
     let namespace = connector.metadata.namespace.clone().unwrap_or_default();
     let kafka = &connector.spec.kafka;
-    let mut config = ClientConfig::new();
-    for (key, value) in &kafka.config {
-        config.set(key, value);
-    }
-    config.set("bootstrap.servers", &kafka.bootstrap_servers);
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
-    let tls = kafka.tls.is_some();
+    let mut pem = [None, None, None];
     if let Some(tls) = &kafka.tls {
-        for (reference, property) in [
-            (&tls.ca, "ssl.ca.pem"),
-            (&tls.cert, "ssl.certificate.pem"),
-            (&tls.key, "ssl.key.pem"),
-        ] {
+        for (slot, reference) in pem.iter_mut().zip([&tls.ca, &tls.cert, &tls.key]) {
             if let Some(reference) = reference {
-                config.set(
-                    property,
-                    secret_value(&secrets, &namespace, reference).await?,
-                );
+                *slot = Some(secret_value(&secrets, &namespace, reference).await?);
             }
         }
     }
-    match &kafka.sasl {
-        Some(sasl) => {
-            config.set(
-                "security.protocol",
-                if tls { "SASL_SSL" } else { "SASL_PLAINTEXT" },
-            );
-            config.set("sasl.mechanism", mechanism(sasl.mechanism));
-            config.set(
-                "sasl.username",
-                secret_value(&secrets, &namespace, &sasl.username.secret_key_ref).await?,
-            );
-            config.set(
-                "sasl.password",
-                secret_value(&secrets, &namespace, &sasl.password.secret_key_ref).await?,
-            );
-        }
-        None if tls => {
-            config.set("security.protocol", "SSL");
-        }
-        None => {}
-    }
-    Ok(config)
-}
-
-fn mechanism(mechanism: SaslMechanism) -> &'static str {
-    mechanism.as_str()
+    let sasl = match &kafka.sasl {
+        Some(sasl) => Some(SaslCredentials {
+            username: secret_value(&secrets, &namespace, &sasl.username.secret_key_ref).await?,
+            password: secret_value(&secrets, &namespace, &sasl.password.secret_key_ref).await?,
+        }),
+        None => None,
+    };
+    let [ca, cert, key] = pem;
+    let credentials = Credentials {
+        sasl,
+        tls: TlsCredentials::Pem { ca, cert, key },
+    };
+    let properties =
+        ferry_kafka::client_properties(kafka, &credentials, true).map_err(|problems| {
+            Error::InvalidSpec(
+                problems
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        })?;
+    Ok(ferry_kafka::client_config(&properties))
 }
 
 /// Runs the reset flow of `spec.offsets.reset` (see [`crate::offset_reset`]). Returns the

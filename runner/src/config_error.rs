@@ -22,6 +22,15 @@ impl ConfigError {
     }
 }
 
+impl From<ferry_kafka::ConfigProblem> for ConfigError {
+    fn from(p: ferry_kafka::ConfigProblem) -> Self {
+        Self {
+            field: p.field,
+            message: p.message,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

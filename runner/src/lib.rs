@@ -10,8 +10,6 @@ pub mod admin;
 pub mod cli;
 pub mod desired_state;
 pub mod error_handling;
-pub mod kafka_admin;
-pub mod kafka_config;
 pub mod metrics;
 pub mod offset_tracker;
 pub mod plugins;

@@ -3,8 +3,8 @@
 
 use clap::Parser;
 use ferry_crds::contract;
+use ferry_kafka::Credentials;
 use ferry_runner::cli::{Cli, Command, LogFormat, ValidateArgs};
-use ferry_runner::kafka_config::Credentials;
 use ferry_runner::plugins::TaskShare;
 use ferry_runner::task_config::{load, CheckMode};
 

@@ -8,12 +8,12 @@ use tokio::sync::watch;
 use crate::cli::RunArgs;
 use crate::config_error::ConfigError;
 use crate::desired_state::watch_state;
-use crate::kafka_config::Credentials;
 use crate::metrics::TaskMetrics;
 use crate::plugins::TaskShare;
 use crate::task_config::{load, CheckMode, TaskConfig};
 use crate::task_error::TaskError;
 use crate::termination::write_termination_message;
+use ferry_kafka::Credentials;
 
 /// Reads and checks the connector file of `run`.
 pub fn load_for_run(args: &RunArgs) -> Result<TaskConfig, TaskError> {
@@ -29,7 +29,7 @@ pub fn load_for_run(args: &RunArgs) -> Result<TaskConfig, TaskError> {
             index: args.task_index,
             count: args.task_count,
         },
-        &Credentials::from_env(),
+        &Credentials::from_task_env(),
         CheckMode::Run,
     )
     .map_err(TaskError::Config)

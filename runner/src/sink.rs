@@ -33,8 +33,6 @@ use crate::error_handling::{
     dlq_context_headers, record_failed_message, DlqSettings, FailureAction, RecordCoordinates,
     Stage, TaskIdentity,
 };
-use crate::kafka_admin::{ensure_topic, TopicRequest};
-use crate::kafka_config::to_client_config;
 use crate::metrics::{PipelineStage, RunState, TaskMetrics};
 use crate::offset_tracker::{OffsetTracker, TopicPartition};
 use crate::plugins::database_sink::positions::OffsetsScope;
@@ -44,6 +42,8 @@ use crate::record::{RawRecord, Record};
 use crate::task_config::TaskConfig;
 use crate::task_error::TaskError;
 use ferry_crds::connector::Delivery;
+use ferry_kafka::client_config as to_client_config;
+use ferry_kafka::topics::{ensure_topic, TopicRequest};
 
 /// Most records in one batch handed to the sink plugin.
 pub const MAX_BATCH_RECORDS: usize = 2048;
@@ -640,7 +640,7 @@ pub async fn run(
     let dlq = match &cfg.errors.dead_letter_queue {
         Some(d) => {
             ensure_topic(
-                &cfg.kafka,
+                &to_client_config(&cfg.kafka),
                 TopicRequest {
                     name: &d.topic,
                     partitions: 1,
@@ -649,7 +649,7 @@ pub async fn run(
                 },
             )
             .await
-            .map_err(TaskError::Kafka)?;
+            .map_err(|e| TaskError::Kafka(e.to_string()))?;
             let mut pc = to_client_config(&cfg.kafka);
             pc.set("enable.idempotence", "true").set("acks", "all");
             let producer: FutureProducer = pc.create().map_err(|e| {

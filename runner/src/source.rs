@@ -107,7 +107,7 @@ pub async fn run(
         return Err(TaskError::Plugin("not a source connector".into()));
     };
     let plugin_name = source_spec.plugin.name();
-    let mut client = crate::kafka_config::to_client_config(&producer_properties(&cfg));
+    let mut client = ferry_kafka::client_config(&producer_properties(&cfg));
     client.set_log_level(RDKafkaLogLevel::Warning);
     let producer: FutureProducer = client
         .create()

@@ -16,9 +16,9 @@ use serde::de::DeserializeOwned;
 use crate::config_error::ConfigError;
 use crate::convert::RecordConverters;
 use crate::error_handling::ErrorPolicy;
-use crate::kafka_config::{client_properties, Credentials};
 use crate::plugins::{self, TaskShare};
 use crate::transform::TransformChain;
+use ferry_kafka::{client_properties, Credentials};
 
 const API_VERSION: &str = "ferry.rs/v1alpha1";
 const KIND: &str = "KafkaConnector";
@@ -211,7 +211,7 @@ pub fn load(
         };
         if let Some(k) = &kafka {
             if let Err(e) = client_properties(k, creds, mode == CheckMode::Run) {
-                errors.extend(e);
+                errors.extend(e.into_iter().map(ConfigError::from));
             }
         }
         if let Some(s) = &source {
@@ -303,7 +303,7 @@ pub fn load(
         spec.source.is_some(),
     ));
     let kafka = client_properties(&spec.kafka, creds, mode == CheckMode::Run)
-        .map_err(|e| errors.extend(e))
+        .map_err(|e| errors.extend(e.into_iter().map(ConfigError::from)))
         .ok();
     let converters = RecordConverters::from_spec(spec.converters.as_ref())
         .map_err(|e| errors.extend(e))

@@ -1,13 +1,16 @@
-//! Topics the runner creates for itself: the source offsets topic and the dead letter queue.
+//! Topics Ferry creates for itself: the source offsets topic and dead letter queues.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::ClientConfig;
 
-use crate::kafka_config::to_client_config;
+use crate::error::Error;
+
+/// How long the broker may take to create a topic.
+const CREATE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A topic to create when it does not exist.
 #[derive(Clone, Debug)]
@@ -22,14 +25,13 @@ pub struct TopicRequest<'a> {
     pub config: &'a [(&'a str, &'a str)],
 }
 
-/// Creates the topic unless it exists. Errors are messages for the operator of the task.
-pub async fn ensure_topic(
-    props: &BTreeMap<String, String>,
-    topic: TopicRequest<'_>,
-) -> Result<(), String> {
-    let admin: AdminClient<DefaultClientContext> = to_client_config(props)
-        .create()
-        .map_err(|e| format!("cannot create a Kafka admin client: {e}"))?;
+/// Creates the topic unless it exists.
+pub async fn ensure_topic(config: &ClientConfig, topic: TopicRequest<'_>) -> Result<(), Error> {
+    let admin: AdminClient<DefaultClientContext> =
+        config.create().map_err(|source| Error::Client {
+            kind: "admin client",
+            source,
+        })?;
     let mut new = NewTopic::new(
         topic.name,
         topic.partitions,
@@ -38,16 +40,22 @@ pub async fn ensure_topic(
     for (k, v) in topic.config {
         new = new.set(k, v);
     }
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    let results = admin
-        .create_topics([&new], &opts)
-        .await
-        .map_err(|e| format!("cannot create topic {}: {e}", topic.name))?;
+    let opts = AdminOptions::new()
+        .operation_timeout(Some(CREATE_TIMEOUT))
+        .request_timeout(Some(CREATE_TIMEOUT));
+    let results =
+        admin
+            .create_topics([&new], &opts)
+            .await
+            .map_err(|source| Error::CreateTopic {
+                topic: topic.name.to_string(),
+                source,
+            })?;
     for r in results {
         match r {
             Ok(_) => tracing::info!(topic = topic.name, "created topic"),
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((name, code)) => return Err(format!("cannot create topic {name}: {code}")),
+            Err((name, code)) => return Err(Error::TopicRefused { topic: name, code }),
         }
     }
     Ok(())

@@ -4,7 +4,7 @@
 //! the source offset as a JSON object of strings, and a record without a value (a tombstone)
 //! deletes the offset of its source partition.
 //!
-//! [`DEFAULT_OFFSETS_TOPIC`]: crate::contract::DEFAULT_OFFSETS_TOPIC
+//! [`DEFAULT_OFFSETS_TOPIC`]: ferry_crds::contract::DEFAULT_OFFSETS_TOPIC
 
 use std::collections::BTreeMap;
 
