@@ -11,7 +11,8 @@
 //! - a reset present at creation sets where the first task starts, and a reset interrupted
 //!   by an operator restart is finished by the next operator.
 //!
-//! The sinks' consumer groups use a 6 s session timeout, so that a reset does not wait 45 s
+//! The sinks name a Java client key in `spec.kafka.config`, which the operator's Kafka clients
+//! map as the tasks' do. The sinks' consumer groups use a 6 s session timeout, so that a reset does not wait 45 s
 //! for the stopped tasks' static memberships to expire.
 
 mod operator_support;
@@ -118,9 +119,12 @@ fn count(values: &[String], value: &str) -> usize {
     values.iter().filter(|v| v.as_str() == value).count()
 }
 
+/// A file sink. Its `spec.kafka.config` also names a Java client key (`max.request.size`,
+/// librdkafka's `message.max.bytes`): the operator's own clients must map it as the tasks'
+/// do, or every reset and offsets read of these tests fails.
 fn sink_yaml(name: &str, bootstrap: &str, topic: &str, out: &Path, extra: &str) -> String {
     format!(
-        "metadata: {{name: {name}}}\nspec:\n  kafka: {{bootstrapServers: '{bootstrap}', config: {{session.timeout.ms: '6000'}}}}\n  sink: {{topics: [{topic}], file: {{path: {}}}}}\n  restartPolicy: {{initialBackoffSeconds: 1, maxBackoffSeconds: 4}}\n{extra}",
+        "metadata: {{name: {name}}}\nspec:\n  kafka: {{bootstrapServers: '{bootstrap}', config: {{session.timeout.ms: '6000', max.request.size: '2000000'}}}}\n  sink: {{topics: [{topic}], file: {{path: {}}}}}\n  restartPolicy: {{initialBackoffSeconds: 1, maxBackoffSeconds: 4}}\n{extra}",
         out.display()
     )
 }
