@@ -647,4 +647,29 @@ mod tests {
             "0 of 1 tasks are ready; task 0 is Pending (CreateContainerConfigError: secret \"kafka-user\" not found)"
         );
     }
+
+    #[test]
+    fn an_invalid_spec_keeps_the_other_conditions() {
+        let mut c = fixtures::sink("");
+        c.status = Some(
+            serde_yaml::from_str(
+                "state: Running\nconditions:\n\
+                 - {type: Stalled, status: 'False', reason: MakingProgress, message: m, lastTransitionTime: '2026-11-22T10:00:00Z'}\n\
+                 offsets: {partitions: 1}",
+            )
+            .unwrap(),
+        );
+        let now: Timestamp = "2026-11-22T10:00:05Z".parse().unwrap();
+        let s = invalid(&c, "spec.tasks: must be at least 0", now);
+        assert_eq!(s.state, Some(ConnectorPhase::Failed));
+        assert_eq!(s.offsets, None, "written by its own field manager");
+        let types: Vec<&str> = s.conditions.iter().map(|c| c.type_.as_str()).collect();
+        assert_eq!(types, ["Ready", "Degraded", "Stalled"]);
+        assert_eq!(condition(&s, "Ready").reason, "ConfigurationError");
+        assert_eq!(
+            condition(&s, "Degraded").message,
+            "spec.tasks: must be at least 0"
+        );
+        assert_eq!(offsets_condition(None), None);
+    }
 }
