@@ -18,9 +18,13 @@ pub mod condition_type {
     /// `True` when a task has work waiting but committed nothing for
     /// `spec.progress.stallAfterSeconds`.
     pub const STALLED: &str = "Stalled";
+    /// Whether the operator can read the connector's offsets in Kafka, which the lag in
+    /// `status.lag` and `status.offsets`, autoscaling from lag and offsets resets depend on.
+    /// Shown once the operator has tried to read them.
+    pub const OFFSETS_READABLE: &str = "OffsetsReadable";
 
     /// Every condition type, in the order they are shown.
-    pub const ALL: &[&str] = &[READY, PROGRESSING, DEGRADED, STALLED];
+    pub const ALL: &[&str] = &[READY, PROGRESSING, DEGRADED, STALLED, OFFSETS_READABLE];
 }
 
 /// Reasons of the conditions (`CamelCase`, as Kubernetes expects).
@@ -58,6 +62,12 @@ pub mod reason {
     pub const MAKING_PROGRESS: &str = "MakingProgress";
     /// Stalled=Unknown: the tasks' progress could not be read.
     pub const PROGRESS_UNKNOWN: &str = "ProgressUnknown";
+    /// OffsetsReadable=True: the operator read the connector's offsets in Kafka.
+    pub const OFFSETS_READ: &str = "OffsetsRead";
+    /// OffsetsReadable=False: the operator cannot read the connector's offsets in Kafka, so
+    /// the lag is not shown, the autoscaler has no lag to go by and offsets resets cannot be
+    /// applied. The message quotes the Kafka (or Secret) error.
+    pub const OFFSETS_UNREADABLE: &str = "OffsetsUnreadable";
 }
 
 /// Observed state of a connector, written by the operator.
@@ -72,7 +82,8 @@ pub struct KafkaConnectorStatus {
     /// or the configuration is invalid; see the conditions and `tasks.items[].lastFailure`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<ConnectorPhase>,
-    /// Standard conditions: `Ready`, `Progressing`, `Degraded` and `Stalled`.
+    /// Standard conditions: `Ready`, `Progressing`, `Degraded` and `Stalled`, and
+    /// `OffsetsReadable` once the operator has tried to read the offsets.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
@@ -93,7 +104,8 @@ pub struct KafkaConnectorStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restarts: Option<i32>,
     /// Records waiting in the input, summed over the tasks that report it (the LAG column).
-    /// Sinks: consumer group lag. Sources: the backlog the plugin knows of.
+    /// Sinks: consumer group lag. Sources: the backlog the plugin knows of. Empty while the
+    /// operator cannot read the connector's offsets (condition `OffsetsReadable=False`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lag: Option<i64>,
     /// The last offsets reset the operator applied (`spec.offsets.reset`).
@@ -269,7 +281,7 @@ pub struct OffsetsStatus {
     pub partitions: i32,
     /// Sinks: records between the committed offsets and the ends of the partitions, summed
     /// over the topics' partitions (a partition without a committed offset counts from its
-    /// start).
+    /// start). Empty when the last read failed (`error`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lag: Option<i64>,
     /// When the offsets were read.

@@ -1,16 +1,51 @@
-//! Writes to the API server: server-side apply of the task ConfigMap, task pods and the
-//! status subresource (field manager `ferry-operator`, forced), and pod deletions.
+//! The apply step: server-side apply of the task ConfigMap and task pods (field manager
+//! `ferry-operator`, forced), and pod deletions. The status is written by
+//! [`crate::status_writer`].
 
-use ferry_crds::names::{API_GROUP, API_VERSION, FIELD_MANAGER, KIND};
-use ferry_crds::{KafkaConnector, KafkaConnectorStatus};
+use ferry_crds::names::FIELD_MANAGER;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use kube::{Api, Client};
 
+use crate::build::{self, TaskInputs};
+use crate::context::Context;
 use crate::error::Error;
+use crate::plan::{DeleteReason, Plan};
 
 fn apply_params() -> PatchParams {
     PatchParams::apply(FIELD_MANAGER).force()
+}
+
+/// Applies the plan: the ConfigMap first (new pods mount it), then the missing pods, then the
+/// deletions (orphans, stale pods and failed pods whose restart is due).
+pub async fn changes(
+    ctx: &Context,
+    inputs: &TaskInputs,
+    plan: &Plan,
+    hash: &str,
+) -> Result<(), Error> {
+    let client = &ctx.client;
+    config_map(client, &build::config_map(inputs)).await?;
+    for (index, restarts) in &plan.create {
+        pod(client, &build::task_pod(inputs, *index, hash, *restarts)).await?;
+    }
+    let mut restarted = 0;
+    for deletion in &plan.delete {
+        delete_pod(client, &inputs.namespace, &deletion.pod, &deletion.uid).await?;
+        if matches!(
+            deletion.reason,
+            DeleteReason::Restart | DeleteReason::Stalled
+        ) {
+            restarted += 1;
+        }
+        tracing::info!(pod = %deletion.pod, reason = ?deletion.reason,
+            pod_hash = deletion.hash.as_deref().unwrap_or("none"), current_hash = %hash,
+            "deleting task pod");
+    }
+    if restarted > 0 {
+        ctx.metrics.task_restarted(restarted);
+    }
+    Ok(())
 }
 
 /// Applies the task ConfigMap.
@@ -57,25 +92,4 @@ pub async fn delete_pod(
         Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => Ok(()),
         Err(e) => Err(Error::kube(format!("deleting pod {namespace}/{name}"))(e)),
     }
-}
-
-/// Applies the connector's status subresource.
-pub async fn status(
-    client: &Client,
-    namespace: &str,
-    name: &str,
-    status: &KafkaConnectorStatus,
-) -> Result<(), Error> {
-    let api: Api<KafkaConnector> = Api::namespaced(client.clone(), namespace);
-    let body = serde_json::json!({
-        "apiVersion": format!("{API_GROUP}/{API_VERSION}"),
-        "kind": KIND,
-        "status": status,
-    });
-    api.patch_status(name, &apply_params(), &Patch::Apply(&body))
-        .await
-        .map_err(Error::kube(format!(
-            "writing the status of connector {namespace}/{name}"
-        )))?;
-    Ok(())
 }

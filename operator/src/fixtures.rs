@@ -45,7 +45,7 @@ pub fn source(extra: &str) -> KafkaConnector {
 
 /// The build inputs of a connector.
 pub fn inputs(c: &KafkaConnector) -> TaskInputs {
-    task_inputs(c, "ferry/runner:test").expect("fixture inputs")
+    task_inputs(c, crate::inputs::task_count(c), "ferry/runner:test").expect("fixture inputs")
 }
 
 /// The pod the operator would create for task `index`, observed with `status` (YAML, may be

@@ -8,16 +8,37 @@ use ferry_crds::KafkaConnector;
 use kube::Resource;
 
 use crate::build::{KafkaSecrets, RunState, SecretKey, TaskInputs};
+use crate::context::Settings;
 use crate::error::Error;
 use crate::restart::Backoff;
+use crate::task_template;
+use crate::validate::Validated;
 
 /// Spec fields that change without replacing task pods, left out of `connector.yaml`.
 /// `offsets` is the operator's alone: a reset stops and starts the tasks itself, and a
 /// refused one leaves them running.
 const FIELDS_NOT_IN_TASK_CONFIG: &[&str] = &["tasks", "autoscaling", "state", "offsets"];
 
-/// Reads the inputs of the build steps. Call [`crate::validate::validate`] first.
-pub fn task_inputs(connector: &KafkaConnector, default_image: &str) -> Result<TaskInputs, Error> {
+/// The inputs step: the inputs of a validated connector running `tasks` tasks, its pod
+/// template completed by the operator's default ([`crate::task_template::merged`]).
+pub fn for_reconcile(
+    validated: &Validated<'_>,
+    tasks: i32,
+    settings: &Settings,
+) -> Result<TaskInputs, Error> {
+    let mut inputs = task_inputs(validated.connector, tasks, &settings.runner_image)?;
+    inputs.pod = task_template::merged(&settings.task_pod_template, &inputs.pod);
+    Ok(inputs)
+}
+
+/// Reads the inputs of the build steps for a connector that passed
+/// [`crate::validate::validate`], running `wanted` tasks ([`task_count`], or the
+/// autoscaler's new choice through [`task_count_within`]).
+pub fn task_inputs(
+    connector: &KafkaConnector,
+    wanted: i32,
+    default_image: &str,
+) -> Result<TaskInputs, Error> {
     let name = connector.metadata.name.clone().unwrap_or_default();
     let namespace = connector.metadata.namespace.clone().unwrap_or_default();
     let owner = connector.controller_owner_ref(&()).ok_or_else(|| {
@@ -31,7 +52,6 @@ pub fn task_inputs(connector: &KafkaConnector, default_image: &str) -> Result<Ta
         .as_ref()
         .and_then(|s| s.plugin.max_tasks())
         .or_else(|| spec.sink.as_ref().and_then(|s| s.plugin.max_tasks()));
-    let wanted = task_count(connector);
     let tasks = plugin_max.map_or(wanted, |max| wanted.min(max));
     let policy = spec.restart_policy();
     let key = |r: &SecretKeyRef| SecretKey {
@@ -117,18 +137,24 @@ fn plugin_secrets(
 /// choice (`status.autoscaler.desiredTasks`), `minTasks` before it has chosen, always within
 /// `minTasks..=maxTasks`.
 pub fn task_count(connector: &KafkaConnector) -> i32 {
-    let spec = &connector.spec;
+    let decided = connector
+        .status
+        .as_ref()
+        .and_then(|s| s.autoscaler.as_ref())
+        .map(|a| a.desired_tasks);
+    task_count_within(&connector.spec, decided)
+}
+
+/// The task count with the autoscaler's choice `decided` (if it chose): `spec.tasks` without
+/// `spec.autoscaling`; otherwise `decided`, `minTasks` before it has chosen, always within
+/// `minTasks..=maxTasks`.
+pub fn task_count_within(spec: &ferry_crds::KafkaConnectorSpec, decided: Option<i32>) -> i32 {
     match &spec.autoscaling {
         None => spec.desired_tasks(),
         Some(autoscaling) => {
             let min = autoscaling.min_tasks.max(0);
             let max = autoscaling.max_tasks.max(min);
-            connector
-                .status
-                .as_ref()
-                .and_then(|s| s.autoscaler.as_ref())
-                .map_or(min, |a| a.desired_tasks)
-                .clamp(min, max)
+            decided.map_or(min, |d| d).clamp(min, max)
         }
     }
 }
@@ -199,7 +225,7 @@ mod tests {
             yaml.starts_with("apiVersion: ferry.rs/v1alpha1\nkind: KafkaConnector\nmetadata:\n")
         );
         assert!(yaml.contains("secretKeyRef"));
-        let inputs = task_inputs(&c, "img").unwrap();
+        let inputs = task_inputs(&c, task_count(&c), "img").unwrap();
         assert_eq!(inputs.kafka_secrets.sasl_password.unwrap().key, "p");
         assert_eq!(inputs.image, "img");
     }
@@ -213,7 +239,7 @@ mod tests {
             )
             .unwrap(),
         );
-        let inputs = task_inputs(&c, "img").unwrap();
+        let inputs = task_inputs(&c, task_count(&c), "img").unwrap();
         assert_eq!(
             inputs.plugin_secrets,
             vec![(
@@ -235,7 +261,7 @@ mod tests {
             )
             .unwrap(),
         );
-        let inputs = task_inputs(&c, "img").unwrap();
+        let inputs = task_inputs(&c, task_count(&c), "img").unwrap();
         assert_eq!(
             inputs.plugin_secrets,
             vec![(

@@ -1,6 +1,7 @@
 //! Reads the tasks' progress reports: `GET http://<podIP>:8080/progress` (a
 //! `contract::TaskProgress` as JSON), with a short timeout; failures become readings too.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use ferry_crds::contract::{TaskProgress, ADMIN_PORT, PROGRESS_PATH};
@@ -15,6 +16,27 @@ use crate::status::{Reading, TaskReading};
 
 /// Largest progress document accepted.
 const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The progress step: reads the tasks' progress when the settings ask for it
+/// ([`crate::context::Settings::read_progress`]), else none.
+pub async fn read(settings: &crate::context::Settings, pods: &[TaskPod]) -> Vec<TaskReading> {
+    if settings.read_progress {
+        read_all(pods, settings.progress_timeout).await
+    } else {
+        Vec::new()
+    }
+}
+
+/// The tasks whose reading says they are stalled, with the lag they reported (pure).
+pub fn stalled(readings: &[TaskReading]) -> BTreeMap<i32, Option<u64>> {
+    readings
+        .iter()
+        .filter_map(|r| match &r.reading {
+            Reading::Report(p) if p.stalled => Some((r.index, p.lag)),
+            _ => None,
+        })
+        .collect()
+}
 
 /// Reads the progress of every running task pod (those with an IP and `Running` phase).
 pub async fn read_all(pods: &[TaskPod], timeout: Duration) -> Vec<TaskReading> {

@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
 
 use crate::error::Error;
-use crate::offsets::secret_value;
+use crate::kafka_client::secret_value;
 
 /// What [`drop_slot`] found.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,9 +1,14 @@
 //! The connector's status (pure): task items, totals, phase and conditions.
+//!
+//! The status does not guess: the lag (`status.lag`, the LAG column) is empty while the
+//! operator cannot read the connector's offsets, and the `OffsetsReadable` condition says why.
 
 use ferry_crds::contract::TaskProgress;
 use ferry_crds::status::{
-    condition_type, reason, task_phase, ConnectorPhase, KafkaConnectorStatus, TasksStatus,
+    condition_type, reason, task_phase, ConnectorPhase, KafkaConnectorStatus, OffsetsStatus,
+    TasksStatus,
 };
+use ferry_crds::KafkaConnector;
 use k8s_openapi::jiff::Timestamp;
 
 use crate::build::{RunState, TaskInputs};
@@ -251,6 +256,10 @@ pub fn build(
         )
     };
 
+    let offsets_readable = offsets_condition(previous.and_then(|p| p.offsets.as_ref()));
+    let lag_known = offsets_readable
+        .as_ref()
+        .is_none_or(|c| c.status != Status::False);
     let previous_conditions = previous.map(|p| p.conditions.as_slice()).unwrap_or(&[]);
     let tasks_status = TasksStatus {
         desired,
@@ -262,7 +271,10 @@ pub fn build(
         state: Some(phase),
         conditions: conditions::merge(
             previous_conditions,
-            vec![ready_condition, progressing, degraded, stalled_condition],
+            [ready_condition, progressing, degraded, stalled_condition]
+                .into_iter()
+                .chain(offsets_readable)
+                .collect(),
             inputs.generation,
             now,
         ),
@@ -271,11 +283,75 @@ pub fn build(
         replicas: Some(plan.existing),
         selector: Some(task_selector(&inputs.name)),
         restarts: Some(restarts),
-        lag: lag_total,
+        lag: lag_total.filter(|_| lag_known),
         // Written by their own controllers; this apply leaves them alone.
         offset_reset: None,
         offsets: None,
         autoscaler: None,
+    }
+}
+
+/// The `OffsetsReadable` condition from the last read of the offsets (`status.offsets`);
+/// none before the first read.
+pub fn offsets_condition(offsets: Option<&OffsetsStatus>) -> Option<Desired> {
+    let offsets = offsets?;
+    Some(match &offsets.error {
+        Some(error) => Desired::new(
+            condition_type::OFFSETS_READABLE,
+            Status::False,
+            reason::OFFSETS_UNREADABLE,
+            format!(
+                "the operator cannot read this connector's offsets in Kafka, so its lag is not \
+                 shown, the autoscaler cannot scale from lag and an offsets reset cannot be \
+                 applied: {error}"
+            ),
+        ),
+        None => Desired::new(
+            condition_type::OFFSETS_READABLE,
+            Status::True,
+            reason::OFFSETS_READ,
+            "the operator reads this connector's offsets in Kafka (status.offsets)",
+        ),
+    })
+}
+
+/// The status of a connector whose spec cannot be run: `state: Failed`, `Ready=False` and
+/// `Degraded=True` with reason `ConfigurationError` quoting `message`; the other conditions
+/// and fields as they were.
+pub fn invalid(connector: &KafkaConnector, message: &str, now: Timestamp) -> KafkaConnectorStatus {
+    let generation = connector.metadata.generation.unwrap_or(0);
+    let previous = connector.status.clone().unwrap_or_default();
+    let desired = vec![
+        Desired::new(
+            condition_type::READY,
+            Status::False,
+            reason::CONFIGURATION_ERROR,
+            message,
+        ),
+        Desired::new(
+            condition_type::DEGRADED,
+            Status::True,
+            reason::CONFIGURATION_ERROR,
+            message,
+        ),
+    ];
+    let mut conditions = conditions::merge(&previous.conditions, desired, generation, now);
+    conditions.extend(
+        previous
+            .conditions
+            .iter()
+            .filter(|c| c.type_ != condition_type::READY && c.type_ != condition_type::DEGRADED)
+            .cloned(),
+    );
+    KafkaConnectorStatus {
+        observed_generation: Some(generation),
+        state: Some(ConnectorPhase::Failed),
+        conditions,
+        // Written under their own field managers; this apply leaves them alone.
+        offset_reset: None,
+        offsets: None,
+        autoscaler: None,
+        ..previous
     }
 }
 
@@ -570,5 +646,30 @@ mod tests {
             ready.message,
             "0 of 1 tasks are ready; task 0 is Pending (CreateContainerConfigError: secret \"kafka-user\" not found)"
         );
+    }
+
+    #[test]
+    fn an_invalid_spec_keeps_the_other_conditions() {
+        let mut c = fixtures::sink("");
+        c.status = Some(
+            serde_yaml::from_str(
+                "state: Running\nconditions:\n\
+                 - {type: Stalled, status: 'False', reason: MakingProgress, message: m, lastTransitionTime: '2026-11-22T10:00:00Z'}\n\
+                 offsets: {partitions: 1}",
+            )
+            .unwrap(),
+        );
+        let now: Timestamp = "2026-11-22T10:00:05Z".parse().unwrap();
+        let s = invalid(&c, "spec.tasks: must be at least 0", now);
+        assert_eq!(s.state, Some(ConnectorPhase::Failed));
+        assert_eq!(s.offsets, None, "written by its own field manager");
+        let types: Vec<&str> = s.conditions.iter().map(|c| c.type_.as_str()).collect();
+        assert_eq!(types, ["Ready", "Degraded", "Stalled"]);
+        assert_eq!(condition(&s, "Ready").reason, "ConfigurationError");
+        assert_eq!(
+            condition(&s, "Degraded").message,
+            "spec.tasks: must be at least 0"
+        );
+        assert_eq!(offsets_condition(None), None);
     }
 }

@@ -55,6 +55,27 @@ fn check_delivery(spec: &ferry_crds::KafkaConnectorSpec) -> Result<(), Error> {
     }
 }
 
+/// A connector that passed [`validate`]: what the later steps of the reconcile read.
+#[derive(Clone, Copy, Debug)]
+pub struct Validated<'a> {
+    /// The connector.
+    pub connector: &'a KafkaConnector,
+    /// Its namespace (not empty).
+    pub namespace: &'a str,
+    /// Its name (not empty, short enough for task pod names).
+    pub name: &'a str,
+}
+
+/// Runs [`validate`]; the connector as validated.
+pub fn validated(connector: &KafkaConnector) -> Result<Validated<'_>, Error> {
+    validate(connector)?;
+    Ok(Validated {
+        connector,
+        namespace: connector.metadata.namespace.as_deref().unwrap_or_default(),
+        name: connector.metadata.name.as_deref().unwrap_or_default(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

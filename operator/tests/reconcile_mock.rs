@@ -218,7 +218,12 @@ async fn a_new_connector_gets_its_config_map_pods_status_and_events() {
 
 fn current_hash(c: &Value) -> String {
     let object: KafkaConnector = serde_json::from_value(c.clone()).expect("connector");
-    let inputs = ferry_operator::inputs::task_inputs(&object, "ferry/runner:test").expect("inputs");
+    let inputs = ferry_operator::inputs::task_inputs(
+        &object,
+        ferry_operator::inputs::task_count(&object),
+        "ferry/runner:test",
+    )
+    .expect("inputs");
     ferry_operator::build::config_hash(&inputs)
 }
 

@@ -199,7 +199,7 @@ pub async fn evaluate(
             input,
         }),
         Err(error) => {
-            tracing::warn!(connector = %key, error = %error, "autoscaler: no reading");
+            tracing::warn!(error = %error, "autoscaler: no reading");
             ctx.autoscalers
                 .step(&key, generation, &policy, current, None, now);
             return Some(keep(format!("{error}; keeping {}", decide::tasks(current))));
@@ -218,10 +218,10 @@ pub async fn evaluate(
         .set_autoscaler(&namespace, &name, &decision, current);
     let changed = decision.desired != current;
     if changed {
-        tracing::info!(connector = %key, from = current, to = decision.desired,
+        tracing::info!(from = current, to = decision.desired,
             reason = %decision.reason, "autoscaler: scaling");
     } else {
-        tracing::debug!(connector = %key, tasks = current, reason = %decision.reason,
+        tracing::debug!(tasks = current, reason = %decision.reason,
             "autoscaler: keeping the count");
     }
     Some(outcome(previous.as_ref(), current, &decision, now))

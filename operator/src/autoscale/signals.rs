@@ -64,7 +64,7 @@ async fn read_inner(
         Some(sink) => {
             let namespace = connector.metadata.namespace.clone().unwrap_or_default();
             let name = connector.metadata.name.clone().unwrap_or_default();
-            let config = crate::offsets::kafka_config(client, connector)
+            let config = crate::kafka_client::kafka_config(client, connector)
                 .await
                 .map_err(|e| SignalError::Kafka(e.to_string()))?;
             let group = consumer_group(&namespace, &name);
