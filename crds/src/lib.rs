@@ -4,6 +4,7 @@
 pub mod connector;
 pub mod contract;
 pub mod errors;
+pub mod kafka_config_keys;
 pub mod names;
 pub mod pipeline;
 pub mod plugins;

@@ -9,6 +9,8 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 use kube::CustomResourceExt;
 use serde_json::{json, Value};
 
+use crate::kafka_config_keys::{KeyRule, CREDENTIAL_REASON, KEYS};
+
 use crate::connector::{in_words, KafkaConnector};
 use crate::names::{LABEL_INSTANCE, LABEL_MANAGED_BY, LABEL_NAME, MAX_CONNECTOR_NAME_LENGTH};
 use crate::plugins::{SINK_PLUGINS, SOURCE_PLUGINS};
@@ -24,36 +26,6 @@ pub const CRD_FILES: &[&str] = &[
 /// First line of the generated YAML.
 pub const CRD_HEADER: &str =
     "# Generated from the ferry-crds types by `cargo run -p ferry-crds --bin crdgen -- --write`. Do not edit.\n";
-
-/// Keys of `spec.kafka.config` that hold credentials, which belong in Secrets. Any key
-/// containing `password` or `secret` is refused as well.
-pub const CREDENTIAL_CONFIG_KEYS: &[&str] = &[
-    "sasl.jaas.config",
-    "sasl.oauthbearer.config",
-    "sasl.username",
-    "ssl.key.pem",
-    "ssl.keystore.key",
-    "ssl_key",
-];
-
-/// Keys of `spec.kafka.config` that Ferry sets itself: from `spec.kafka` (brokers, security
-/// protocol, SASL mechanism, certificates) or per task (consumer group, static membership,
-/// commits, idempotence, transactions).
-pub const MANAGED_CONFIG_KEYS: &[&str] = &[
-    "bootstrap.servers",
-    "security.protocol",
-    "sasl.mechanism",
-    "sasl.mechanisms",
-    "ssl.ca.pem",
-    "ssl.certificate.pem",
-    "group.id",
-    "group.instance.id",
-    "enable.auto.commit",
-    "enable.auto.offset.store",
-    "partition.assignment.strategy",
-    "enable.idempotence",
-    "transactional.id",
-];
 
 /// The `KafkaConnector` CRD: the derived one, with descriptions reflowed for `kubectl
 /// explain` and the rules on the whole object.
@@ -258,38 +230,81 @@ pub fn spec_rules(schema: &mut schemars::Schema) {
     }
 }
 
-/// Rules and bounds on `spec.kafka.config`: no credentials, a bounded size.
+/// Rules and bounds on `spec.kafka.config`, from the one table of keys
+/// ([`crate::kafka_config_keys`]): no credentials, no key Ferry sets itself or that only the
+/// Java client knows, mapped Java keys with values that convert, a bounded size.
 pub fn kafka_config_rules(schema: &mut schemars::Schema) {
+    let keys_where = |pick: fn(&KeyRule) -> bool| -> Vec<&'static str> {
+        KEYS.iter()
+            .filter(|(_, rule)| pick(rule))
+            .map(|(key, _)| *key)
+            .collect()
+    };
+    let credential_keys = keys_where(|r| matches!(r, KeyRule::Credential));
     let credential = format!(
         "k in [{}] || k.lowerAscii().contains('password') || k.lowerAscii().contains('secret')",
-        cel_string_list(CREDENTIAL_CONFIG_KEYS)
+        cel_string_list(&credential_keys)
     );
     add_rule_with_expression(
         schema,
         format!("!self.exists(k, {credential})"),
         "spec.kafka.config must not hold credentials (sasl.jaas.config, sasl.username, private keys, keys containing password or secret): use spec.kafka.sasl and spec.kafka.tls, which read them from Secrets".to_owned(),
         format!(
-            "'spec.kafka.config[\"' + self.filter(k, {credential})[0] + '\"] holds a credential: use spec.kafka.sasl and spec.kafka.tls, which read credentials from Secrets'"
+            "'spec.kafka.config[\"' + self.filter(k, {credential})[0] + '\"] {CREDENTIAL_REASON}'"
         ),
     );
-    let managed = format!("k in [{}]", cel_string_list(MANAGED_CONFIG_KEYS));
-    add_rule_with_expression(
-        schema,
-        format!("!self.exists(k, {managed})"),
-        format!(
-            "spec.kafka.config must not set {}: Ferry sets them from spec.kafka and for each task",
-            in_words(MANAGED_CONFIG_KEYS, "or")
-        ),
-        format!(
-            "'spec.kafka.config[\"' + self.filter(k, {managed})[0] + '\"] is set by Ferry: use spec.kafka.bootstrapServers, spec.kafka.tls and spec.kafka.sasl; consumer groups, transactions and commits are managed per task'"
-        ),
-    );
+    // One rule per reason: its message names the first refused key.
+    let mut reasons: Vec<&'static str> = Vec::new();
+    for (_, rule) in KEYS {
+        if let KeyRule::Refused(why) = rule {
+            if !reasons.contains(why) {
+                reasons.push(why);
+            }
+        }
+    }
+    for why in reasons {
+        let keys = keys_where_reason(why);
+        let refused = format!("k in [{}]", cel_string_list(&keys));
+        add_rule_with_expression(
+            schema,
+            format!("!self.exists(k, {refused})"),
+            format!(
+                "spec.kafka.config must not set {}: {why}",
+                in_words(&keys, "or")
+            ),
+            format!(
+                "'spec.kafka.config[\"' + self.filter(k, {refused})[0] + '\"] {}'",
+                why.replace('\'', "\\'")
+            ),
+        );
+    }
+    for (key, rule) in KEYS {
+        if let KeyRule::Map { to, value } = rule {
+            if let Some(pattern) = value.value_pattern() {
+                add_rule(
+                    schema,
+                    format!("!('{key}' in self) || self['{key}'].matches('{pattern}')"),
+                    format!(
+                        "spec.kafka.config[\"{key}\"] must be a number of bytes (it becomes librdkafka's {to})"
+                    ),
+                );
+            }
+        }
+    }
     if let Some(object) = schema.as_object_mut() {
         object.insert("maxProperties".to_owned(), json!(100));
         if let Some(Value::Object(values)) = object.get_mut("additionalProperties") {
             values.insert("maxLength".to_owned(), json!(4096));
         }
     }
+}
+
+/// The keys of [`KEYS`] refused for the reason `why`.
+fn keys_where_reason(why: &str) -> Vec<&'static str> {
+    KEYS.iter()
+        .filter(|(_, rule)| matches!(rule, KeyRule::Refused(w) if *w == why))
+        .map(|(key, _)| *key)
+        .collect()
 }
 
 /// Bounds on `spec.transforms`: names at most 128 characters and unique (errors and

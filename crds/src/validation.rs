@@ -14,12 +14,13 @@ use crate::connector::{
     AutoscalingSpec, Delivery, KafkaConnector, KafkaConnectorSpec, KafkaSpec, OffsetTarget,
     SecretKeyRef, MAX_TASKS,
 };
+use crate::kafka_config_keys;
 use crate::names::MAX_CONNECTOR_NAME_LENGTH;
 use crate::pipeline::{
     Converters, TransformSpec, CONVERTER_KINDS, HEADER_CONVERTER_KINDS, PREDICATE_KINDS,
     TRANSFORM_KINDS,
 };
-use crate::schema::{is_reserved_pod_label, CREDENTIAL_CONFIG_KEYS, MANAGED_CONFIG_KEYS};
+use crate::schema::is_reserved_pod_label;
 
 /// One problem in a connector: the field (e.g. `spec.kafka.config["group.id"]`) and what is
 /// wrong with it.
@@ -301,20 +302,8 @@ fn check_kafka(r: &mut Report, kafka: &KafkaSpec) {
     }
     for (key, value) in &kafka.config {
         let field = format!("spec.kafka.config[{key:?}]");
-        let lower = key.to_ascii_lowercase();
-        if CREDENTIAL_CONFIG_KEYS.contains(&key.as_str())
-            || lower.contains("password")
-            || lower.contains("secret")
-        {
-            r.add(
-                field,
-                "holds a credential: use spec.kafka.sasl and spec.kafka.tls, which read credentials from Secrets",
-            );
-        } else if MANAGED_CONFIG_KEYS.contains(&key.as_str()) {
-            r.add(
-                field,
-                "is set by Ferry: use spec.kafka.bootstrapServers, spec.kafka.tls and spec.kafka.sasl; consumer groups, transactions and commits are managed per task",
-            );
+        if let Some(why) = kafka_config_keys::refusal(key, value) {
+            r.add(field, why);
         } else if value.len() > 4096 {
             r.add(field, "at most 4096 characters");
         }

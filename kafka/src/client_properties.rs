@@ -1,6 +1,7 @@
 //! librdkafka client properties from `spec.kafka`: bootstrap servers, TLS and SASL from the
-//! connector's Secrets, and `spec.kafka.config` passed through, with Java-client-only keys
-//! mapped to their librdkafka names or rejected with the reason.
+//! connector's Secrets, and `spec.kafka.config` passed through, with Java client keys mapped
+//! to their librdkafka names or refused with the reason, by the table that admission uses
+//! too ([`ferry_crds::kafka_config_keys`]).
 //!
 //! Every Kafka client of a connector gets its properties here: the runner's (credentials
 //! mounted into the task pod) and the operator's (credentials it read from the Secrets), so
@@ -11,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use ferry_crds::connector::KafkaSpec;
 use ferry_crds::contract;
+use ferry_crds::kafka_config_keys::{key_rule, refusal, KeyRule};
 use rdkafka::ClientConfig;
 
 /// One problem in `spec.kafka`: the field (e.g. `spec.kafka.config["group.id"]`) and what is
@@ -116,65 +118,6 @@ impl Credentials {
     }
 }
 
-/// What a `spec.kafka.config` key becomes.
-#[derive(Debug)]
-enum KeyRule {
-    /// Passed to librdkafka as it is.
-    Pass,
-    /// A Java client key with another librdkafka name; the value is converted.
-    Map(&'static str, fn(&str) -> Result<String, String>),
-    /// Not accepted, with the reason.
-    Reject(&'static str),
-}
-
-fn same(v: &str) -> Result<String, String> {
-    Ok(v.to_string())
-}
-
-fn bytes_to_kbytes(v: &str) -> Result<String, String> {
-    let bytes: u64 = v
-        .trim()
-        .parse()
-        .map_err(|_| format!("{v:?} is not a number of bytes"))?;
-    Ok((bytes / 1024).max(1).to_string())
-}
-
-fn rule(key: &str) -> KeyRule {
-    const MANAGED: &str = "is set by Ferry for each task and cannot be overridden";
-    match key {
-        "bootstrap.servers" => KeyRule::Reject("is set from spec.kafka.bootstrapServers"),
-        "group.id" => KeyRule::Reject(
-            "is set by Ferry: sink tasks share the consumer group ferry.<namespace>.<connector>",
-        ),
-        "group.instance.id" | "enable.auto.commit" | "enable.auto.offset.store"
-        | "partition.assignment.strategy" | "enable.idempotence" | "acks" | "transactional.id" => {
-            KeyRule::Reject(MANAGED)
-        }
-        "sasl.jaas.config" | "sasl.username" | "sasl.password" | "ssl.key.password"
-        | "ssl.keystore.password" | "ssl.truststore.password" | "ssl.key.pem"
-        | "ssl.certificate.pem" | "ssl.ca.pem" => KeyRule::Reject(
-            "is a credential, and credentials never go in spec.kafka.config: use spec.kafka.sasl or spec.kafka.tls with a secretKeyRef",
-        ),
-        "ssl.truststore.location" | "ssl.truststore.type" | "ssl.keystore.location"
-        | "ssl.keystore.type" => KeyRule::Reject(
-            "configures a Java key store, which librdkafka cannot read: give PEM certificates in spec.kafka.tls",
-        ),
-        "key.serializer" | "value.serializer" | "key.deserializer" | "value.deserializer" => {
-            KeyRule::Reject("is a Java client class: records are (de)serialized by spec.converters")
-        }
-        "max.poll.records" => {
-            KeyRule::Reject("is not a librdkafka setting: batches are sized by the runner")
-        }
-        "max.request.size" => KeyRule::Map("message.max.bytes", same),
-        "delivery.timeout.ms" => KeyRule::Map("message.timeout.ms", same),
-        "buffer.memory" => KeyRule::Map("queue.buffering.max.kbytes", bytes_to_kbytes),
-        "sasl.mechanism" | "security.protocol" => {
-            KeyRule::Reject("is set from spec.kafka.sasl and spec.kafka.tls")
-        }
-        _ => KeyRule::Pass,
-    }
-}
-
 /// Client properties common to every consumer, producer and admin client of a connector.
 ///
 /// Errors name the field (`spec.kafka.config["max.poll.records"]`, ...).
@@ -199,26 +142,22 @@ pub fn client_properties(
     );
     for (key, value) in &kafka.config {
         let field = format!("spec.kafka.config[{key:?}]");
-        match rule(key) {
-            KeyRule::Pass => {
-                if let Some(msg) = librdkafka_rejects(key, value) {
-                    errors.push(ConfigProblem {
-                        field,
-                        message: msg,
-                    });
-                } else {
+        match key_rule(key) {
+            KeyRule::Pass => match librdkafka_rejects(key, value) {
+                Some(message) => errors.push(ConfigProblem { field, message }),
+                None => {
                     props.insert(key.clone(), value.clone());
                 }
-            }
-            KeyRule::Map(to, convert) => match convert(value) {
+            },
+            KeyRule::Map { to, value: mapping } => match mapping.convert(value) {
                 Ok(v) => {
                     props.insert(to.to_string(), v);
                 }
                 Err(message) => errors.push(ConfigProblem { field, message }),
             },
-            KeyRule::Reject(why) => errors.push(ConfigProblem {
+            KeyRule::Credential | KeyRule::Refused(_) => errors.push(ConfigProblem {
                 field,
-                message: format!("{key} {why}"),
+                message: refusal(key, value).unwrap_or_default(),
             }),
         }
     }
