@@ -1,7 +1,8 @@
 //! The `KafkaConnector` API against the real API server of the local stack: the CRD from
 //! `crds/kafkaconnector.yaml` is accepted and established; every resource in
 //! `tests/corpus/valid` passes validation and every one in `tests/corpus/invalid` is refused
-//! with the error its first line names (`# expect: <substring>`); `kubectl explain` shows the
+//! with the error its first line names (`# expect: <substring>`), and `ferry-runner validate`
+//! gives the same verdict on every file; `kubectl explain` shows the
 //! field documentation; the `/scale` subresource and the printer columns work.
 //!
 //! Run with the stack up (`e2e/stack up`); `e2e/test` does both.
@@ -381,6 +382,85 @@ async fn scale_subresource_and_printer_columns() {
                 }
             }
             Err(e) => failures.push(e.to_string()),
+        }
+        failures
+    })
+    .await;
+}
+
+/// What `ferry-runner validate -f` says of a file: `Err` with every problem when it refuses.
+fn offline_verdict(manifest: &str) -> Result<(), String> {
+    use ferry_runner::plugins::TaskShare;
+    use ferry_runner::task_config::{load, CheckMode};
+    load(
+        manifest,
+        TaskShare { index: 0, count: 1 },
+        &ferry_kafka::Credentials::default(),
+        CheckMode::Offline,
+    )
+    .map(|_| ())
+    .map_err(|errors| {
+        errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
+}
+
+/// The runner's own files of `ferry-runner validate` tests: `good` and `bad`.
+fn runner_validate_files(kind: &str) -> Vec<(String, String)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/runner_validate")
+        .join(kind);
+    let mut files: Vec<(String, String)> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
+        .map(|entry| entry.expect("a directory entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
+        .map(|path| {
+            let text = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+            (path.display().to_string(), text)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validate_and_admission_give_the_same_verdict_on_the_whole_corpus() {
+    in_namespace("api-agree", |_, client, ns| async move {
+        let mut failures = Vec::new();
+        // The admission corpus: the same verdict both ways.
+        for kind in ["valid", "invalid"] {
+            for (name, text) in corpus(kind) {
+                let api = dry_run_create(&client, &ns, &text).await;
+                let offline = offline_verdict(&text);
+                if api.is_ok() != offline.is_ok() {
+                    failures.push(format!(
+                        "{kind}/{name}: the API server says {api:?}, ferry-runner validate says {offline:?}"
+                    ));
+                }
+            }
+        }
+        // The runner's own corpus: everything admission refuses, validate refuses too (it
+        // also checks what only the runner can: librdkafka's verdict on a property, regular
+        // expressions, paths), and a good file passes both.
+        for (name, text) in runner_validate_files("good") {
+            let api = dry_run_create(&client, &ns, &text).await;
+            let offline = offline_verdict(&text);
+            if api.is_err() || offline.is_err() {
+                failures.push(format!(
+                    "{name}: a good file; the API server says {api:?}, ferry-runner validate says {offline:?}"
+                ));
+            }
+        }
+        for (name, text) in runner_validate_files("bad") {
+            if let (Err(api), Ok(())) = (dry_run_create(&client, &ns, &text).await, offline_verdict(&text)) {
+                failures.push(format!(
+                    "{name}: the API server refuses it ({api}), ferry-runner validate accepts it"
+                ));
+            }
         }
         failures
     })

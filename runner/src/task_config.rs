@@ -259,44 +259,37 @@ pub fn load(
             ),
         });
     }
-    match (&spec.source, &spec.sink) {
-        (Some(_), Some(_)) | (None, None) => errors.push(ConfigError {
-            field: "spec".into(),
-            message: "exactly one of spec.source and spec.sink must be set".into(),
-        }),
-        (Some(source), None) => {
-            errors.extend(plugins::validate_source(&source.plugin, share));
-        }
-        (None, Some(sink)) => {
-            match (sink.topics.is_empty(), &sink.topics_regex) {
-                (true, None) | (false, Some(_)) => errors.push(ConfigError {
-                    field: "spec.sink.topics".into(),
-                    message: "set exactly one of spec.sink.topics and spec.sink.topicsRegex".into(),
-                }),
-                (_, Some(re)) => {
-                    if let Err(e) = Regex::new(re) {
-                        errors.push(ConfigError {
-                            field: "spec.sink.topicsRegex".into(),
-                            message: format!("not a valid regular expression: {e}"),
-                        });
-                    } else if re.contains("(?") {
-                        // The consumer matches topics with librdkafka's POSIX-style engine.
-                        errors.push(ConfigError {
-                            field: "spec.sink.topicsRegex".into(),
-                            message: "(?...) groups and flags are not supported by Kafka's topic matching; use plain groups".into(),
-                        });
-                    }
-                }
-                _ => {}
-            }
-            errors.extend(plugins::validate_sink(&sink.plugin, share));
-        }
+    // The API server's rules first (the same ones admission applies), then what only the
+    // runner can check.
+    let mut connector = ferry_crds::KafkaConnector::new(&name, spec.clone());
+    connector.metadata.namespace = Some(namespace.clone());
+    errors.extend(
+        ferry_crds::validation::validate(&connector)
+            .into_iter()
+            .map(|v| ConfigError {
+                field: v.field,
+                message: v.message,
+            }),
+    );
+    if let Some(source) = &spec.source {
+        errors.extend(plugins::validate_source(&source.plugin, share));
     }
-    if let Some(message) = ferry_crds::validation::exactly_once_refusal(&spec) {
-        errors.push(ConfigError {
-            field: "spec.delivery".into(),
-            message,
-        });
+    if let Some(sink) = &spec.sink {
+        if let Some(re) = &sink.topics_regex {
+            if let Err(e) = Regex::new(re) {
+                errors.push(ConfigError {
+                    field: "spec.sink.topicsRegex".into(),
+                    message: format!("not a valid regular expression: {e}"),
+                });
+            } else if re.contains("(?") {
+                // The consumer matches topics with librdkafka's POSIX-style engine.
+                errors.push(ConfigError {
+                    field: "spec.sink.topicsRegex".into(),
+                    message: "(?...) groups and flags are not supported by Kafka's topic matching; use plain groups".into(),
+                });
+            }
+        }
+        errors.extend(plugins::validate_sink(&sink.plugin, share));
     }
     errors.extend(crate::error_handling::validate(
         spec.errors.as_ref(),
@@ -311,6 +304,10 @@ pub fn load(
     let transforms = TransformChain::from_spec(&spec.transforms)
         .map_err(|e| errors.extend(e))
         .ok();
+    // A rule both admission and the runner state (a refused spec.kafka.config key) is
+    // reported once.
+    let mut seen = std::collections::BTreeSet::new();
+    errors.retain(|e| seen.insert((e.field.clone(), e.message.clone())));
     match (kafka, converters, transforms) {
         (Some(kafka), Some(converters), Some(transforms)) if errors.is_empty() => Ok(TaskConfig {
             name,
@@ -448,7 +445,17 @@ spec:
         let f = fields(
             "apiVersion: v1\nkind: Pod\nmetadata: {}\nspec: {kafka: {bootstrapServers: b}}\n",
         );
-        assert_eq!(f, vec!["apiVersion", "kind", "metadata.name", "spec"]);
+        // `b` is no host:port list: the API server's rule, which validate applies too.
+        assert_eq!(
+            f,
+            vec![
+                "apiVersion",
+                "kind",
+                "metadata.name",
+                "spec",
+                "spec.kafka.bootstrapServers"
+            ]
+        );
         let bad_regex = GOOD.replace("topics: [lines]", "topicsRegex: '('");
         assert_eq!(fields(&bad_regex), vec!["spec.sink.topicsRegex"]);
         let perl_group = GOOD.replace("topics: [lines]", "topicsRegex: '(?:a|b)-.*'");
@@ -456,7 +463,7 @@ spec:
         let plain = GOOD.replace("topics: [lines]", "topicsRegex: '(a|b)-.*'");
         assert!(fields(&plain).is_empty());
         let both = GOOD.replace("topics: [lines]", "topics: [lines]\n    topicsRegex: 'a.*'");
-        assert_eq!(fields(&both), vec!["spec.sink.topics"]);
+        assert_eq!(fields(&both), vec!["spec.sink"]);
         let eos = GOOD.replace("  kafka:", "  delivery: ExactlyOnce\n  kafka:");
         assert_eq!(fields(&eos), vec!["spec.delivery"]);
         let eos_source = GOOD.replace(
@@ -481,6 +488,29 @@ spec:
         assert_eq!(
             split_serde_error("missing field `path`"),
             (None, "missing field `path`".into())
+        );
+    }
+
+    #[test]
+    fn the_api_server_s_rules_are_checked_too() {
+        let tasks = GOOD.to_string() + "  tasks: -1\n";
+        assert!(
+            fields(&tasks).contains(&"spec.tasks".to_string()),
+            "{tasks}"
+        );
+        let bounds =
+            GOOD.to_string() + "  autoscaling: {minTasks: 5, maxTasks: 2, lagPerTask: 100}\n";
+        assert!(
+            fields(&bounds).contains(&"spec.autoscaling.minTasks".to_string()),
+            "{bounds}"
+        );
+        let poll = GOOD.replace(
+            "bootstrapServers: \"127.0.0.1:9092\"",
+            "bootstrapServers: \"127.0.0.1:9092\", config: {max.poll.records: '1000'}",
+        );
+        assert_eq!(
+            fields(&poll),
+            vec!["spec.kafka.config[\"max.poll.records\"]"]
         );
     }
 }
