@@ -269,11 +269,6 @@ impl OffsetsWriter {
         })
     }
 
-    /// The topic written to.
-    pub fn topic(&self) -> &str {
-        &self.topic
-    }
-
     /// Stores an offset (`Some`) or deletes it (`None`, a tombstone) for each source
     /// partition of connector `namespace/connector`; returns once Kafka has them all.
     pub async fn write(
