@@ -531,7 +531,8 @@ pub enum Delivery {
 #[schemars(extend("x-kubernetes-validations" = [
     {
         "rule": "self.minTasks <= self.maxTasks",
-        "message": "spec.autoscaling.minTasks must not be greater than spec.autoscaling.maxTasks"
+        "message": "spec.autoscaling.minTasks must not be greater than spec.autoscaling.maxTasks",
+        "fieldPath": ".minTasks"
     },
     {
         "rule": "has(self.lagPerTask) != has(self.drainSeconds)",
@@ -689,7 +690,8 @@ fn default_scale_down_stabilization_seconds() -> u32 {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schemars(extend("x-kubernetes-validations" = [{
     "rule": "self.initialBackoffSeconds <= self.maxBackoffSeconds",
-    "message": "spec.restartPolicy.initialBackoffSeconds must not be greater than spec.restartPolicy.maxBackoffSeconds"
+    "message": "spec.restartPolicy.initialBackoffSeconds must not be greater than spec.restartPolicy.maxBackoffSeconds",
+    "fieldPath": ".initialBackoffSeconds"
 }]))]
 pub struct RestartPolicySpec {
     /// Delay before the first restart of a failed task, in seconds. Default 1. The delay
@@ -849,7 +851,7 @@ struct OffsetResetFields {
     /// at or after that time (sinks).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(pattern(
-        r"^(Earliest|Latest|[0-9]{1,15}|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2}))$"
+        r"^(Earliest|Latest|[0-9]{1,14}|[0-9]{4}-((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)|02-(0[1-9]|[12][0-9]))T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))$"
     ))]
     to: Option<String>,
     /// Explicit offsets per topic partition (sink connectors).

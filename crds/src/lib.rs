@@ -1,6 +1,7 @@
 //! Ferry's API: the `KafkaConnector` custom resource (group `ferry.rs`, version `v1alpha1`)
 //! and the contract between the operator and the runner.
 
+pub mod admission;
 pub mod connector;
 pub mod contract;
 pub mod errors;
@@ -10,7 +11,6 @@ pub mod pipeline;
 pub mod plugins;
 pub mod schema;
 pub mod status;
-pub mod validation;
 
 pub use connector::{KafkaConnector, KafkaConnectorSpec};
 pub use status::KafkaConnectorStatus;

@@ -45,6 +45,7 @@ pub fn crd() -> CustomResourceDefinition {
                     message: Some(format!(
                         "metadata.name must be at most {MAX_CONNECTOR_NAME_LENGTH} characters: task pods are named <name>-task-<index>"
                     )),
+                    field_path: Some(".metadata.name".into()),
                     ..ValidationRule::default()
                 });
         }
@@ -160,6 +161,15 @@ fn add_rule(schema: &mut schemars::Schema, rule: String, message: String) {
     push_rule(schema, json!({"rule": rule, "message": message}));
 }
 
+/// A rule about one field below the node it is set on (`fieldPath`, e.g. `.delivery`): the
+/// API server reports it under that field.
+fn add_rule_at(schema: &mut schemars::Schema, field_path: &str, rule: String, message: String) {
+    push_rule(
+        schema,
+        json!({"rule": rule, "message": message, "fieldPath": field_path}),
+    );
+}
+
 /// A rule whose error message is computed (`messageExpression`), e.g. to name the offending
 /// key; `message` is shown if the expression cannot be evaluated.
 fn add_rule_with_expression(
@@ -201,29 +211,34 @@ pub fn spec_rules(schema: &mut schemars::Schema) {
         "has(self.source) != has(self.sink)".to_owned(),
         "spec needs exactly one of source (external system to Kafka) or sink (Kafka to external system)".to_owned(),
     );
-    add_rule(
+    add_rule_at(
         schema,
+        ".offsets.reset.sinkOffsets",
         "!has(self.offsets) || !has(self.offsets.reset) || !has(self.offsets.reset.sinkOffsets) || has(self.sink)".to_owned(),
         "spec.offsets.reset.sinkOffsets is for sink connectors; a source connector resets with sourceOffsets".to_owned(),
     );
-    add_rule(
+    add_rule_at(
         schema,
+        ".offsets.reset.sourceOffsets",
         "!has(self.offsets) || !has(self.offsets.reset) || !has(self.offsets.reset.sourceOffsets) || has(self.source)".to_owned(),
         "spec.offsets.reset.sourceOffsets is for source connectors; a sink connector resets with to or sinkOffsets".to_owned(),
     );
-    add_rule(
+    add_rule_at(
         schema,
+        ".offsets.reset.to",
         "!has(self.offsets) || !has(self.offsets.reset) || !has(self.offsets.reset.to) || has(self.sink) || self.offsets.reset.to == 'Earliest'".to_owned(),
         "spec.offsets.reset.to: a source connector resets only to Earliest (forget its offsets) or to explicit sourceOffsets".to_owned(),
     );
-    add_rule(
+    add_rule_at(
         schema,
+        ".delivery",
         "!has(self.delivery) || self.delivery != 'ExactlyOnce' || !has(self.sink) || has(self.sink.postgres)".to_owned(),
         "spec.delivery: ExactlyOnce is for source connectors and the postgres sink (which stores the Kafka positions with its rows); the other sinks deliver AtLeastOnce".to_owned(),
     );
     if has_property(schema, &["errors", "deadLetterQueue"]) {
-        add_rule(
+        add_rule_at(
             schema,
+            ".errors.deadLetterQueue",
             "!has(self.errors) || !has(self.errors.deadLetterQueue) || has(self.sink)".to_owned(),
             "spec.errors.deadLetterQueue is for sink connectors only".to_owned(),
         );

@@ -1,12 +1,13 @@
-//! The validation corpus of the end-to-end tests, whose verdicts are checked there against a
-//! real API server, read offline: every accepted resource parses with the Rust types,
-//! survives a round trip and passes [`ferry_crds::validation::validate`]; every refused one
-//! fails to parse or has a violation. Offline checks (`ferry-runner validate`) thus refuse at
-//! least what the API server refuses.
+//! The validation corpus of the end-to-end tests (`e2e/tests/corpus`), whose verdicts are
+//! checked there against a real API server, admitted offline by [`ferry_crds::admission`]:
+//! every valid resource is admitted, parses with the Rust types and survives a round trip;
+//! every invalid one is refused with the error its first line names (`# expect: ...`), as the
+//! API server refuses it.
 
 use std::path::{Path, PathBuf};
 
-use ferry_crds::validation::validate;
+use ferry_crds::admission::admit;
+
 use ferry_crds::KafkaConnector;
 
 fn corpus(kind: &str) -> Vec<(PathBuf, String)> {
@@ -26,15 +27,23 @@ fn corpus(kind: &str) -> Vec<(PathBuf, String)> {
     files
 }
 
+fn value(path: &Path, text: &str) -> serde_json::Value {
+    serde_yaml::from_str(text).unwrap_or_else(|e| panic!("{} is not YAML: {e}", path.display()))
+}
+
 #[test]
-fn valid_corpus_parses_validates_and_round_trips() {
+fn valid_corpus_is_admitted_parses_and_round_trips() {
     let files = corpus("valid");
     assert!(files.len() >= 10, "only {} valid corpus files", files.len());
     for (path, text) in files {
-        let kc: KafkaConnector = serde_yaml::from_str(&text)
-            .unwrap_or_else(|e| panic!("{} does not parse: {e}", path.display()));
-        let violations = validate(&kc);
-        assert!(violations.is_empty(), "{}: {violations:?}", path.display());
+        let admitted = admit(&value(&path, &text)).unwrap_or_else(|v| {
+            panic!("{} is refused: {v:#?}", path.display());
+        });
+        let kc: KafkaConnector = serde_json::from_value(admitted)
+            .unwrap_or_else(|e| panic!("{} does not parse once admitted: {e}", path.display()));
+        // What the operator checks: the connector as the Rust types write it.
+        let again = ferry_crds::admission::check(&kc);
+        assert!(again.is_empty(), "{}: {again:#?}", path.display());
         let written = serde_yaml::to_string(&kc).expect("the connector serializes");
         let again: KafkaConnector = serde_yaml::from_str(&written).unwrap_or_else(|e| {
             panic!(
@@ -47,23 +56,39 @@ fn valid_corpus_parses_validates_and_round_trips() {
 }
 
 #[test]
-fn invalid_corpus_is_refused_offline() {
+fn invalid_corpus_is_refused_offline_with_the_expected_error() {
     let files = corpus("invalid");
     assert!(
         files.len() >= 30,
         "only {} invalid corpus files",
         files.len()
     );
-    let accepted: Vec<String> = files
-        .into_iter()
-        .filter(|(_, text)| {
-            serde_yaml::from_str::<KafkaConnector>(text).is_ok_and(|kc| validate(&kc).is_empty())
-        })
-        .map(|(path, _)| path.display().to_string())
-        .collect();
-    assert!(
-        accepted.is_empty(),
-        "the API server refuses these, but they parse and pass ferry_crds::validation::validate:\n{}",
-        accepted.join("\n")
-    );
+    let mut failures = Vec::new();
+    for (path, text) in files {
+        let expect = text
+            .lines()
+            .next()
+            .and_then(|line| line.strip_prefix("# expect: "))
+            .map(str::trim)
+            .unwrap_or_else(|| {
+                panic!("{}: the first line must be `# expect: ...`", path.display())
+            });
+        match admit(&value(&path, &text)) {
+            Ok(_) => failures.push(format!(
+                "{} is admitted; expected: {expect}",
+                path.display()
+            )),
+            Err(violations) => {
+                let said: Vec<String> = violations.iter().map(ToString::to_string).collect();
+                if !said.iter().any(|v| v.contains(expect)) {
+                    failures.push(format!(
+                        "{} is refused, but not with the expected error\n  expected: {expect}\n  got:      {}",
+                        path.display(),
+                        said.join("\n            ")
+                    ));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }

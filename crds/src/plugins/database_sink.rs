@@ -162,58 +162,6 @@ impl DatabaseSink {
     pub fn batch_size(&self) -> u32 {
         self.batch_size.unwrap_or(DEFAULT_BATCH_SIZE)
     }
-
-    /// What the API server's rules refuse in this block, as (field under `path`, message);
-    /// `path` is the block's own path, e.g. `spec.sink.postgres`.
-    pub fn violations(&self, path: &str) -> Vec<(String, String)> {
-        let mut out = Vec::new();
-        let mut add = |field: &str, message: &str| {
-            let field = if field.is_empty() {
-                path.to_string()
-            } else {
-                format!("{path}.{field}")
-            };
-            out.push((field, message.to_string()));
-        };
-        if self.url.is_some() == self.host.is_some() {
-            add(
-                "",
-                "needs exactly one of url (a Secret holding the connection URL) or host",
-            );
-        }
-        if self.url.is_some()
-            && (self.port.is_some()
-                || self.database.is_some()
-                || self.user.is_some()
-                || self.password.is_some())
-        {
-            add(
-                "",
-                "port, database, user and password go with host; with url they are part of the URL",
-            );
-        }
-        if self.port == Some(0) {
-            add("port", "must be 1 to 65535");
-        }
-        if self.insert_mode != InsertMode::Insert && self.primary_key_mode == PrimaryKeyMode::None {
-            add(
-                "insertMode",
-                "upsert and update need a primary key: set primaryKeyMode to recordKey, recordValue or kafka",
-            );
-        }
-        if self.delete_enabled && self.primary_key_mode != PrimaryKeyMode::RecordKey {
-            add(
-                "deleteEnabled",
-                "needs primaryKeyMode recordKey: a tombstone only has its key",
-            );
-        }
-        if let Some(size) = self.batch_size {
-            if size == 0 || size > MAX_BATCH_SIZE {
-                add("batchSize", "must be 1 to 100000");
-            }
-        }
-        out
-    }
 }
 
 #[cfg(test)]
@@ -232,24 +180,46 @@ mod tests {
         assert_eq!(b.table_name_format(), "${topic}");
         assert_eq!(b.batch_size(), 3000);
         assert!(!b.delete_enabled && !b.auto_create && !b.auto_evolve);
-        assert!(b.violations("spec.sink.postgres").is_empty());
+    }
+
+    /// The fields admission names for a `postgres` (or `mysql`) block.
+    fn refused_fields(plugin: &str, block: &str) -> Vec<String> {
+        let object = serde_json::json!({
+            "apiVersion": "ferry.rs/v1alpha1", "kind": "KafkaConnector",
+            "metadata": {"name": "db"},
+            "spec": {
+                "kafka": {"bootstrapServers": "k:9092"},
+                "sink": {"topics": ["t"], plugin: serde_yaml::from_str::<serde_json::Value>(block).unwrap()},
+            },
+        });
+        match crate::admission::admit(&object) {
+            Ok(_) => Vec::new(),
+            Err(v) => v.into_iter().map(|v| v.field).collect(),
+        }
     }
 
     #[test]
-    fn rules_name_the_field() {
-        let b = block("host: db\ninsertMode: upsert");
+    fn admission_names_the_block() {
+        assert!(refused_fields("postgres", "host: db").is_empty());
         assert_eq!(
-            b.violations("spec.sink.postgres")[0].0,
-            "spec.sink.postgres.insertMode"
+            refused_fields("postgres", "host: db\ninsertMode: upsert"),
+            ["spec.sink.postgres"]
         );
-        let b = block("url: {secretKeyRef: {name: pg, key: url}}\nhost: db");
-        assert_eq!(b.violations("spec.sink.mysql")[0].0, "spec.sink.mysql");
-        let b = block("host: db\ndeleteEnabled: true\nprimaryKeyMode: recordValue\nprimaryKeyFields: [id]\ninsertMode: upsert");
-        let v = b.violations("p");
-        assert_eq!(v.len(), 1);
-        assert_eq!(v[0].0, "p.deleteEnabled");
-        let b = block("url: {secretKeyRef: {name: pg, key: url}}\nuser: me");
-        assert_eq!(b.violations("p").len(), 1);
+        assert_eq!(
+            refused_fields(
+                "mysql",
+                "url: {secretKeyRef: {name: pg, key: url}}\nhost: db"
+            ),
+            ["spec.sink.mysql"]
+        );
+        assert_eq!(
+            refused_fields("postgres", "host: db\ndeleteEnabled: true\nprimaryKeyMode: recordValue\nprimaryKeyFields: [id]\ninsertMode: upsert"),
+            ["spec.sink.postgres"]
+        );
+        assert_eq!(
+            refused_fields("mysql", "host: db\nport: 0"),
+            ["spec.sink.mysql.port"]
+        );
         assert!(serde_yaml::from_str::<DatabaseSink>("host: db\npassword: hunter2").is_err());
         assert!(serde_yaml::from_str::<DatabaseSink>("host: db\ninsertMode: merge").is_err());
     }

@@ -50,14 +50,6 @@ impl SourcePlugin {
             SourcePlugin::PostgresCdc(_) => Some(1),
         }
     }
-
-    /// What the API server's rules refuse inside the plugin block, as (field, message).
-    pub fn violations(&self) -> Vec<(String, String)> {
-        match self {
-            SourcePlugin::File(_) | SourcePlugin::Datagen(_) => Vec::new(),
-            SourcePlugin::PostgresCdc(p) => p.violations("spec.source.postgresCdc"),
-        }
-    }
 }
 
 /// The external system a sink connector writes (exactly one).
@@ -99,15 +91,6 @@ impl SinkPlugin {
             SinkPlugin::File(_) => Some(1),
             SinkPlugin::Discard(_) => None,
             SinkPlugin::Postgres(_) | SinkPlugin::Mysql(_) => None,
-        }
-    }
-
-    /// What the API server's rules refuse inside the plugin block, as (field, message).
-    pub fn violations(&self) -> Vec<(String, String)> {
-        match self {
-            SinkPlugin::File(_) | SinkPlugin::Discard(_) => Vec::new(),
-            SinkPlugin::Postgres(d) => d.violations("spec.sink.postgres"),
-            SinkPlugin::Mysql(d) => d.violations("spec.sink.mysql"),
         }
     }
 }

@@ -174,98 +174,6 @@ impl PostgresCdcSource {
     pub fn max_batch_size(&self) -> u32 {
         self.max_batch_size.unwrap_or(DEFAULT_MAX_BATCH_SIZE)
     }
-
-    /// What the API server's rules refuse in this block, as (field under `path`, message);
-    /// `path` is the block's own path, e.g. `spec.source.postgresCdc`.
-    pub fn violations(&self, path: &str) -> Vec<(String, String)> {
-        let mut out = Vec::new();
-        let mut add = |field: &str, message: String| {
-            let field = if field.is_empty() {
-                path.to_string()
-            } else {
-                format!("{path}.{field}")
-            };
-            out.push((field, message));
-        };
-        if !self.table_include_list.is_empty() && !self.table_exclude_list.is_empty() {
-            add(
-                "",
-                "set at most one of tableIncludeList and tableExcludeList".into(),
-            );
-        }
-        if self.host.is_empty() || self.host.len() > 253 {
-            add("host", "must be 1 to 253 characters".into());
-        }
-        if self.port == Some(0) {
-            add("port", "must be 1 to 65535".into());
-        }
-        if self.database.is_empty() || self.database.len() > MAX_IDENTIFIER_LENGTH {
-            add("database", "must be 1 to 63 characters".into());
-        }
-        if self.topic_prefix.is_empty()
-            || self.topic_prefix.len() > 200
-            || !self
-                .topic_prefix
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-        {
-            add(
-                "topicPrefix",
-                "must be 1 to 200 letters, digits, '.', '_' or '-' (it starts topic names)".into(),
-            );
-        }
-        if let Some(slot) = &self.slot_name {
-            if slot.is_empty()
-                || slot.len() > MAX_IDENTIFIER_LENGTH
-                || !slot
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-            {
-                add(
-                    "slotName",
-                    "must be 1 to 63 lower-case letters, digits or '_' (PostgreSQL's rule for slot names)"
-                        .into(),
-                );
-            }
-        }
-        if let Some(p) = &self.publication_name {
-            if p.is_empty() || p.len() > MAX_IDENTIFIER_LENGTH {
-                add("publicationName", "must be 1 to 63 characters".into());
-            }
-        }
-        for (name, list) in [
-            ("tableIncludeList", &self.table_include_list),
-            ("tableExcludeList", &self.table_exclude_list),
-        ] {
-            if list.len() > 100 {
-                add(name, "at most 100 patterns".into());
-            }
-            for (i, pattern) in list.iter().enumerate() {
-                if pattern.is_empty() || pattern.len() > 1024 {
-                    add(
-                        &format!("{name}[{i}]"),
-                        "must be 1 to 1024 characters".into(),
-                    );
-                }
-            }
-        }
-        if let Some(ms) = self.heartbeat_interval_ms {
-            if !(100..=3_600_000).contains(&ms) {
-                add("heartbeatIntervalMs", "must be 100 to 3600000".into());
-            }
-        }
-        if let Some(n) = self.snapshot_fetch_size {
-            if !(1..=1_000_000).contains(&n) {
-                add("snapshotFetchSize", "must be 1 to 1000000".into());
-            }
-        }
-        if let Some(n) = self.max_batch_size {
-            if !(1..=100_000).contains(&n) {
-                add("maxBatchSize", "must be 1 to 100000".into());
-            }
-        }
-        out
-    }
 }
 
 /// The default slot name of a connector: `ferry_<namespace>_<connector>` made a valid
@@ -311,22 +219,44 @@ mod tests {
             b.publication_name("prod-eu", "orders"),
             "ferry_prod_eu_orders"
         );
-        assert!(b.violations("spec.source.postgresCdc").is_empty());
         let long = default_slot_name(&"n".repeat(63), &"c".repeat(253));
         assert_eq!(long.len(), 63);
     }
 
+    /// The fields admission names for a `postgresCdc` block.
+    fn refused_fields(block: &str) -> Vec<String> {
+        let object = serde_json::json!({
+            "apiVersion": "ferry.rs/v1alpha1", "kind": "KafkaConnector",
+            "metadata": {"name": "cdc"},
+            "spec": {
+                "kafka": {"bootstrapServers": "k:9092"},
+                "source": {"postgresCdc": serde_yaml::from_str::<serde_json::Value>(block).unwrap()},
+            },
+        });
+        match crate::admission::admit(&object) {
+            Ok(_) => Vec::new(),
+            Err(v) => v.into_iter().map(|v| v.field).collect(),
+        }
+    }
+
     #[test]
-    fn rules_name_the_field() {
-        let b = block(
-            "{host: db, database: shop, topicPrefix: shop, tableIncludeList: [a], tableExcludeList: [b]}",
+    fn admission_names_the_field() {
+        assert!(refused_fields("{host: db, database: shop, topicPrefix: shop}").is_empty());
+        assert_eq!(
+            refused_fields("{host: db, database: shop, topicPrefix: shop, tableIncludeList: [a], tableExcludeList: [b]}"),
+            ["spec.source.postgresCdc"]
         );
-        assert_eq!(b.violations("p")[0].0, "p");
-        let b = block("{host: db, database: shop, topicPrefix: 'a b', slotName: Bad}");
-        let fields: Vec<String> = b.violations("p").into_iter().map(|v| v.0).collect();
-        assert_eq!(fields, ["p.topicPrefix", "p.slotName"]);
-        let b = block("{host: db, database: shop, topicPrefix: s, heartbeatIntervalMs: 5}");
-        assert_eq!(b.violations("p")[0].0, "p.heartbeatIntervalMs");
+        assert_eq!(
+            refused_fields("{host: db, database: shop, topicPrefix: 'a b', slotName: Bad}"),
+            [
+                "spec.source.postgresCdc.slotName",
+                "spec.source.postgresCdc.topicPrefix"
+            ]
+        );
+        assert_eq!(
+            refused_fields("{host: db, database: shop, topicPrefix: s, heartbeatIntervalMs: 5}"),
+            ["spec.source.postgresCdc.heartbeatIntervalMs"]
+        );
         assert!(serde_yaml::from_str::<PostgresCdcSource>(
             "{host: db, database: shop, topicPrefix: s, password: hunter2}"
         )

@@ -1,0 +1,260 @@
+//! Admission offline: what the API server does with a `KafkaConnector` on `kubectl apply`,
+//! done by evaluating the CRD's own OpenAPI schema and CEL rules ([`crate::schema::crd`]), so
+//! `ferry-runner validate -f`, standalone runs and the operator's guard give the API server's
+//! verdict, with its field paths, on every input.
+//!
+//! In the API server's order: strict decoding (unknown fields), defaulting, the schema's
+//! types, enums, bounds and list types, then the CEL rules, which are skipped (with a note)
+//! when a value has the wrong type, is missing, is too long or is not one of the allowed
+//! ones. The CEL evaluation has no cost budget: the rules are ours and small.
+
+mod node;
+mod rules;
+mod structural;
+
+use std::fmt;
+use std::sync::OnceLock;
+
+use regex::Regex;
+use serde_json::{json, Value};
+
+use crate::KafkaConnector;
+use node::Node;
+
+/// `apiVersion` of the resource.
+pub const API_VERSION: &str = "ferry.rs/v1alpha1";
+/// `kind` of the resource.
+pub const KIND: &str = "KafkaConnector";
+
+/// One problem the API server would report: the field (e.g. `spec.tasks`, `spec.sink.topics[1]`,
+/// `spec.kafka.config`) and its message (e.g. `Required value`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct Violation {
+    /// Path of the offending field, from the resource's root; empty for the whole object.
+    pub field: String,
+    /// What is wrong, in the API server's words.
+    pub message: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.field, self.message)
+        }
+    }
+}
+
+/// A violation found on the way, and whether it keeps the CEL rules from running.
+#[derive(Debug)]
+pub(crate) struct Finding {
+    violation: Violation,
+    blocking: bool,
+}
+
+impl Finding {
+    fn new(field: impl Into<String>, message: impl Into<String>) -> Finding {
+        Finding {
+            violation: Violation {
+                field: field.into(),
+                message: message.into(),
+            },
+            blocking: false,
+        }
+    }
+
+    fn blocking(field: impl Into<String>, message: impl Into<String>) -> Finding {
+        Finding {
+            blocking: true,
+            ..Finding::new(field, message)
+        }
+    }
+
+    fn unknown_field(field: String) -> Finding {
+        let message = format!("unknown field {field:?}");
+        Finding::new(field, message)
+    }
+}
+
+type Findings = Vec<Finding>;
+
+/// What the CEL rules say when earlier errors kept them from running.
+pub const RULES_NOT_CHECKED: &str = "some validation rules were not checked because the object was invalid; correct the existing errors to complete validation";
+
+/// The fields of `metadata` (Kubernetes' `ObjectMeta`).
+const OBJECT_META_FIELDS: &[&str] = &[
+    "name",
+    "generateName",
+    "namespace",
+    "selfLink",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "labels",
+    "annotations",
+    "ownerReferences",
+    "finalizers",
+    "managedFields",
+];
+
+/// The schema of the stored version, with the fields every object has at its root.
+fn root() -> &'static Node {
+    static ROOT: OnceLock<Node> = OnceLock::new();
+    ROOT.get_or_init(|| {
+        let crd = crate::schema::crd();
+        let mut schema = crd
+            .spec
+            .versions
+            .iter()
+            .find(|v| v.storage)
+            .and_then(|v| v.schema.as_ref())
+            .and_then(|s| s.open_api_v3_schema.as_ref())
+            .and_then(|s| serde_json::to_value(s).ok())
+            .unwrap_or_else(|| json!({"type": "object"}));
+        if let Some(props) = schema.get_mut("properties").and_then(Value::as_object_mut) {
+            props.insert("apiVersion".into(), json!({"type": "string"}));
+            props.insert("kind".into(), json!({"type": "string"}));
+            props.insert(
+                "metadata".into(),
+                json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}),
+            );
+        }
+        Node::read(&schema)
+    })
+}
+
+/// Admits `object` (a `KafkaConnector` as JSON) as the API server would on create: the object
+/// with the schema's defaults applied, or every problem found.
+pub fn admit(object: &Value) -> Result<Value, Vec<Violation>> {
+    let Some(map) = object.as_object() else {
+        return Err(vec![Violation {
+            field: String::new(),
+            message: format!("a {KIND} must be an object (a YAML mapping)"),
+        }]);
+    };
+    let mut object = Value::Object(map.clone());
+    // Status is the operator's: the API server drops it from what a user creates.
+    if let Some(map) = object.as_object_mut() {
+        map.remove("status");
+    }
+    let unknown = unknown_fields(&object);
+    if !unknown.is_empty() {
+        // Strict decoding fails before validation.
+        return Err(unknown);
+    }
+    let mut findings = identity(&object);
+    structural::apply_defaults(root(), &mut object);
+    findings.extend(metadata(&object));
+    structural::check(root(), &object, "", &mut findings);
+    if findings.iter().any(|f| f.blocking) {
+        findings.push(Finding::new("", RULES_NOT_CHECKED));
+    } else {
+        rules::evaluate(root(), &object, "", &mut findings);
+    }
+    if findings.is_empty() {
+        Ok(object)
+    } else {
+        Err(findings.into_iter().map(|f| f.violation).collect())
+    }
+}
+
+/// The fields of `object` the CRD does not know, each as `unknown field "spec.x"`: what strict
+/// field validation refuses before anything else.
+pub fn unknown_fields(object: &Value) -> Vec<Violation> {
+    let mut unknown = Findings::new();
+    unknown_metadata_fields(object, &mut unknown);
+    structural::unknown_fields(root(), object, "", &mut unknown);
+    unknown.into_iter().map(|f| f.violation).collect()
+}
+
+/// `object` without the fields the CRD does not know, as the API server keeps it when asked
+/// to warn about unknown fields (`fieldValidation=Warn`) rather than refuse them.
+pub fn without_unknown_fields(object: &Value) -> Value {
+    let mut object = object.clone();
+    structural::prune(root(), &mut object);
+    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.retain(|k, _| OBJECT_META_FIELDS.contains(&k.as_str()));
+    }
+    object
+}
+
+/// Admits a connector already read into the Rust types (what the operator holds): every
+/// problem the API server would report for it.
+pub fn check(connector: &KafkaConnector) -> Vec<Violation> {
+    match serde_json::to_value(connector) {
+        Ok(object) => admit(&object).err().unwrap_or_default(),
+        Err(e) => vec![Violation {
+            field: String::new(),
+            message: format!("the connector cannot be written as JSON: {e}"),
+        }],
+    }
+}
+
+/// `apiVersion` and `kind`.
+fn identity(object: &Value) -> Findings {
+    let mut out = Findings::new();
+    for (field, expected) in [("apiVersion", API_VERSION), ("kind", KIND)] {
+        match object.get(field).and_then(Value::as_str) {
+            Some(v) if v == expected => {}
+            Some(v) => out.push(Finding::new(
+                field,
+                format!("Invalid value: {v:?}: must be {expected}"),
+            )),
+            None => out.push(Finding::new(field, "Required value")),
+        }
+    }
+    out
+}
+
+/// The fields of `metadata` that `ObjectMeta` does not have.
+fn unknown_metadata_fields(object: &Value, out: &mut Findings) {
+    if let Some(meta) = object.get("metadata").and_then(Value::as_object) {
+        for k in meta.keys() {
+            if !OBJECT_META_FIELDS.contains(&k.as_str()) {
+                out.push(Finding::unknown_field(format!("metadata.{k}")));
+            }
+        }
+    }
+}
+
+/// The name rules of every object: present, and a DNS subdomain.
+fn metadata(object: &Value) -> Findings {
+    static SUBDOMAIN: OnceLock<Option<Regex>> = OnceLock::new();
+    let subdomain = SUBDOMAIN.get_or_init(|| {
+        Regex::new(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$").ok()
+    });
+    let meta = object.get("metadata");
+    let name = meta.and_then(|m| m.get("name")).and_then(Value::as_str);
+    let generate = meta
+        .and_then(|m| m.get("generateName"))
+        .and_then(Value::as_str);
+    match name {
+        None | Some("") if generate.is_none_or(str::is_empty) => vec![Finding::blocking(
+            "metadata.name",
+            "Required value: name or generateName is required",
+        )],
+        Some(name)
+            if !name.is_empty()
+                && (name.len() > 253
+                    || !subdomain.as_ref().is_some_and(|re| re.is_match(name))) =>
+        {
+            vec![Finding::new(
+                "metadata.name",
+                format!(
+                    "Invalid value: {name:?}: a lowercase RFC 1123 subdomain must consist of lower \
+                     case alphanumeric characters, '-' or '.', and must start and end with an \
+                     alphanumeric character (e.g. 'example.com', regex used for validation is \
+                     '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
+                ),
+            )]
+        }
+        _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests;
