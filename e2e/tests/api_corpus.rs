@@ -7,6 +7,7 @@
 //!
 //! Run with the stack up (`e2e/stack up`); `e2e/test` does both.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -91,10 +92,35 @@ async fn install_crd(stack: &Stack, client: &Client) {
 /// Creates `manifest` in `namespace` as a server-side dry run with strict field validation
 /// (what `kubectl create --dry-run=server` does). `Err` holds the API server's message.
 async fn dry_run_create(client: &Client, namespace: &str, manifest: &str) -> Result<(), String> {
+    dry_run_refusal(client, namespace, manifest)
+        .await
+        .map_err(|refusal| refusal.message)
+}
+
+/// Why the API server refused a resource: its message and the fields it named.
+#[derive(Debug)]
+struct Refusal {
+    message: String,
+    fields: BTreeSet<String>,
+}
+
+impl Refusal {
+    fn new(message: String) -> Refusal {
+        Refusal {
+            message,
+            fields: BTreeSet::new(),
+        }
+    }
+}
+
+/// [`dry_run_create`], with the fields of the API server's refusal: the causes of a `422
+/// Invalid` (`<nil>`, the whole object, as an empty field), or each `unknown field "..."` of
+/// a strict decoding error.
+async fn dry_run_refusal(client: &Client, namespace: &str, manifest: &str) -> Result<(), Refusal> {
     let mut object: serde_json::Value =
-        serde_yaml::from_str(manifest).map_err(|e| format!("not YAML: {e}"))?;
+        serde_yaml::from_str(manifest).map_err(|e| Refusal::new(format!("not YAML: {e}")))?;
     object["metadata"]["namespace"] = json!(namespace);
-    let body = serde_json::to_vec(&object).map_err(|e| e.to_string())?;
+    let body = serde_json::to_vec(&object).map_err(|e| Refusal::new(e.to_string()))?;
     let url = format!("/apis/ferry.rs/v1alpha1/namespaces/{namespace}/kafkaconnectors");
     let mut request = kube::core::Request::new(&url)
         .create(
@@ -104,14 +130,46 @@ async fn dry_run_create(client: &Client, namespace: &str, manifest: &str) -> Res
             },
             body,
         )
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Refusal::new(e.to_string()))?;
     let uri = format!("{}&fieldValidation=Strict", request.uri());
-    *request.uri_mut() = uri.parse().map_err(|e| format!("bad URI {uri}: {e}"))?;
-    match client.request_text(request).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) => Err(status.message),
-        Err(e) => Err(format!("request failed: {e}")),
+    *request.uri_mut() = uri
+        .parse()
+        .map_err(|e| Refusal::new(format!("bad URI {uri}: {e}")))?;
+    let response = client
+        .send(request.map(kube::client::Body::from))
+        .await
+        .map_err(|e| Refusal::new(format!("request failed: {e}")))?;
+    let ok = response.status().is_success();
+    let bytes = response
+        .into_body()
+        .collect_bytes()
+        .await
+        .map_err(|e| Refusal::new(format!("reading the response failed: {e}")))?;
+    if ok {
+        return Ok(());
     }
+    let status: serde_json::Value = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| json!({"message": String::from_utf8_lossy(&bytes)}));
+    let message = status["message"].as_str().unwrap_or_default().to_owned();
+    let mut fields: BTreeSet<String> = status["details"]["causes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|cause| cause["field"].as_str())
+        .map(|field| {
+            if field == "<nil>" {
+                String::new()
+            } else {
+                field.to_owned()
+            }
+        })
+        .collect();
+    for part in message.split("unknown field \"").skip(1) {
+        if let Some((field, _)) = part.split_once('"') {
+            fields.insert(field.to_owned());
+        }
+    }
+    Err(Refusal { message, fields })
 }
 
 /// Runs `body` in a fresh namespace, deletes the namespace, then reports `body`'s failures.
@@ -388,6 +446,19 @@ async fn scale_subresource_and_printer_columns() {
     .await;
 }
 
+/// The fields `ferry_crds::admission` names for a file, as the API server's strict create
+/// would.
+fn offline_admission_fields(manifest: &str) -> BTreeSet<String> {
+    let object: serde_json::Value = match serde_yaml::from_str(manifest) {
+        Ok(object) => object,
+        Err(_) => return BTreeSet::new(),
+    };
+    match ferry_crds::admission::admit(&object) {
+        Ok(_) => BTreeSet::new(),
+        Err(violations) => violations.into_iter().map(|v| v.field).collect(),
+    }
+}
+
 /// What `ferry-runner validate -f` says of a file: `Err` with every problem when it refuses.
 fn offline_verdict(manifest: &str) -> Result<(), String> {
     use ferry_runner::plugins::TaskShare;
@@ -428,17 +499,26 @@ fn runner_validate_files(kind: &str) -> Vec<(String, String)> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn validate_and_admission_give_the_same_verdict_on_the_whole_corpus() {
+async fn validate_and_admission_give_the_same_verdict_and_fields_on_the_whole_corpus() {
     in_namespace("api-agree", |_, client, ns| async move {
         let mut failures = Vec::new();
-        // The admission corpus: the same verdict both ways.
+        // The admission corpus: the same verdict both ways, and offline admission names the
+        // same fields as the API server.
         for kind in ["valid", "invalid"] {
             for (name, text) in corpus(kind) {
-                let api = dry_run_create(&client, &ns, &text).await;
+                let api = dry_run_refusal(&client, &ns, &text).await;
                 let offline = offline_verdict(&text);
                 if api.is_ok() != offline.is_ok() {
                     failures.push(format!(
                         "{kind}/{name}: the API server says {api:?}, ferry-runner validate says {offline:?}"
+                    ));
+                }
+                let api_fields = api.as_ref().err().map(|r| r.fields.clone()).unwrap_or_default();
+                let offline_fields = offline_admission_fields(&text);
+                if api_fields != offline_fields {
+                    failures.push(format!(
+                        "{kind}/{name}: the API server names {api_fields:?}, ferry_crds::admission names {offline_fields:?}\n  API server: {}",
+                        api.err().map(|r| r.message).unwrap_or_default()
                     ));
                 }
             }

@@ -1,5 +1,6 @@
-//! Checks the operator makes before running a connector (pure). The API server already
-//! enforces the schema and its CEL rules; these are the facts the operator relies on.
+//! Checks the operator makes before running a connector (pure): the facts it relies on, and
+//! the CRD's schema and CEL rules again ([`ferry_crds::admission`]), which the API server
+//! applied when the resource was written, perhaps under an older CRD.
 
 use ferry_crds::names::MAX_CONNECTOR_NAME_LENGTH;
 use ferry_crds::KafkaConnector;
@@ -30,29 +31,13 @@ pub fn validate(connector: &KafkaConnector) -> Result<(), Error> {
             "connector {name} has no metadata.namespace"
         )));
     }
-    let spec = &connector.spec;
-    match (&spec.source, &spec.sink) {
-        (Some(_), Some(_)) => Err(Error::InvalidSpec(
-            "spec.source and spec.sink are both set; set exactly one".into(),
-        )),
-        (None, None) => Err(Error::InvalidSpec(
-            "neither spec.source nor spec.sink is set; set exactly one".into(),
-        )),
-        _ if spec.kafka.bootstrap_servers.trim().is_empty() => Err(Error::InvalidSpec(
-            "spec.kafka.bootstrapServers is empty".into(),
-        )),
-        _ => check_delivery(spec),
+    // The CRD's own schema and rules, for a resource stored under an older CRD.
+    let violations = ferry_crds::admission::check(connector);
+    if !violations.is_empty() {
+        let said: Vec<String> = violations.iter().map(ToString::to_string).collect();
+        return Err(Error::InvalidSpec(said.join("; ")));
     }
-}
-
-/// `spec.delivery: ExactlyOnce` on a sink that cannot store Kafka positions with its writes
-/// is refused (the API server's rule does so too, for resources stored under this CRD): a
-/// connector must not look as if it had a guarantee it lacks.
-fn check_delivery(spec: &ferry_crds::KafkaConnectorSpec) -> Result<(), Error> {
-    match ferry_crds::validation::exactly_once_refusal(spec) {
-        Some(message) => Err(Error::InvalidSpec(format!("spec.delivery: {message}"))),
-        None => Ok(()),
-    }
+    Ok(())
 }
 
 /// A connector that passed [`validate`]: what the later steps of the reconcile read.
@@ -96,12 +81,12 @@ mod tests {
     #[test]
     fn rejects_what_cannot_run_naming_the_field() {
         let cases = [
-            ("metadata: {name: a, namespace: n}\nspec: {kafka: {bootstrapServers: k}}", "neither spec.source nor spec.sink"),
-            ("metadata: {name: a}\nspec: {kafka: {bootstrapServers: k}, sink: {topics: [t], discard: {}}}", "metadata.namespace"),
+            ("metadata: {name: a, namespace: n}\nspec: {kafka: {bootstrapServers: 'k:9092'}}", "spec needs exactly one of source"),
+            ("metadata: {name: a}\nspec: {kafka: {bootstrapServers: 'k:9092'}, sink: {topics: [t], discard: {}}}", "metadata.namespace"),
             ("metadata: {name: a, namespace: n}\nspec: {kafka: {bootstrapServers: ' '}, sink: {topics: [t], discard: {}}}", "spec.kafka.bootstrapServers"),
             (
-                "metadata: {name: a, namespace: n}\nspec: {kafka: {bootstrapServers: k}, sink: {topics: [t], discard: {}}, source: {datagen: {topic: t}}}",
-                "both set",
+                "metadata: {name: a, namespace: n}\nspec: {kafka: {bootstrapServers: 'k:9092'}, sink: {topics: [t], discard: {}}, source: {datagen: {topic: t}}}",
+                "spec needs exactly one of source",
             ),
         ];
         for (body, expected) in cases {
@@ -114,7 +99,7 @@ mod tests {
         let exactly_once = |block: &str| {
             validate(&connector(&format!(
                 "apiVersion: ferry.rs/v1alpha1\nkind: KafkaConnector\nmetadata: {{name: a, namespace: n}}\n\
-                 spec: {{kafka: {{bootstrapServers: k}}, delivery: ExactlyOnce, {block}}}"
+                 spec: {{kafka: {{bootstrapServers: 'k:9092'}}, delivery: ExactlyOnce, {block}}}"
             )))
             .map_err(|e| e.to_string())
         };
@@ -126,15 +111,15 @@ mod tests {
         assert_eq!(
             exactly_once("sink: {topics: [t], file: {path: /o}}"),
             Err(
-                "invalid connector spec: spec.delivery: the file sink delivers AtLeastOnce only \
-                 (an ExactlyOnce sink stores the Kafka positions with its writes: postgres); \
-                 remove spec.delivery or set it to AtLeastOnce"
+                "invalid connector spec: spec.delivery: Invalid value: \"object\": spec.delivery: \
+                 ExactlyOnce is for source connectors and the postgres sink (which stores the \
+                 Kafka positions with its rows); the other sinks deliver AtLeastOnce"
                     .to_string()
             )
         );
         assert!(exactly_once("sink: {topics: [t], mysql: {host: db}}")
             .unwrap_err()
-            .contains("the mysql sink delivers AtLeastOnce only"));
+            .contains("spec.delivery: ExactlyOnce is for source connectors"));
         assert_eq!(
             exactly_once(
                 "sink: {topics: [t], postgres: {url: {secretKeyRef: {name: pg, key: url}}}}"
@@ -144,7 +129,7 @@ mod tests {
         let long = "x".repeat(MAX_CONNECTOR_NAME_LENGTH + 1);
         let c = connector(&format!(
             "apiVersion: ferry.rs/v1alpha1\nkind: KafkaConnector\nmetadata: {{name: {long}, namespace: n}}\n\
-             spec: {{kafka: {{bootstrapServers: k}}, sink: {{topics: [t], discard: {{}}}}}}"
+             spec: {{kafka: {{bootstrapServers: 'k:9092'}}, sink: {{topics: [t], discard: {{}}}}}}"
         ));
         assert!(validate(&c)
             .unwrap_err()

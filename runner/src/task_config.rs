@@ -7,11 +7,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use ferry_crds::admission::{self, Violation};
 use ferry_crds::connector::{KafkaConnectorSpec, KafkaSpec, SinkSpec, SourceSpec};
-use ferry_crds::errors::ErrorHandling;
-use ferry_crds::pipeline::{Converters, TransformSpec};
+use ferry_crds::pipeline::Converters;
+use ferry_crds::KafkaConnector;
 use regex::Regex;
-use serde::de::DeserializeOwned;
 
 use crate::config_error::ConfigError;
 use crate::convert::RecordConverters;
@@ -19,9 +19,6 @@ use crate::error_handling::ErrorPolicy;
 use crate::plugins::{self, TaskShare};
 use crate::transform::TransformChain;
 use ferry_kafka::{client_properties, Credentials};
-
-const API_VERSION: &str = "ferry.rs/v1alpha1";
-const KIND: &str = "KafkaConnector";
 
 /// Everything a task needs to run, checked.
 pub struct TaskConfig {
@@ -54,198 +51,73 @@ pub enum CheckMode {
     Run,
 }
 
-/// Removes serde_yaml's ` at line N column M` suffix and splits off a leading `path: `.
-fn split_serde_error(message: &str) -> (Option<String>, String) {
-    let location = Regex::new(r" at line \d+ column \d+$").ok();
-    let msg = match location {
-        Some(re) => re.replace(message, "").into_owned(),
-        None => message.to_string(),
-    };
-    if let Some((path, rest)) = msg.split_once(": ") {
-        let is_path = !path.is_empty()
-            && !path.contains(' ')
-            && path
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "._-[]".contains(c));
-        if is_path {
-            return (Some(path.to_string()), rest.to_string());
-        }
-    }
-    (None, msg)
-}
-
-/// Deserializes `value` as `T`, naming the offending field under `field` on failure.
-fn section<T: DeserializeOwned>(value: &serde_yaml::Value, field: &str) -> Result<T, ConfigError> {
-    // Re-reading the section from text gives errors with a path inside the section.
-    let text = serde_yaml::to_string(value).unwrap_or_default();
-    serde_yaml::from_str::<T>(&text).map_err(|e| {
-        let (path, message) = split_serde_error(&e.to_string());
-        let field = match path {
-            Some(p) if p == "spec" || p.starts_with("spec.") => p,
-            Some(p) if p.starts_with('[') => format!("{field}{p}"),
-            Some(p) => format!("{field}.{p}"),
-            None => field.to_string(),
-        };
-        ConfigError { field, message }
-    })
-}
-
-/// Parses one part of the spec when present; a failure is recorded in `errors`.
-fn parse_part<T: DeserializeOwned>(
-    value: Option<&serde_yaml::Value>,
-    field: &str,
-    errors: &mut Vec<ConfigError>,
-    failed: &mut bool,
-) -> Option<T> {
-    match section::<T>(value?, field) {
-        Ok(t) => Some(t),
-        Err(e) => {
-            errors.push(e);
-            *failed = true;
-            None
+impl From<Violation> for ConfigError {
+    fn from(v: Violation) -> Self {
+        ConfigError {
+            field: if v.field.is_empty() {
+                "(resource)".into()
+            } else {
+                v.field
+            },
+            message: v.message,
         }
     }
 }
 
 /// Parses and checks a connector file. `share`: this task's index and count.
+///
+/// First the API server's own checks (the CRD's schema and CEL rules, [`admission`]), with
+/// its field paths; then what only the runner can check (plugin settings, converters,
+/// transforms, the Kafka client properties). When admission refuses the file but it still
+/// reads as a connector, the runner's checks run too, so one mistake does not hide another.
 pub fn load(
     yaml: &str,
     share: TaskShare,
     creds: &Credentials,
     mode: CheckMode,
 ) -> Result<TaskConfig, Vec<ConfigError>> {
-    let doc: serde_yaml::Value = serde_yaml::from_str(yaml).map_err(|e| {
+    let doc: serde_json::Value = serde_yaml::from_str(yaml).map_err(|e| {
         vec![ConfigError {
             field: "(file)".into(),
             message: format!("not valid YAML: {e}"),
         }]
     })?;
-    let mut errors = Vec::new();
-    let get = |k: &str| doc.get(k);
-    match get("apiVersion").and_then(|v| v.as_str()) {
-        Some(API_VERSION) => {}
-        other => errors.push(ConfigError {
-            field: "apiVersion".into(),
-            message: format!("must be {API_VERSION}, got {}", other.unwrap_or("nothing")),
-        }),
-    }
-    match get("kind").and_then(|v| v.as_str()) {
-        Some(KIND) => {}
-        other => errors.push(ConfigError {
-            field: "kind".into(),
-            message: format!("must be {KIND}, got {}", other.unwrap_or("nothing")),
-        }),
-    }
-    let name = get("metadata")
-        .and_then(|m| m.get("name"))
-        .and_then(|n| n.as_str())
-        .unwrap_or_default()
-        .to_string();
-    if name.is_empty() {
-        errors.push(ConfigError {
-            field: "metadata.name".into(),
-            message: "the connector needs a name".into(),
-        });
-    }
-    let namespace = get("metadata")
-        .and_then(|m| m.get("namespace"))
-        .and_then(|n| n.as_str())
-        .unwrap_or("default")
-        .to_string();
-    let Some(spec_value) = get("spec") else {
-        errors.push(ConfigError {
-            field: "spec".into(),
-            message: "missing".into(),
-        });
-        return Err(errors);
-    };
-
-    // Check each section on its own, so that one mistake does not hide the others.
-    let mut section_failed = false;
-    let part = |key: &str| -> Option<&serde_yaml::Value> { spec_value.get(key) };
-    let kafka = parse_part::<KafkaSpec>(
-        part("kafka"),
-        "spec.kafka",
-        &mut errors,
-        &mut section_failed,
-    );
-    let source = parse_part::<SourceSpec>(
-        part("source"),
-        "spec.source",
-        &mut errors,
-        &mut section_failed,
-    );
-    let sink = parse_part::<SinkSpec>(part("sink"), "spec.sink", &mut errors, &mut section_failed);
-    let converters = parse_part::<Converters>(
-        part("converters"),
-        "spec.converters",
-        &mut errors,
-        &mut section_failed,
-    );
-    let error_handling = parse_part::<ErrorHandling>(
-        part("errors"),
-        "spec.errors",
-        &mut errors,
-        &mut section_failed,
-    );
-    let mut transforms = Some(Vec::new());
-    if let Some(serde_yaml::Value::Sequence(items)) = part("transforms") {
-        for (i, item) in items.iter().enumerate() {
-            let t = parse_part::<TransformSpec>(
-                Some(item),
-                &format!("spec.transforms[{i}]"),
-                &mut errors,
-                &mut section_failed,
-            );
-            match (t, transforms.as_mut()) {
-                (Some(t), Some(all)) => all.push(t),
-                _ => transforms = None,
+    // Unknown fields first, as strict field validation names them; then the rest of the
+    // API server's checks on what is left, so that a typo does not hide other problems.
+    let unknown: Vec<ConfigError> = admission::unknown_fields(&doc)
+        .into_iter()
+        .map(ConfigError::from)
+        .collect();
+    let doc = admission::without_unknown_fields(&doc);
+    let (connector, mut errors) = match admission::admit(&doc) {
+        Ok(admitted) => match serde_json::from_value::<KafkaConnector>(admitted) {
+            Ok(connector) => (connector, unknown),
+            Err(e) => {
+                return Err(vec![ConfigError {
+                    field: "spec".into(),
+                    message: format!("admitted, but not readable as a connector: {e}"),
+                }])
             }
-        }
-    }
-    if section_failed {
-        // Still check what could be read, so that one mistake does not hide the others.
-        let share = TaskShare {
-            index: share.index,
-            count: share.count.max(1),
-        };
-        if let Some(k) = &kafka {
-            if let Err(e) = client_properties(k, creds, mode == CheckMode::Run) {
-                errors.extend(e.into_iter().map(ConfigError::from));
+        },
+        Err(violations) => {
+            let mut errors = unknown;
+            errors.extend(violations.into_iter().map(ConfigError::from));
+            match serde_json::from_value::<KafkaConnector>(doc.clone()) {
+                Ok(connector) => (connector, errors),
+                Err(_) => {
+                    errors.extend(runner_checks_of_parts(&doc, share, creds, mode, &errors));
+                    return Err(errors);
+                }
             }
-        }
-        if let Some(s) = &source {
-            errors.extend(plugins::validate_source(&s.plugin, share));
-        }
-        if let Some(s) = &sink {
-            errors.extend(plugins::validate_sink(&s.plugin, share));
-        }
-        if part("converters").is_none() || converters.is_some() {
-            if let Err(e) = RecordConverters::from_spec(converters.as_ref()) {
-                errors.extend(e);
-            }
-        }
-        if let Some(t) = &transforms {
-            if let Err(e) = TransformChain::from_spec(t) {
-                errors.extend(e);
-            }
-        }
-        if let Some(e) = &error_handling {
-            errors.extend(crate::error_handling::validate(
-                Some(e),
-                part("source").is_some(),
-            ));
-        }
-        return Err(errors);
-    }
-    let spec: KafkaConnectorSpec = match section(spec_value, "spec") {
-        Ok(s) => s,
-        Err(e) => {
-            errors.push(e);
-            return Err(errors);
         }
     };
-
+    let name = connector.metadata.name.clone().unwrap_or_default();
+    let namespace = connector
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".to_owned());
+    let spec = connector.spec;
     let share = TaskShare {
         index: share.index,
         count: share.count.max(1),
@@ -259,18 +131,6 @@ pub fn load(
             ),
         });
     }
-    // The API server's rules first (the same ones admission applies), then what only the
-    // runner can check.
-    let mut connector = ferry_crds::KafkaConnector::new(&name, spec.clone());
-    connector.metadata.namespace = Some(namespace.clone());
-    errors.extend(
-        ferry_crds::validation::validate(&connector)
-            .into_iter()
-            .map(|v| ConfigError {
-                field: v.field,
-                message: v.message,
-            }),
-    );
     if let Some(source) = &spec.source {
         errors.extend(plugins::validate_source(&source.plugin, share));
     }
@@ -296,7 +156,10 @@ pub fn load(
         spec.source.is_some(),
     ));
     let kafka = client_properties(&spec.kafka, creds, mode == CheckMode::Run)
-        .map_err(|e| errors.extend(e.into_iter().map(ConfigError::from)))
+        .map_err(|problems| {
+            let new = not_said_by_admission(problems, &errors);
+            errors.extend(new);
+        })
         .ok();
     let converters = RecordConverters::from_spec(spec.converters.as_ref())
         .map_err(|e| errors.extend(e))
@@ -304,10 +167,6 @@ pub fn load(
     let transforms = TransformChain::from_spec(&spec.transforms)
         .map_err(|e| errors.extend(e))
         .ok();
-    // A rule both admission and the runner state (a refused spec.kafka.config key) is
-    // reported once.
-    let mut seen = std::collections::BTreeSet::new();
-    errors.retain(|e| seen.insert((e.field.clone(), e.message.clone())));
     match (kafka, converters, transforms) {
         (Some(kafka), Some(converters), Some(transforms)) if errors.is_empty() => Ok(TaskConfig {
             name,
@@ -322,6 +181,61 @@ pub fn load(
         }),
         _ => Err(errors),
     }
+}
+
+/// The client-property problems admission has not named already: its CEL rules name a refused
+/// `spec.kafka.config` key (`spec.kafka.config["acks"] ...`) under `spec.kafka.config`.
+fn not_said_by_admission(
+    problems: Vec<ferry_kafka::ConfigProblem>,
+    admission_errors: &[ConfigError],
+) -> Vec<ConfigError> {
+    problems
+        .into_iter()
+        .map(ConfigError::from)
+        .filter(|p| {
+            !admission_errors
+                .iter()
+                .any(|a| a.field == "spec.kafka.config" && a.message.contains(&p.field))
+        })
+        .collect()
+}
+
+/// The runner's own checks of the parts of a connector that read as Rust types when the whole
+/// does not (admission named why), so that one mistake does not hide the others.
+fn runner_checks_of_parts(
+    doc: &serde_json::Value,
+    share: TaskShare,
+    creds: &Credentials,
+    mode: CheckMode,
+    admission_errors: &[ConfigError],
+) -> Vec<ConfigError> {
+    fn part<T: serde::de::DeserializeOwned>(doc: &serde_json::Value, key: &str) -> Option<T> {
+        serde_json::from_value(doc.get("spec")?.get(key)?.clone()).ok()
+    }
+    let share = TaskShare {
+        index: share.index,
+        count: share.count.max(1),
+    };
+    let mut errors = Vec::new();
+    if let Some(kafka) = part::<KafkaSpec>(doc, "kafka") {
+        if let Err(problems) = client_properties(&kafka, creds, mode == CheckMode::Run) {
+            errors.extend(not_said_by_admission(problems, admission_errors));
+        }
+    }
+    if let Some(converters) = part::<Converters>(doc, "converters") {
+        if let Err(e) = RecordConverters::from_spec(Some(&converters)) {
+            errors.extend(e);
+        }
+    }
+    if let Some(source) = part::<SourceSpec>(doc, "source") {
+        errors.extend(plugins::validate_source(&source.plugin, share));
+    }
+    if let Some(sink) = part::<SinkSpec>(doc, "sink") {
+        errors.extend(plugins::validate_sink(&sink.plugin, share));
+    }
+    // What admission already named is not named twice.
+    errors.retain(|e| !admission_errors.iter().any(|a| a.field == e.field));
+    errors
 }
 
 /// The configuration of task `share` of the connector `yaml`, checked offline without
@@ -388,10 +302,7 @@ spec:
 "#,
         );
         assert!(f.contains(&"spec.sink.file.path".to_string()), "{f:?}");
-        assert!(
-            f.contains(&"spec.kafka.config[\"group.id\"]".to_string()),
-            "{f:?}"
-        );
+        assert!(f.contains(&"spec.kafka.config".to_string()), "{f:?}");
         assert!(
             f.contains(&"spec.errors.deadLetterQueue".to_string()),
             "{f:?}"
@@ -432,6 +343,8 @@ spec:
   errors: {tolerance: Sometimes}
 "#,
         );
+        // The enum error keeps admission from checking its CEL rules (as the API server
+        // does); the runner still checks what it can read.
         assert!(f.contains(&"spec.errors.tolerance".to_string()), "{f:?}");
         assert!(
             f.contains(&"spec.kafka.config[\"group.id\"]".to_string()),
@@ -452,8 +365,8 @@ spec:
                 "apiVersion",
                 "kind",
                 "metadata.name",
-                "spec",
-                "spec.kafka.bootstrapServers"
+                "spec.kafka.bootstrapServers",
+                "(resource)"
             ]
         );
         let bad_regex = GOOD.replace("topics: [lines]", "topicsRegex: '('");
@@ -475,23 +388,6 @@ spec:
     }
 
     #[test]
-    fn serde_errors_are_split_into_field_and_message() {
-        assert_eq!(
-            split_serde_error(
-                "tls.ca: unknown field `ky`, expected `name` or `key` at line 3 column 7"
-            ),
-            (
-                Some("tls.ca".into()),
-                "unknown field `ky`, expected `name` or `key`".into()
-            )
-        );
-        assert_eq!(
-            split_serde_error("missing field `path`"),
-            (None, "missing field `path`".into())
-        );
-    }
-
-    #[test]
     fn the_api_server_s_rules_are_checked_too() {
         let tasks = GOOD.to_string() + "  tasks: -1\n";
         assert!(
@@ -508,9 +404,14 @@ spec:
             "bootstrapServers: \"127.0.0.1:9092\"",
             "bootstrapServers: \"127.0.0.1:9092\", config: {max.poll.records: '1000'}",
         );
-        assert_eq!(
-            fields(&poll),
-            vec!["spec.kafka.config[\"max.poll.records\"]"]
+        let refused = check(&poll).err().unwrap_or_default();
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert_eq!(refused[0].field, "spec.kafka.config");
+        assert!(
+            refused[0]
+                .message
+                .contains("spec.kafka.config[\"max.poll.records\"] is not a librdkafka setting"),
+            "{refused:?}"
         );
     }
 }
