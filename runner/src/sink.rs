@@ -405,10 +405,13 @@ impl RecordHandler {
         let headers = dlq_headers(raw, &self.identity, &at, failure, settings);
         let rec = dlq_record(&settings.topic, raw, headers);
         let delivery = producer.send_result(rec).map_err(|(e, _)| {
-            TaskError::Kafka(format!(
-                "cannot write record {at} to the dead letter queue {}: {e}",
-                settings.topic
-            ))
+            TaskError::kafka(
+                format!(
+                    "cannot write record {at} to the dead letter queue {}",
+                    settings.topic
+                ),
+                e,
+            )
         })?;
         let tracker = self.tracker.clone();
         let metrics = self.metrics.clone();
@@ -420,12 +423,16 @@ impl RecordHandler {
                     lock(&tracker).acknowledged(&origin, offset);
                     Ok(())
                 }
-                Ok(Err((e, _))) => Err(TaskError::Kafka(format!(
-                    "cannot write record {at} to the dead letter queue {topic}: {e}"
-                ))),
-                Err(_) => Err(TaskError::Kafka(format!(
-                    "the dead letter queue producer stopped before record {at} was written"
-                ))),
+                Ok(Err((e, _))) => Err(TaskError::kafka(
+                    format!("cannot write record {at} to the dead letter queue {topic}"),
+                    e,
+                )),
+                Err(source) => Err(TaskError::DeliveryLost {
+                    context: format!(
+                        "the dead letter queue producer stopped before record {at} was written"
+                    ),
+                    source,
+                }),
             }
         });
         Ok(())
@@ -518,10 +525,13 @@ impl RejectedRecords {
                     .await
                     .map(|_| ())
                     .map_err(|(e, _)| {
-                        TaskError::Kafka(format!(
-                            "cannot write record {at} to the dead letter queue {}: {e}",
-                            settings.topic
-                        ))
+                        TaskError::kafka(
+                            format!(
+                                "cannot write record {at} to the dead letter queue {}",
+                                settings.topic
+                            ),
+                            e,
+                        )
                     })
             }
             _ => Err(TaskError::RecordFailed(record_failed_message(at, &failure))),
@@ -584,13 +594,16 @@ async fn writer(
                     let Some(delay) = delay else {
                         metrics.error(Stage::TaskPut);
                         let (tp, o) = &coords[0];
-                        return Err(TaskError::Plugin(format!(
-                            "the {plugin} sink failed writing {} records from {}/{}@{}: {e}",
-                            records.len(),
-                            tp.topic,
-                            tp.partition,
-                            o
-                        )));
+                        return Err(TaskError::plugin(
+                            format!(
+                                "the {plugin} sink failed writing {} records from {}/{}@{}",
+                                records.len(),
+                                tp.topic,
+                                tp.partition,
+                                o
+                            ),
+                            e,
+                        ));
                     };
                     metrics.retry();
                     tracing::warn!(error = %e, attempt, retry_in_ms = delay.as_millis() as u64, "sink write failed; retrying");
@@ -621,7 +634,7 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), TaskError> {
     let Some(sink_spec) = cfg.spec.sink.as_ref() else {
-        return Err(TaskError::Plugin("not a sink connector".into()));
+        return Err(TaskError::WrongKind("sink"));
     };
     let plugin_name = sink_spec.plugin.name();
     let tracker = Arc::new(Mutex::new(OffsetTracker::new()));
@@ -635,7 +648,7 @@ pub async fn run(
     client.set_log_level(RDKafkaLogLevel::Warning);
     let consumer: StreamConsumer<SinkContext> = client
         .create_with_context(context)
-        .map_err(|e| TaskError::Kafka(format!("cannot create the consumer: {e}")))?;
+        .map_err(|e| TaskError::kafka("cannot create the consumer", e))?;
 
     let dlq = match &cfg.errors.dead_letter_queue {
         Some(d) => {
@@ -649,12 +662,12 @@ pub async fn run(
                 },
             )
             .await
-            .map_err(|e| TaskError::Kafka(e.to_string()))?;
+            .map_err(TaskError::KafkaTopic)?;
             let mut pc = to_client_config(&cfg.kafka);
             pc.set("enable.idempotence", "true").set("acks", "all");
-            let producer: FutureProducer = pc.create().map_err(|e| {
-                TaskError::Kafka(format!("cannot create the dead letter queue producer: {e}"))
-            })?;
+            let producer: FutureProducer = pc
+                .create()
+                .map_err(|e| TaskError::kafka("cannot create the dead letter queue producer", e))?;
             Some((producer, d.clone()))
         }
         None => None,
@@ -671,10 +684,7 @@ pub async fn run(
             .unwrap_or_default(),
     });
     let sink = tokio::task::block_in_place(|| build_sink(&sink_spec.plugin, exactly_once))
-        .map_err(|e| match e {
-            PluginError::Config(c) => TaskError::Config(vec![c]),
-            e => TaskError::Plugin(e.to_string()),
-        })?;
+        .map_err(TaskError::plugin_start)?;
     let read_headers = headers_needed(&cfg, sink.reads_headers());
     match &sink_spec.topics_regex {
         Some(re) => consumer.subscribe(&[format!("^({re})$").as_str()]),
@@ -684,13 +694,16 @@ pub async fn run(
         }
     }
     .map_err(|e| {
-        TaskError::Kafka(format!(
-            "cannot subscribe to {}: {e}",
-            sink_spec
-                .topics_regex
-                .clone()
-                .unwrap_or_else(|| sink_spec.topics.join(", "))
-        ))
+        TaskError::kafka(
+            format!(
+                "cannot subscribe to {}",
+                sink_spec
+                    .topics_regex
+                    .clone()
+                    .unwrap_or_else(|| sink_spec.topics.join(", "))
+            ),
+            e,
+        )
     })?;
     wait_for_kafka(&consumer, &cfg.spec.kafka.bootstrap_servers, &mut shutdown).await?;
     metrics.set_ready(true);
@@ -752,9 +765,9 @@ pub async fn run(
             _ = shutdown.wait_for(|s| *s) => break,
             r = &mut writer_task => {
                 writer_done = true;
-                outcome = r.unwrap_or_else(|e| Err(TaskError::Plugin(format!("the sink writer stopped: {e}"))));
+                outcome = r.unwrap_or_else(|e| Err(TaskError::WriterStopped(Some(e))));
                 if outcome.is_ok() {
-                    outcome = Err(TaskError::Plugin("the sink writer stopped".into()));
+                    outcome = Err(TaskError::WriterStopped(None));
                 }
                 break;
             }
@@ -831,7 +844,7 @@ pub async fn run(
             }
             Err(e) => {
                 if outcome.is_ok() {
-                    outcome = Err(TaskError::Plugin(format!("the sink writer stopped: {e}")));
+                    outcome = Err(TaskError::WriterStopped(Some(e)));
                 }
             }
         }
@@ -917,9 +930,10 @@ async fn wait_for_kafka(
         match r {
             Ok(_) => return Ok(()),
             Err(e) if started.elapsed() > Duration::from_secs(60) => {
-                return Err(TaskError::Kafka(format!(
-                    "cannot reach the brokers at {bootstrap} (spec.kafka.bootstrapServers) for a minute: {e}"
-                )))
+                return Err(TaskError::kafka(
+                    format!("cannot reach the brokers at {bootstrap} (spec.kafka.bootstrapServers) for a minute"),
+                    e,
+                ))
             }
             Err(e) => tracing::warn!(error = %e, "waiting for Kafka"),
         }

@@ -104,20 +104,19 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), TaskError> {
     let Some(source_spec) = cfg.spec.source.as_ref() else {
-        return Err(TaskError::Plugin("not a source connector".into()));
+        return Err(TaskError::WrongKind("source"));
     };
     let plugin_name = source_spec.plugin.name();
     let mut client = ferry_kafka::client_config(&producer_properties(&cfg));
     client.set_log_level(RDKafkaLogLevel::Warning);
     let producer: FutureProducer = client
         .create()
-        .map_err(|e| TaskError::Kafka(format!("cannot create the producer: {e}")))?;
+        .map_err(|e| TaskError::kafka("cannot create the producer", e))?;
     let exactly_once = cfg.spec.delivery == Delivery::ExactlyOnce;
     if exactly_once {
         // Before the offsets are read: this aborts what an earlier task left open.
-        tokio::task::block_in_place(|| producer.init_transactions(TRANSACTION_TIMEOUT)).map_err(
-            |e| TaskError::Kafka(format!("cannot start the transactional producer: {e}")),
-        )?;
+        tokio::task::block_in_place(|| producer.init_transactions(TRANSACTION_TIMEOUT))
+            .map_err(|e| TaskError::kafka("cannot start the transactional producer", e))?;
     }
     let store = KafkaOffsetStore::open(
         &cfg.kafka,
@@ -126,22 +125,15 @@ pub async fn run(
         &cfg.name,
         exactly_once,
     )
-    .await
-    .map_err(|e| TaskError::Kafka(e.to_string()))?;
+    .await?;
     let mut task = build_source(&source_spec.plugin, cfg.share, &cfg.namespace, &cfg.name);
-    let stored = store
-        .load()
-        .await
-        .map_err(|e| TaskError::Kafka(e.to_string()))?;
+    let stored = store.load().await?;
     let mine: BTreeMap<_, _> = task
         .partitions()
         .into_iter()
         .filter_map(|p| stored.get(&p).map(|o| (p, o.clone())))
         .collect();
-    task.start(mine).await.map_err(|e| match e {
-        PluginError::Config(c) => TaskError::Config(vec![c]),
-        e => TaskError::Plugin(e.to_string()),
-    })?;
+    task.start(mine).await.map_err(TaskError::plugin_start)?;
     // Under exactly-once, offsets go out in the task's own transactions.
     let transactions = exactly_once.then_some(Transactions {
         producer: &producer,
@@ -256,9 +248,10 @@ pub async fn run(
                         break;
                     }
                     _ => {
-                        outcome = Err(TaskError::Plugin(format!(
-                            "the {plugin_name} source failed: {e}"
-                        )));
+                        outcome = Err(TaskError::plugin(
+                            format!("the {plugin_name} source failed"),
+                            e,
+                        ));
                         break;
                     }
                 }
@@ -344,10 +337,10 @@ pub async fn run(
                             }
                             break None;
                         }
-                        outcome = Err(TaskError::Kafka(format!(
-                            "cannot send a record to {}: {e}",
-                            raw.topic
-                        )));
+                        outcome = Err(TaskError::kafka(
+                            format!("cannot send a record to {}", raw.topic),
+                            e,
+                        ));
                         break 'run;
                     }
                 }
@@ -465,17 +458,20 @@ async fn drain_deliveries(
                 let failure = produce_failure(&e);
                 if cfg.spec.delivery == Delivery::ExactlyOnce {
                     // The transaction cannot commit without it: nothing of it will count.
-                    return Err(TaskError::Kafka(format!(
-                        "a record to {} was not delivered, so its transaction is aborted \
-                         (under ExactlyOnce a record Kafka refuses stops the task): {e}",
-                        item.topic
-                    )));
+                    return Err(TaskError::kafka(
+                        format!(
+                            "a record to {} was not delivered, so its transaction is aborted \
+                             (under ExactlyOnce a record Kafka refuses stops the task)",
+                            item.topic
+                        ),
+                        e,
+                    ));
                 }
                 if !record_level(&e) {
-                    return Err(TaskError::Kafka(format!(
-                        "a record to {} was not delivered: {e}",
-                        item.topic
-                    )));
+                    return Err(TaskError::kafka(
+                        format!("a record to {} was not delivered", item.topic),
+                        e,
+                    ));
                 }
                 let offset = item
                     .partition
@@ -484,10 +480,11 @@ async fn drain_deliveries(
                     .unwrap_or_default();
                 tolerate(cfg, &at, &failure, &offset)?;
             }
-            Some(Err(_)) => {
-                return Err(TaskError::Kafka(
-                    "the producer stopped before a delivery report".into(),
-                ))
+            Some(Err(source)) => {
+                return Err(TaskError::DeliveryLost {
+                    context: "the producer stopped before a delivery report".into(),
+                    source,
+                })
             }
         }
         if let Some((p, o)) = item.partition {
@@ -503,7 +500,7 @@ async fn drain_deliveries(
 fn begin_transaction(producer: &FutureProducer) -> Result<(), TaskError> {
     producer
         .begin_transaction()
-        .map_err(|e| TaskError::Kafka(format!("cannot begin a transaction: {e}")))
+        .map_err(|e| TaskError::kafka("cannot begin a transaction", e))
 }
 
 /// The transactions of an exactly-once source task.
@@ -551,10 +548,7 @@ impl Transactions<'_> {
         acked.latest.clear();
         self.metrics.committed();
         if let Err(e) = task.committed(&offsets).await {
-            return Err(match e {
-                PluginError::Config(c) => TaskError::Config(vec![c]),
-                e => TaskError::Plugin(format!("confirming committed offsets: {e}")),
-            });
+            return Err(TaskError::plugin("confirming committed offsets", e));
         }
         if again {
             begin_transaction(self.producer)?;
@@ -574,15 +568,15 @@ impl Transactions<'_> {
                 .key(&key)
                 .payload(&value);
             let delivery = self.producer.send_result(record).map_err(|(e, _)| {
-                TaskError::Kafka(format!(
-                    "cannot write source offsets to {}: {e}",
-                    self.store.topic()
-                ))
+                TaskError::kafka(
+                    format!("cannot write source offsets to {}", self.store.topic()),
+                    e,
+                )
             })?;
             stored.push(delivery);
         }
         tokio::task::block_in_place(|| self.producer.commit_transaction(TRANSACTION_TIMEOUT))
-            .map_err(|e| TaskError::Kafka(format!("cannot commit the transaction: {e}")))?;
+            .map_err(|e| TaskError::kafka("cannot commit the transaction", e))?;
         // Committed: every delivery has its report.
         while !in_flight.is_empty() {
             drain_deliveries(self.cfg, self.metrics, in_flight, acked, true).await?;
@@ -591,15 +585,16 @@ impl Transactions<'_> {
             match delivery.await {
                 Ok(Ok(_)) => {}
                 Ok(Err((e, _))) => {
-                    return Err(TaskError::Kafka(format!(
-                        "source offsets were not written to {}: {e}",
-                        self.store.topic()
-                    )))
-                }
-                Err(_) => {
-                    return Err(TaskError::Kafka(
-                        "the producer stopped before a delivery report".into(),
+                    return Err(TaskError::kafka(
+                        format!("source offsets were not written to {}", self.store.topic()),
+                        e,
                     ))
+                }
+                Err(source) => {
+                    return Err(TaskError::DeliveryLost {
+                        context: "the producer stopped before a delivery report".into(),
+                        source,
+                    })
                 }
             }
         }
@@ -620,15 +615,9 @@ async fn flush_offsets(
     if acked.latest.is_empty() {
         return Ok(());
     }
-    store
-        .store(&acked.latest)
-        .await
-        .map_err(|e| TaskError::Kafka(e.to_string()))?;
+    store.store(&acked.latest).await?;
     if let Err(e) = task.committed(&acked.latest).await {
-        return Err(match e {
-            PluginError::Config(c) => TaskError::Config(vec![c]),
-            e => TaskError::Plugin(format!("confirming stored offsets: {e}")),
-        });
+        return Err(TaskError::plugin("confirming stored offsets", e));
     }
     acked.latest.clear();
     metrics.committed();
