@@ -21,29 +21,25 @@ use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
-use rdkafka::message::{BorrowedMessage, Headers, Message, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::statistics::Statistics;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinSet;
 
 use crate::desired_state::DesiredState;
-use crate::error_handling::{
-    dlq_context_headers, record_failed_message, DlqSettings, FailureAction, RecordCoordinates,
-    Stage, TaskIdentity,
-};
+use crate::error_handling::{RecordCoordinates, RecordFailure, Stage, TaskIdentity};
+use crate::failure::{DeadLetterQueue, FailedRecord, FailureRouter, Routed};
 use crate::metrics::{PipelineStage, RunState, TaskMetrics};
 use crate::offset_tracker::{OffsetTracker, TopicPartition};
 use crate::plugins::database_sink::positions::OffsetsScope;
 use crate::plugins::{build_sink, PluginError, SinkTask};
-use crate::processing::{decode_and_transform, log_failure, Processed, StageTally};
+use crate::processing::{decode_and_transform, Processed, StageTally};
 use crate::record::{RawRecord, Record};
 use crate::task_config::TaskConfig;
 use crate::task_error::TaskError;
 use ferry_crds::connector::Delivery;
 use ferry_kafka::client_config as to_client_config;
-use ferry_kafka::topics::{ensure_topic, TopicRequest};
 
 /// Most records in one batch handed to the sink plugin.
 pub const MAX_BATCH_RECORDS: usize = 2048;
@@ -310,9 +306,10 @@ struct RecordHandler {
     cfg: Arc<TaskConfig>,
     metrics: Arc<TaskMetrics>,
     tracker: Arc<Mutex<OffsetTracker>>,
-    dlq: Option<(FutureProducer, DlqSettings)>,
+    failures: FailureRouter,
+    /// Records on their way to the dead letter queue; each acknowledges its offset once
+    /// Kafka has it.
     dlq_deliveries: JoinSet<Result<(), TaskError>>,
-    identity: TaskIdentity,
     batch: Batch,
     topics: Vec<Arc<str>>,
     /// Whether records are decoded with their headers (see [`headers_needed`]).
@@ -363,126 +360,31 @@ impl RecordHandler {
                         raw.headers = headers_of(m);
                     }
                 }
-                let at = RecordCoordinates {
-                    topic: origin.topic.to_string(),
-                    partition: Some(origin.partition),
-                    offset: Some(offset),
-                };
-                self.metrics.error(failure.stage);
-                log_failure(&self.cfg.errors, &at, &failure, raw.as_ref());
-                match self.cfg.errors.decide() {
-                    FailureAction::FailTask => Err(TaskError::RecordFailed(record_failed_message(
-                        &at, &failure,
-                    ))),
-                    FailureAction::Skip => {
-                        lock(&self.tracker).acknowledged(&origin, offset);
-                        Ok(())
-                    }
-                    FailureAction::SendToDeadLetterQueue => match raw {
-                        Some(raw) => self.send_to_dlq(origin, offset, at, &raw, &failure),
-                        None => Err(TaskError::RecordFailed(record_failed_message(
-                            &at, &failure,
-                        ))),
+                let failed = FailedRecord {
+                    at: RecordCoordinates {
+                        topic: origin.topic.to_string(),
+                        partition: Some(origin.partition),
+                        offset: Some(offset),
                     },
+                    position: None,
+                    failure,
+                    raw,
+                };
+                match self.failures.route(failed)? {
+                    Routed::Skipped => lock(&self.tracker).acknowledged(&origin, offset),
+                    Routed::DeadLettered(delivery) => {
+                        let tracker = self.tracker.clone();
+                        self.dlq_deliveries.spawn(async move {
+                            delivery.done().await?;
+                            lock(&tracker).acknowledged(&origin, offset);
+                            Ok(())
+                        });
+                    }
                 }
+                Ok(())
             }
         }
     }
-
-    /// Writes the original record, with context headers when asked, to the dead letter
-    /// queue; its offset is acknowledged once Kafka has it.
-    fn send_to_dlq(
-        &mut self,
-        origin: TopicPartition,
-        offset: i64,
-        at: RecordCoordinates,
-        raw: &RawRecord,
-        failure: &crate::error_handling::RecordFailure,
-    ) -> Result<(), TaskError> {
-        let Some((producer, settings)) = &self.dlq else {
-            return Ok(());
-        };
-        let headers = dlq_headers(raw, &self.identity, &at, failure, settings);
-        let rec = dlq_record(&settings.topic, raw, headers);
-        let delivery = producer.send_result(rec).map_err(|(e, _)| {
-            TaskError::kafka(
-                format!(
-                    "cannot write record {at} to the dead letter queue {}",
-                    settings.topic
-                ),
-                e,
-            )
-        })?;
-        let tracker = self.tracker.clone();
-        let metrics = self.metrics.clone();
-        let topic = settings.topic.clone();
-        self.dlq_deliveries.spawn(async move {
-            match delivery.await {
-                Ok(Ok(_)) => {
-                    metrics.dlq_record();
-                    lock(&tracker).acknowledged(&origin, offset);
-                    Ok(())
-                }
-                Ok(Err((e, _))) => Err(TaskError::kafka(
-                    format!("cannot write record {at} to the dead letter queue {topic}"),
-                    e,
-                )),
-                Err(source) => Err(TaskError::DeliveryLost {
-                    context: format!(
-                        "the dead letter queue producer stopped before record {at} was written"
-                    ),
-                    source,
-                }),
-            }
-        });
-        Ok(())
-    }
-}
-
-/// The headers of a dead letter queue record: the record's own, then Kafka Connect's
-/// `__connect.errors.*` context headers when `contextHeaders` is set.
-fn dlq_headers(
-    raw: &RawRecord,
-    identity: &TaskIdentity,
-    at: &RecordCoordinates,
-    failure: &crate::error_handling::RecordFailure,
-    settings: &DlqSettings,
-) -> OwnedHeaders {
-    let mut headers = OwnedHeaders::new();
-    for (k, v) in &raw.headers {
-        headers = headers.insert(rdkafka::message::Header {
-            key: k,
-            value: v.as_deref(),
-        });
-    }
-    if settings.context_headers {
-        for (k, v) in dlq_context_headers(identity, at, failure) {
-            headers = headers.insert(rdkafka::message::Header {
-                key: &k,
-                value: Some(&v),
-            });
-        }
-    }
-    headers
-}
-
-/// The dead letter queue record of `raw`: its key, value and timestamp with `headers`.
-fn dlq_record<'a>(
-    topic: &'a str,
-    raw: &'a RawRecord,
-    headers: OwnedHeaders,
-) -> FutureRecord<'a, [u8], [u8]> {
-    let mut rec: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(headers);
-    if let Some(k) = raw.key.as_deref() {
-        rec = rec.key(k);
-    }
-    if let Some(v) = raw.value.as_deref() {
-        rec = rec.payload(v);
-    }
-    if let Some(ts) = raw.timestamp {
-        rec = rec.timestamp(ts);
-    }
-    rec
 }
 
 /// What the writer does with a record the sink plugin refused
@@ -492,49 +394,34 @@ fn dlq_record<'a>(
 /// transforms), written back with the connector's converters.
 struct RejectedRecords {
     cfg: Arc<TaskConfig>,
-    dlq: Option<(FutureProducer, DlqSettings)>,
-    identity: TaskIdentity,
+    failures: FailureRouter,
     plugin: &'static str,
 }
 
 impl RejectedRecords {
-    /// Handles `record` (from `at`), refused with `message`; `Ok` when the task goes on
-    /// without it.
-    async fn handle(
+    /// The failure of `record` (from `tp` at `offset`), refused with `message`.
+    fn failed(
         &self,
         record: &Record,
-        at: &RecordCoordinates,
-        message: &str,
-    ) -> Result<(), TaskError> {
-        let failure = crate::error_handling::RecordFailure {
-            stage: Stage::TaskPut,
-            class_name: format!("ferry.sink.{}", self.plugin),
-            error_kind: "RecordRejected".to_string(),
-            message: message.to_string(),
-            trace: message.to_string(),
-        };
-        let raw = self.cfg.converters.encode(record).ok();
-        log_failure(&self.cfg.errors, at, &failure, raw.as_ref());
-        match (self.cfg.errors.decide(), &self.dlq, raw) {
-            (FailureAction::Skip, _, _) => Ok(()),
-            (FailureAction::SendToDeadLetterQueue, Some((producer, settings)), Some(raw)) => {
-                let headers = dlq_headers(&raw, &self.identity, at, &failure, settings);
-                let rec = dlq_record(&settings.topic, &raw, headers);
-                producer
-                    .send(rec, Duration::from_secs(30))
-                    .await
-                    .map(|_| ())
-                    .map_err(|(e, _)| {
-                        TaskError::kafka(
-                            format!(
-                                "cannot write record {at} to the dead letter queue {}",
-                                settings.topic
-                            ),
-                            e,
-                        )
-                    })
-            }
-            _ => Err(TaskError::RecordFailed(record_failed_message(at, &failure))),
+        tp: &TopicPartition,
+        offset: i64,
+        message: String,
+    ) -> FailedRecord {
+        FailedRecord {
+            at: RecordCoordinates {
+                topic: tp.topic.to_string(),
+                partition: Some(tp.partition),
+                offset: Some(offset),
+            },
+            position: None,
+            failure: RecordFailure {
+                stage: Stage::TaskPut,
+                class_name: format!("ferry.sink.{}", self.plugin),
+                error_kind: "RecordRejected".to_string(),
+                trace: message.clone(),
+                message,
+            },
+            raw: self.cfg.converters.encode(record).ok(),
         }
     }
 }
@@ -566,17 +453,9 @@ async fn writer(
                 Err(PluginError::Record { index, message }) if index < records.len() => {
                     // Nothing of the batch was written: handle the record, then write the
                     // others again.
-                    metrics.error(Stage::TaskPut);
                     let (tp, o) = coords[index].clone();
-                    let at = RecordCoordinates {
-                        topic: tp.topic.to_string(),
-                        partition: Some(tp.partition),
-                        offset: Some(o),
-                    };
-                    rejected.handle(&records[index], &at, &message).await?;
-                    if rejected.dlq.is_some() {
-                        metrics.dlq_record();
-                    }
+                    let failed = rejected.failed(&records[index], &tp, o, message);
+                    rejected.failures.route_and_wait(failed).await?;
                     records.remove(index);
                     coords.remove(index);
                     lock(&tracker).acknowledged(&tp, o);
@@ -592,7 +471,7 @@ async fn writer(
                         None
                     };
                     let Some(delay) = delay else {
-                        metrics.error(Stage::TaskPut);
+                        rejected.failures.count(Stage::TaskPut);
                         let (tp, o) = &coords[0];
                         return Err(TaskError::plugin(
                             format!(
@@ -650,28 +529,15 @@ pub async fn run(
         .create_with_context(context)
         .map_err(|e| TaskError::kafka("cannot create the consumer", e))?;
 
-    let dlq = match &cfg.errors.dead_letter_queue {
-        Some(d) => {
-            ensure_topic(
-                &to_client_config(&cfg.kafka),
-                TopicRequest {
-                    name: &d.topic,
-                    partitions: 1,
-                    replication_factor: d.replication_factor,
-                    config: &[],
-                },
-            )
-            .await
-            .map_err(TaskError::KafkaTopic)?;
-            let mut pc = to_client_config(&cfg.kafka);
-            pc.set("enable.idempotence", "true").set("acks", "all");
-            let producer: FutureProducer = pc
-                .create()
-                .map_err(|e| TaskError::kafka("cannot create the dead letter queue producer", e))?;
-            Some((producer, d.clone()))
-        }
+    let identity = TaskIdentity {
+        connector: cfg.name.clone(),
+        task: cfg.share.index,
+    };
+    let dead_letters = match &cfg.errors.dead_letter_queue {
+        Some(d) => Some(DeadLetterQueue::open(&cfg.kafka, d, identity).await?),
         None => None,
     };
+    let failures = FailureRouter::new(cfg.errors.clone(), metrics.clone(), dead_letters);
 
     let exactly_once = (cfg.spec.delivery == Delivery::ExactlyOnce).then(|| OffsetsScope {
         connector: format!("{}/{}", cfg.namespace, cfg.name),
@@ -718,11 +584,7 @@ pub async fn run(
     let handoff = Arc::new(Handoff::new());
     let rejected = RejectedRecords {
         cfg: cfg.clone(),
-        dlq: dlq.clone(),
-        identity: TaskIdentity {
-            connector: cfg.name.clone(),
-            task: cfg.share.index,
-        },
+        failures: failures.clone(),
         plugin: plugin_name,
     };
     let mut writer_task = tokio::spawn(writer(
@@ -740,12 +602,8 @@ pub async fn run(
         cfg: cfg.clone(),
         metrics: metrics.clone(),
         tracker: tracker.clone(),
-        dlq,
+        failures,
         dlq_deliveries: JoinSet::new(),
-        identity: TaskIdentity {
-            connector: cfg.name.clone(),
-            task: cfg.share.index,
-        },
         batch: Batch::new(),
         topics: Vec::new(),
         read_headers,

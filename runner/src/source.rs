@@ -26,14 +26,13 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use tokio::sync::watch;
 
 use crate::desired_state::DesiredState;
-use crate::error_handling::{
-    record_failed_message, FailureAction, RecordCoordinates, RecordFailure, Stage,
-};
+use crate::error_handling::{RecordCoordinates, RecordFailure, Stage};
+use crate::failure::{FailedRecord, FailureRouter};
 use crate::metrics::{PipelineStage, RunState, TaskMetrics};
 use crate::plugins::{
     build_source, PluginError, SourceOffset, SourcePartition, SourcePoll, SourceTask,
 };
-use crate::processing::{log_failure, transform_and_encode, Produced};
+use crate::processing::{transform_and_encode, Produced};
 use crate::source_offsets::{KafkaOffsetStore, OffsetStore};
 use crate::task_config::TaskConfig;
 use crate::task_error::TaskError;
@@ -135,11 +134,14 @@ pub async fn run(
         .collect();
     task.start(mine).await.map_err(TaskError::plugin_start)?;
     // Under exactly-once, offsets go out in the task's own transactions.
+    // A source has no dead letter queue (validation refuses one).
+    let failures = FailureRouter::new(cfg.errors.clone(), metrics.clone(), None);
     let transactions = exactly_once.then_some(Transactions {
         producer: &producer,
         store: &store,
         cfg: &cfg,
         metrics: &metrics,
+        failures: &failures,
     });
     if exactly_once {
         begin_transaction(&producer)?;
@@ -177,7 +179,9 @@ pub async fn run(
             );
         }
         // Collect the deliveries that completed, in order.
-        if let Err(e) = drain_deliveries(&cfg, &metrics, &mut in_flight, &mut acked, false).await {
+        if let Err(e) =
+            drain_deliveries(&cfg, &metrics, &failures, &mut in_flight, &mut acked, false).await
+        {
             outcome = Err(e);
             break;
         }
@@ -227,7 +231,7 @@ pub async fn run(
                 continue;
             }
             Err(e) => {
-                metrics.error(Stage::TaskPoll);
+                failures.count(Stage::TaskPoll);
                 let since = *poll_failing_since.get_or_insert_with(Instant::now);
                 poll_attempt += 1;
                 match (
@@ -275,15 +279,21 @@ pub async fn run(
                     continue;
                 }
                 Produced::Failed(failure) => {
-                    metrics.error(failure.stage);
-                    if let Err(e) = tolerate(&cfg, &at, &failure, &sr.offset) {
+                    let topic = at.topic.clone();
+                    let failed = FailedRecord {
+                        at,
+                        position: Some(sr.offset.clone()),
+                        failure,
+                        raw: None,
+                    };
+                    if let Err(e) = failures.route_and_wait(failed).await {
                         outcome = Err(e);
                         break 'run;
                     }
                     in_flight.push_back(InFlight {
                         partition: Some((sr.partition, sr.offset)),
                         delivery: None,
-                        topic: at.topic,
+                        topic,
                     });
                     continue;
                 }
@@ -320,23 +330,35 @@ pub async fn run(
                         // Wait for deliveries to make room.
                         if in_flight.iter().all(|f| f.delivery.is_none()) {
                             tokio::time::sleep(Duration::from_millis(10)).await;
-                        } else if let Err(e) =
-                            drain_deliveries(&cfg, &metrics, &mut in_flight, &mut acked, true).await
+                        } else if let Err(e) = drain_deliveries(
+                            &cfg,
+                            &metrics,
+                            &failures,
+                            &mut in_flight,
+                            &mut acked,
+                            true,
+                        )
+                        .await
                         {
                             outcome = Err(e);
                             break 'run;
                         }
                     }
                     Err((e, _)) => {
-                        let failure = produce_failure(&e);
-                        metrics.error(Stage::KafkaProduce);
                         if record_level(&e) {
-                            if let Err(e) = tolerate(&cfg, &at, &failure, &sr.offset) {
+                            let failed = FailedRecord {
+                                at: at.clone(),
+                                position: Some(sr.offset.clone()),
+                                failure: produce_failure(&e),
+                                raw: None,
+                            };
+                            if let Err(e) = failures.route_and_wait(failed).await {
                                 outcome = Err(e);
                                 break 'run;
                             }
                             break None;
                         }
+                        failures.count(Stage::KafkaProduce);
                         outcome = Err(TaskError::kafka(
                             format!("cannot send a record to {}", raw.topic),
                             e,
@@ -352,7 +374,8 @@ pub async fn run(
             });
             while in_flight.len() >= MAX_IN_FLIGHT {
                 if let Err(e) =
-                    drain_deliveries(&cfg, &metrics, &mut in_flight, &mut acked, true).await
+                    drain_deliveries(&cfg, &metrics, &failures, &mut in_flight, &mut acked, true)
+                        .await
                 {
                     outcome = Err(e);
                     break 'run;
@@ -381,7 +404,9 @@ pub async fn run(
         tracing::warn!(error = %e, "not every record was delivered before shutdown; they will be sent again");
     }
     while !in_flight.is_empty() {
-        if let Err(e) = drain_deliveries(&cfg, &metrics, &mut in_flight, &mut acked, true).await {
+        if let Err(e) =
+            drain_deliveries(&cfg, &metrics, &failures, &mut in_flight, &mut acked, true).await
+        {
             if outcome.is_ok() {
                 outcome = Err(e);
             }
@@ -401,29 +426,12 @@ fn produce_failure(e: &KafkaError) -> RecordFailure {
     RecordFailure::from_error(Stage::KafkaProduce, "ferry.producer", "KafkaError", e)
 }
 
-/// Applies the tolerance to a failed source record.
-fn tolerate(
-    cfg: &TaskConfig,
-    at: &RecordCoordinates,
-    failure: &RecordFailure,
-    offset: &SourceOffset,
-) -> Result<(), TaskError> {
-    log_failure(&cfg.errors, at, failure, None);
-    match cfg.errors.decide() {
-        FailureAction::FailTask => Err(TaskError::RecordFailed(format!(
-            "{} (source offset {})",
-            record_failed_message(at, failure),
-            serde_json::to_string(offset).unwrap_or_default()
-        ))),
-        FailureAction::Skip | FailureAction::SendToDeadLetterQueue => Ok(()),
-    }
-}
-
 /// Takes completed deliveries off the front of the queue, in order; `wait`: wait for at
-/// least the first one.
+/// least the first one. A record Kafka refused goes to `failures`.
 async fn drain_deliveries(
     cfg: &TaskConfig,
     metrics: &TaskMetrics,
+    failures: &FailureRouter,
     in_flight: &mut VecDeque<InFlight>,
     acked: &mut AckedOffsets,
     mut wait: bool,
@@ -449,14 +457,8 @@ async fn drain_deliveries(
                 }
             }
             Some(Ok(Err((e, _)))) => {
-                metrics.error(Stage::KafkaProduce);
-                let at = RecordCoordinates {
-                    topic: item.topic.clone(),
-                    partition: None,
-                    offset: None,
-                };
-                let failure = produce_failure(&e);
                 if cfg.spec.delivery == Delivery::ExactlyOnce {
+                    failures.count(Stage::KafkaProduce);
                     // The transaction cannot commit without it: nothing of it will count.
                     return Err(TaskError::kafka(
                         format!(
@@ -468,17 +470,28 @@ async fn drain_deliveries(
                     ));
                 }
                 if !record_level(&e) {
+                    failures.count(Stage::KafkaProduce);
                     return Err(TaskError::kafka(
                         format!("a record to {} was not delivered", item.topic),
                         e,
                     ));
                 }
-                let offset = item
-                    .partition
-                    .as_ref()
-                    .map(|p| p.1.clone())
-                    .unwrap_or_default();
-                tolerate(cfg, &at, &failure, &offset)?;
+                let failed = FailedRecord {
+                    at: RecordCoordinates {
+                        topic: item.topic.clone(),
+                        partition: None,
+                        offset: None,
+                    },
+                    position: Some(
+                        item.partition
+                            .as_ref()
+                            .map(|p| p.1.clone())
+                            .unwrap_or_default(),
+                    ),
+                    failure: produce_failure(&e),
+                    raw: None,
+                };
+                failures.route_and_wait(failed).await?;
             }
             Some(Err(source)) => {
                 return Err(TaskError::DeliveryLost {
@@ -509,6 +522,7 @@ struct Transactions<'a> {
     store: &'a KafkaOffsetStore,
     cfg: &'a TaskConfig,
     metrics: &'a TaskMetrics,
+    failures: &'a FailureRouter,
 }
 
 impl Transactions<'_> {
@@ -579,7 +593,15 @@ impl Transactions<'_> {
             .map_err(|e| TaskError::kafka("cannot commit the transaction", e))?;
         // Committed: every delivery has its report.
         while !in_flight.is_empty() {
-            drain_deliveries(self.cfg, self.metrics, in_flight, acked, true).await?;
+            drain_deliveries(
+                self.cfg,
+                self.metrics,
+                self.failures,
+                in_flight,
+                acked,
+                true,
+            )
+            .await?;
         }
         for delivery in stored {
             match delivery.await {

@@ -32,7 +32,7 @@ pub enum TaskError {
     },
     /// Creating a topic the task needs failed.
     #[error("Kafka: {0}")]
-    KafkaTopic(#[source] ferry_kafka::Error),
+    KafkaTopic(#[source] Box<ferry_kafka::Error>),
     /// A producer went away before it reported a delivery.
     #[error("Kafka: {context}")]
     DeliveryLost {
@@ -44,7 +44,7 @@ pub enum TaskError {
     },
     /// Loading or storing source offsets failed.
     #[error("Kafka: {0}")]
-    Offsets(#[from] OffsetStoreError),
+    Offsets(#[source] Box<OffsetStoreError>),
     /// The plugin's external system failed after retries.
     #[error("{context}: {source}")]
     Plugin {
@@ -63,6 +63,18 @@ pub enum TaskError {
     /// The pipeline was started on a connector of the other kind (`sink` or `source`).
     #[error("not a {0} connector")]
     WrongKind(&'static str),
+}
+
+impl From<OffsetStoreError> for TaskError {
+    fn from(e: OffsetStoreError) -> Self {
+        TaskError::Offsets(Box::new(e))
+    }
+}
+
+impl From<ferry_kafka::Error> for TaskError {
+    fn from(e: ferry_kafka::Error) -> Self {
+        TaskError::KafkaTopic(Box::new(e))
+    }
 }
 
 fn join(errors: &[ConfigError]) -> String {
