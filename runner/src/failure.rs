@@ -45,7 +45,7 @@ pub enum FailureAction {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeadLetterRoute {
     /// The pipeline has no dead letter queue (sources: validation refuses one).
-    None,
+    NoQueue,
     /// The pipeline has one and the record's bytes are at hand.
     Ready,
     /// The pipeline has one but the record's bytes are not there (a record the sink plugin
@@ -64,7 +64,7 @@ pub fn decide(policy: &ErrorPolicy, route: DeadLetterRoute) -> FailureAction {
     }
     match route {
         DeadLetterRoute::Ready => FailureAction::SendToDeadLetterQueue,
-        DeadLetterRoute::None => FailureAction::Skip,
+        DeadLetterRoute::NoQueue => FailureAction::Skip,
         DeadLetterRoute::NoBytes => FailureAction::FailTask,
     }
 }
@@ -237,7 +237,7 @@ impl FailureRouter {
         self.count(failed.failure.stage);
         log_failure(&self.policy, failed);
         let (route, queue) = match (&self.dead_letters, &failed.raw) {
-            (None, _) => (DeadLetterRoute::None, None),
+            (None, _) => (DeadLetterRoute::NoQueue, None),
             (Some(queue), Some(raw)) => (DeadLetterRoute::Ready, Some((queue, raw))),
             (Some(_), None) => (DeadLetterRoute::NoBytes, None),
         };
@@ -397,12 +397,12 @@ mod tests {
             "a record the queue cannot take is not dropped silently"
         );
         assert_eq!(
-            decide(&dlq, DeadLetterRoute::None),
+            decide(&dlq, DeadLetterRoute::NoQueue),
             FailureAction::Skip,
             "a pipeline without a queue skips"
         );
         assert_eq!(
-            decide(&policy("tolerance: None"), DeadLetterRoute::None),
+            decide(&policy("tolerance: None"), DeadLetterRoute::NoQueue),
             FailureAction::FailTask
         );
         assert_eq!(
@@ -460,5 +460,46 @@ mod tests {
         );
         fail.count(Stage::TaskPoll);
         assert!(metrics.encode().contains("stage=\"task_poll\"} 1"));
+    }
+
+    #[test]
+    fn a_dead_letter_record_keeps_the_original_and_adds_the_context() {
+        use rdkafka::message::Headers;
+        let producer: FutureProducer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", "127.0.0.1:1")
+            .create()
+            .expect("a producer is created without a broker");
+        let queue = DeadLetterQueue {
+            producer,
+            settings: DlqSettings {
+                topic: "dlq".into(),
+                context_headers: true,
+                replication_factor: None,
+            },
+            identity: TaskIdentity {
+                connector: "orders".into(),
+                task: 2,
+            },
+        };
+        let raw = RawRecord {
+            topic: "orders".into(),
+            partition: Some(1),
+            offset: Some(7),
+            timestamp: Some(1_700_000_000_000),
+            key: Some(b"k".to_vec()),
+            value: Some(b"{not json".to_vec()),
+            headers: vec![("trace".into(), Some(b"abc".to_vec()))],
+        };
+        let failed = failed();
+        let rec = queue.record(&failed, &raw);
+        assert_eq!(rec.topic, "dlq");
+        assert_eq!(rec.key, Some(&b"k"[..]));
+        assert_eq!(rec.payload, Some(&b"{not json"[..]));
+        assert_eq!(rec.timestamp, Some(1_700_000_000_000));
+        let headers = rec.headers.expect("headers");
+        let names: Vec<&str> = headers.iter().map(|h| h.key).collect();
+        assert_eq!(names[0], "trace", "the record's own headers come first");
+        assert!(names.contains(&"__connect.errors.stage"));
+        assert_eq!(names.len(), 1 + 10);
     }
 }
