@@ -2,7 +2,8 @@
 //! retried and for how long, whether a failed record stops the task, and what a dead letter
 //! queue record carries.
 //!
-//! Everything here is pure; the pipelines do the I/O.
+//! Everything here is pure; the pipelines do the I/O, and [`crate::failure`] decides and
+//! acts on each failed record.
 
 use std::time::Duration;
 
@@ -299,28 +300,6 @@ impl ErrorPolicy {
             log_include_messages: spec.log_include_messages,
         }
     }
-
-    /// What to do with a record that failed for good (after retries).
-    pub fn decide(&self) -> FailureAction {
-        if !self.tolerate_all {
-            FailureAction::FailTask
-        } else if self.dead_letter_queue.is_some() {
-            FailureAction::SendToDeadLetterQueue
-        } else {
-            FailureAction::Skip
-        }
-    }
-}
-
-/// What happens to a record that failed for good.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FailureAction {
-    /// `tolerance: None`: stop the task, naming the record.
-    FailTask,
-    /// `tolerance: All` with a dead letter queue.
-    SendToDeadLetterQueue,
-    /// `tolerance: All` without a dead letter queue.
-    Skip,
 }
 
 /// Checks `spec.errors` for settings that cannot work; `is_source`: the connector is a source.
@@ -477,30 +456,6 @@ mod tests {
             max_delay: Duration::from_secs(60),
         };
         assert_eq!(off.next_delay(1, Duration::ZERO), None);
-    }
-
-    #[test]
-    fn tolerance_decides_the_action() {
-        let spec: ErrorHandling = serde_yaml::from_str("{}").unwrap();
-        assert_eq!(
-            ErrorPolicy::from_spec(Some(&spec)).decide(),
-            FailureAction::FailTask
-        );
-        assert_eq!(
-            ErrorPolicy::from_spec(None).decide(),
-            FailureAction::FailTask
-        );
-        let spec: ErrorHandling = serde_yaml::from_str("tolerance: All").unwrap();
-        assert_eq!(
-            ErrorPolicy::from_spec(Some(&spec)).decide(),
-            FailureAction::Skip
-        );
-        let spec: ErrorHandling =
-            serde_yaml::from_str("tolerance: All\ndeadLetterQueue: {topic: dlq}").unwrap();
-        assert_eq!(
-            ErrorPolicy::from_spec(Some(&spec)).decide(),
-            FailureAction::SendToDeadLetterQueue
-        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod admin;
 pub mod cli;
 pub mod desired_state;
 pub mod error_handling;
+pub mod failure;
 pub mod metrics;
 pub mod offset_tracker;
 pub mod plugins;

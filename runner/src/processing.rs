@@ -1,7 +1,8 @@
 //! Per-record processing shared by both pipelines: converters and transforms, with each
 //! failure described for error handling (stage, component, cause).
 
-use crate::error_handling::{ErrorPolicy, RecordCoordinates, RecordFailure, Stage};
+use crate::error_handling::{RecordFailure, Stage};
+use crate::failure::keeps_bytes;
 use crate::metrics::{PipelineStage, TaskMetrics};
 use crate::record::{RawRecord, Record};
 use crate::task_config::TaskConfig;
@@ -55,10 +56,7 @@ pub fn decode_and_transform(
     raw: RawRecord,
 ) -> Processed {
     tally.convert += 1;
-    // The original bytes are needed only by the dead letter queue and the error log with
-    // contents; copying every record otherwise would double the memory traffic.
-    let keep_bytes = cfg.errors.dead_letter_queue.is_some() || cfg.errors.log_include_messages;
-    let original = keep_bytes.then(|| raw.clone());
+    let original = keeps_bytes(&cfg.errors).then(|| raw.clone());
     let record = match cfg.converters.decode(raw) {
         Ok(r) => r,
         Err(e) => return Processed::Failed(original, convert_failure(&e)),
@@ -127,33 +125,6 @@ pub fn transform_failure(e: &crate::transform::TransformError) -> RecordFailure 
     );
     f.message = format!("transform {:?}: {}", e.transform, e.reason);
     f
-}
-
-/// Logs a failed record when `spec.errors.logErrors` is set (with its contents when
-/// `logIncludeMessages` is set).
-pub fn log_failure(
-    policy: &ErrorPolicy,
-    at: &RecordCoordinates,
-    failure: &RecordFailure,
-    raw: Option<&RawRecord>,
-) {
-    if !policy.log_errors && policy.tolerate_all {
-        return;
-    }
-    let stage = failure.stage.connect_name();
-    if policy.log_include_messages {
-        let show = |b: &Option<Vec<u8>>| {
-            b.as_deref()
-                .map(|b| String::from_utf8_lossy(b).into_owned())
-                .unwrap_or_else(|| "null".into())
-        };
-        let (key, value) = raw
-            .map(|r| (show(&r.key), show(&r.value)))
-            .unwrap_or_default();
-        tracing::warn!(record = %at, stage, class = %failure.class_name, error = %failure.message, key, value, "record failed");
-    } else {
-        tracing::warn!(record = %at, stage, class = %failure.class_name, error = %failure.message, "record failed");
-    }
 }
 
 #[cfg(test)]

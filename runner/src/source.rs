@@ -26,14 +26,13 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use tokio::sync::watch;
 
 use crate::desired_state::DesiredState;
-use crate::error_handling::{
-    record_failed_message, FailureAction, RecordCoordinates, RecordFailure, Stage,
-};
+use crate::error_handling::{RecordCoordinates, RecordFailure, Stage};
+use crate::failure::{FailedRecord, FailureRouter};
 use crate::metrics::{PipelineStage, RunState, TaskMetrics};
 use crate::plugins::{
     build_source, PluginError, SourceOffset, SourcePartition, SourcePoll, SourceTask,
 };
-use crate::processing::{log_failure, transform_and_encode, Produced};
+use crate::processing::{transform_and_encode, Produced};
 use crate::source_offsets::{KafkaOffsetStore, OffsetStore};
 use crate::task_config::TaskConfig;
 use crate::task_error::TaskError;
@@ -104,20 +103,19 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), TaskError> {
     let Some(source_spec) = cfg.spec.source.as_ref() else {
-        return Err(TaskError::Plugin("not a source connector".into()));
+        return Err(TaskError::WrongKind("source"));
     };
     let plugin_name = source_spec.plugin.name();
     let mut client = ferry_kafka::client_config(&producer_properties(&cfg));
     client.set_log_level(RDKafkaLogLevel::Warning);
     let producer: FutureProducer = client
         .create()
-        .map_err(|e| TaskError::Kafka(format!("cannot create the producer: {e}")))?;
+        .map_err(|e| TaskError::kafka("cannot create the producer", e))?;
     let exactly_once = cfg.spec.delivery == Delivery::ExactlyOnce;
     if exactly_once {
         // Before the offsets are read: this aborts what an earlier task left open.
-        tokio::task::block_in_place(|| producer.init_transactions(TRANSACTION_TIMEOUT)).map_err(
-            |e| TaskError::Kafka(format!("cannot start the transactional producer: {e}")),
-        )?;
+        tokio::task::block_in_place(|| producer.init_transactions(TRANSACTION_TIMEOUT))
+            .map_err(|e| TaskError::kafka("cannot start the transactional producer", e))?;
     }
     let store = KafkaOffsetStore::open(
         &cfg.kafka,
@@ -126,28 +124,24 @@ pub async fn run(
         &cfg.name,
         exactly_once,
     )
-    .await
-    .map_err(|e| TaskError::Kafka(e.to_string()))?;
+    .await?;
     let mut task = build_source(&source_spec.plugin, cfg.share, &cfg.namespace, &cfg.name);
-    let stored = store
-        .load()
-        .await
-        .map_err(|e| TaskError::Kafka(e.to_string()))?;
+    let stored = store.load().await?;
     let mine: BTreeMap<_, _> = task
         .partitions()
         .into_iter()
         .filter_map(|p| stored.get(&p).map(|o| (p, o.clone())))
         .collect();
-    task.start(mine).await.map_err(|e| match e {
-        PluginError::Config(c) => TaskError::Config(vec![c]),
-        e => TaskError::Plugin(e.to_string()),
-    })?;
+    task.start(mine).await.map_err(TaskError::plugin_start)?;
     // Under exactly-once, offsets go out in the task's own transactions.
+    // A source has no dead letter queue (validation refuses one).
+    let failures = FailureRouter::new(cfg.errors.clone(), metrics.clone(), None);
     let transactions = exactly_once.then_some(Transactions {
         producer: &producer,
         store: &store,
         cfg: &cfg,
         metrics: &metrics,
+        failures: &failures,
     });
     if exactly_once {
         begin_transaction(&producer)?;
@@ -185,7 +179,9 @@ pub async fn run(
             );
         }
         // Collect the deliveries that completed, in order.
-        if let Err(e) = drain_deliveries(&cfg, &metrics, &mut in_flight, &mut acked, false).await {
+        if let Err(e) =
+            drain_deliveries(&cfg, &metrics, &failures, &mut in_flight, &mut acked, false).await
+        {
             outcome = Err(e);
             break;
         }
@@ -235,7 +231,7 @@ pub async fn run(
                 continue;
             }
             Err(e) => {
-                metrics.error(Stage::TaskPoll);
+                failures.count(Stage::TaskPoll);
                 let since = *poll_failing_since.get_or_insert_with(Instant::now);
                 poll_attempt += 1;
                 match (
@@ -256,9 +252,10 @@ pub async fn run(
                         break;
                     }
                     _ => {
-                        outcome = Err(TaskError::Plugin(format!(
-                            "the {plugin_name} source failed: {e}"
-                        )));
+                        outcome = Err(TaskError::plugin(
+                            format!("the {plugin_name} source failed"),
+                            e,
+                        ));
                         break;
                     }
                 }
@@ -282,15 +279,21 @@ pub async fn run(
                     continue;
                 }
                 Produced::Failed(failure) => {
-                    metrics.error(failure.stage);
-                    if let Err(e) = tolerate(&cfg, &at, &failure, &sr.offset) {
+                    let topic = at.topic.clone();
+                    let failed = FailedRecord {
+                        at,
+                        position: Some(sr.offset.clone()),
+                        failure,
+                        raw: None,
+                    };
+                    if let Err(e) = failures.route_and_wait(failed).await {
                         outcome = Err(e);
                         break 'run;
                     }
                     in_flight.push_back(InFlight {
                         partition: Some((sr.partition, sr.offset)),
                         delivery: None,
-                        topic: at.topic,
+                        topic,
                     });
                     continue;
                 }
@@ -327,27 +330,39 @@ pub async fn run(
                         // Wait for deliveries to make room.
                         if in_flight.iter().all(|f| f.delivery.is_none()) {
                             tokio::time::sleep(Duration::from_millis(10)).await;
-                        } else if let Err(e) =
-                            drain_deliveries(&cfg, &metrics, &mut in_flight, &mut acked, true).await
+                        } else if let Err(e) = drain_deliveries(
+                            &cfg,
+                            &metrics,
+                            &failures,
+                            &mut in_flight,
+                            &mut acked,
+                            true,
+                        )
+                        .await
                         {
                             outcome = Err(e);
                             break 'run;
                         }
                     }
                     Err((e, _)) => {
-                        let failure = produce_failure(&e);
-                        metrics.error(Stage::KafkaProduce);
                         if record_level(&e) {
-                            if let Err(e) = tolerate(&cfg, &at, &failure, &sr.offset) {
+                            let failed = FailedRecord {
+                                at: at.clone(),
+                                position: Some(sr.offset.clone()),
+                                failure: produce_failure(&e),
+                                raw: None,
+                            };
+                            if let Err(e) = failures.route_and_wait(failed).await {
                                 outcome = Err(e);
                                 break 'run;
                             }
                             break None;
                         }
-                        outcome = Err(TaskError::Kafka(format!(
-                            "cannot send a record to {}: {e}",
-                            raw.topic
-                        )));
+                        failures.count(Stage::KafkaProduce);
+                        outcome = Err(TaskError::kafka(
+                            format!("cannot send a record to {}", raw.topic),
+                            e,
+                        ));
                         break 'run;
                     }
                 }
@@ -359,7 +374,8 @@ pub async fn run(
             });
             while in_flight.len() >= MAX_IN_FLIGHT {
                 if let Err(e) =
-                    drain_deliveries(&cfg, &metrics, &mut in_flight, &mut acked, true).await
+                    drain_deliveries(&cfg, &metrics, &failures, &mut in_flight, &mut acked, true)
+                        .await
                 {
                     outcome = Err(e);
                     break 'run;
@@ -388,7 +404,9 @@ pub async fn run(
         tracing::warn!(error = %e, "not every record was delivered before shutdown; they will be sent again");
     }
     while !in_flight.is_empty() {
-        if let Err(e) = drain_deliveries(&cfg, &metrics, &mut in_flight, &mut acked, true).await {
+        if let Err(e) =
+            drain_deliveries(&cfg, &metrics, &failures, &mut in_flight, &mut acked, true).await
+        {
             if outcome.is_ok() {
                 outcome = Err(e);
             }
@@ -408,29 +426,12 @@ fn produce_failure(e: &KafkaError) -> RecordFailure {
     RecordFailure::from_error(Stage::KafkaProduce, "ferry.producer", "KafkaError", e)
 }
 
-/// Applies the tolerance to a failed source record.
-fn tolerate(
-    cfg: &TaskConfig,
-    at: &RecordCoordinates,
-    failure: &RecordFailure,
-    offset: &SourceOffset,
-) -> Result<(), TaskError> {
-    log_failure(&cfg.errors, at, failure, None);
-    match cfg.errors.decide() {
-        FailureAction::FailTask => Err(TaskError::RecordFailed(format!(
-            "{} (source offset {})",
-            record_failed_message(at, failure),
-            serde_json::to_string(offset).unwrap_or_default()
-        ))),
-        FailureAction::Skip | FailureAction::SendToDeadLetterQueue => Ok(()),
-    }
-}
-
 /// Takes completed deliveries off the front of the queue, in order; `wait`: wait for at
-/// least the first one.
+/// least the first one. A record Kafka refused goes to `failures`.
 async fn drain_deliveries(
     cfg: &TaskConfig,
     metrics: &TaskMetrics,
+    failures: &FailureRouter,
     in_flight: &mut VecDeque<InFlight>,
     acked: &mut AckedOffsets,
     mut wait: bool,
@@ -456,38 +457,47 @@ async fn drain_deliveries(
                 }
             }
             Some(Ok(Err((e, _)))) => {
-                metrics.error(Stage::KafkaProduce);
-                let at = RecordCoordinates {
-                    topic: item.topic.clone(),
-                    partition: None,
-                    offset: None,
-                };
-                let failure = produce_failure(&e);
                 if cfg.spec.delivery == Delivery::ExactlyOnce {
+                    failures.count(Stage::KafkaProduce);
                     // The transaction cannot commit without it: nothing of it will count.
-                    return Err(TaskError::Kafka(format!(
-                        "a record to {} was not delivered, so its transaction is aborted \
-                         (under ExactlyOnce a record Kafka refuses stops the task): {e}",
-                        item.topic
-                    )));
+                    return Err(TaskError::kafka(
+                        format!(
+                            "a record to {} was not delivered, so its transaction is aborted \
+                             (under ExactlyOnce a record Kafka refuses stops the task)",
+                            item.topic
+                        ),
+                        e,
+                    ));
                 }
                 if !record_level(&e) {
-                    return Err(TaskError::Kafka(format!(
-                        "a record to {} was not delivered: {e}",
-                        item.topic
-                    )));
+                    failures.count(Stage::KafkaProduce);
+                    return Err(TaskError::kafka(
+                        format!("a record to {} was not delivered", item.topic),
+                        e,
+                    ));
                 }
-                let offset = item
-                    .partition
-                    .as_ref()
-                    .map(|p| p.1.clone())
-                    .unwrap_or_default();
-                tolerate(cfg, &at, &failure, &offset)?;
+                let failed = FailedRecord {
+                    at: RecordCoordinates {
+                        topic: item.topic.clone(),
+                        partition: None,
+                        offset: None,
+                    },
+                    position: Some(
+                        item.partition
+                            .as_ref()
+                            .map(|p| p.1.clone())
+                            .unwrap_or_default(),
+                    ),
+                    failure: produce_failure(&e),
+                    raw: None,
+                };
+                failures.route_and_wait(failed).await?;
             }
-            Some(Err(_)) => {
-                return Err(TaskError::Kafka(
-                    "the producer stopped before a delivery report".into(),
-                ))
+            Some(Err(source)) => {
+                return Err(TaskError::DeliveryLost {
+                    context: "the producer stopped before a delivery report".into(),
+                    source,
+                })
             }
         }
         if let Some((p, o)) = item.partition {
@@ -503,7 +513,7 @@ async fn drain_deliveries(
 fn begin_transaction(producer: &FutureProducer) -> Result<(), TaskError> {
     producer
         .begin_transaction()
-        .map_err(|e| TaskError::Kafka(format!("cannot begin a transaction: {e}")))
+        .map_err(|e| TaskError::kafka("cannot begin a transaction", e))
 }
 
 /// The transactions of an exactly-once source task.
@@ -512,6 +522,7 @@ struct Transactions<'a> {
     store: &'a KafkaOffsetStore,
     cfg: &'a TaskConfig,
     metrics: &'a TaskMetrics,
+    failures: &'a FailureRouter,
 }
 
 impl Transactions<'_> {
@@ -551,10 +562,7 @@ impl Transactions<'_> {
         acked.latest.clear();
         self.metrics.committed();
         if let Err(e) = task.committed(&offsets).await {
-            return Err(match e {
-                PluginError::Config(c) => TaskError::Config(vec![c]),
-                e => TaskError::Plugin(format!("confirming committed offsets: {e}")),
-            });
+            return Err(TaskError::plugin("confirming committed offsets", e));
         }
         if again {
             begin_transaction(self.producer)?;
@@ -574,32 +582,41 @@ impl Transactions<'_> {
                 .key(&key)
                 .payload(&value);
             let delivery = self.producer.send_result(record).map_err(|(e, _)| {
-                TaskError::Kafka(format!(
-                    "cannot write source offsets to {}: {e}",
-                    self.store.topic()
-                ))
+                TaskError::kafka(
+                    format!("cannot write source offsets to {}", self.store.topic()),
+                    e,
+                )
             })?;
             stored.push(delivery);
         }
         tokio::task::block_in_place(|| self.producer.commit_transaction(TRANSACTION_TIMEOUT))
-            .map_err(|e| TaskError::Kafka(format!("cannot commit the transaction: {e}")))?;
+            .map_err(|e| TaskError::kafka("cannot commit the transaction", e))?;
         // Committed: every delivery has its report.
         while !in_flight.is_empty() {
-            drain_deliveries(self.cfg, self.metrics, in_flight, acked, true).await?;
+            drain_deliveries(
+                self.cfg,
+                self.metrics,
+                self.failures,
+                in_flight,
+                acked,
+                true,
+            )
+            .await?;
         }
         for delivery in stored {
             match delivery.await {
                 Ok(Ok(_)) => {}
                 Ok(Err((e, _))) => {
-                    return Err(TaskError::Kafka(format!(
-                        "source offsets were not written to {}: {e}",
-                        self.store.topic()
-                    )))
-                }
-                Err(_) => {
-                    return Err(TaskError::Kafka(
-                        "the producer stopped before a delivery report".into(),
+                    return Err(TaskError::kafka(
+                        format!("source offsets were not written to {}", self.store.topic()),
+                        e,
                     ))
+                }
+                Err(source) => {
+                    return Err(TaskError::DeliveryLost {
+                        context: "the producer stopped before a delivery report".into(),
+                        source,
+                    })
                 }
             }
         }
@@ -620,15 +637,9 @@ async fn flush_offsets(
     if acked.latest.is_empty() {
         return Ok(());
     }
-    store
-        .store(&acked.latest)
-        .await
-        .map_err(|e| TaskError::Kafka(e.to_string()))?;
+    store.store(&acked.latest).await?;
     if let Err(e) = task.committed(&acked.latest).await {
-        return Err(match e {
-            PluginError::Config(c) => TaskError::Config(vec![c]),
-            e => TaskError::Plugin(format!("confirming stored offsets: {e}")),
-        });
+        return Err(TaskError::plugin("confirming stored offsets", e));
     }
     acked.latest.clear();
     metrics.committed();

@@ -1,0 +1,146 @@
+//! Batches between the sink's read loop and its writer, and their handing over.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use tokio::sync::{mpsc, Notify};
+
+use super::MAX_BATCH_RECORDS;
+use crate::offset_tracker::TopicPartition;
+use crate::record::Record;
+
+/// Batches queued for the writer (besides the one being written).
+pub(super) const WRITER_QUEUE: usize = 2;
+
+/// Consumed records on their way to the sink plugin, with where each came from. The
+/// records are kept apart from their coordinates so that the writer hands them to the
+/// plugin as they are.
+pub(super) struct Batch {
+    /// The records, in consumption order.
+    pub(super) records: Vec<Record>,
+    /// Partition and offset of each record, in the same order.
+    pub(super) origins: Vec<(TopicPartition, i64)>,
+}
+
+impl Batch {
+    pub(super) fn new() -> Self {
+        Batch {
+            records: Vec::with_capacity(MAX_BATCH_RECORDS),
+            origins: Vec::with_capacity(MAX_BATCH_RECORDS),
+        }
+    }
+
+    pub(super) fn push(&mut self, origin: TopicPartition, offset: i64, record: Record) {
+        self.records.push(record);
+        self.origins.push((origin, offset));
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+}
+
+/// Batches between the read loop and the writer. A batch is handed over when it is full or
+/// when the writer has nothing left to write; while the writer is busy, records gather into
+/// the next batch. Written batches come back empty, so their buffers (2,048 records) are
+/// allocated once, not once per batch.
+pub(super) struct Handoff {
+    /// Batches handed over and not yet written.
+    in_flight: AtomicUsize,
+    /// Signalled when the writer has written everything handed to it.
+    pub(super) idle: Notify,
+    /// Written batches, emptied, to be filled again.
+    spare: Mutex<Vec<Batch>>,
+}
+
+impl Handoff {
+    pub(super) fn new() -> Self {
+        Handoff {
+            in_flight: AtomicUsize::new(0),
+            idle: Notify::new(),
+            spare: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Whether the writer has written every batch handed to it.
+    pub(super) fn writer_idle(&self) -> bool {
+        self.in_flight.load(Ordering::SeqCst) == 0
+    }
+
+    /// Sends `batch` to the writer, leaving an empty one in its place; false when the writer
+    /// has stopped.
+    pub(super) async fn hand_over(&self, batch: &mut Batch, to: &mpsc::Sender<Batch>) -> bool {
+        let empty = self
+            .spare
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop()
+            .unwrap_or_else(Batch::new);
+        let full = std::mem::replace(batch, empty);
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        to.send(full).await.is_ok()
+    }
+
+    /// The writer is done with `batch`: keeps its buffers, and wakes the read loop when
+    /// nothing else is waiting to be written.
+    pub(super) fn written(&self, mut batch: Batch) {
+        batch.records.clear();
+        batch.origins.clear();
+        {
+            let mut spare = self.spare.lock().unwrap_or_else(|p| p.into_inner());
+            // One being filled, the queued ones and the one being written.
+            if spare.len() <= WRITER_QUEUE {
+                spare.push(batch);
+            }
+        }
+        if self.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.idle.notify_one();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn the_writer_gets_a_batch_when_idle_and_returns_its_buffers() {
+        let handoff = Handoff::new();
+        let (tx, mut rx) = mpsc::channel::<Batch>(WRITER_QUEUE);
+        let tp = TopicPartition {
+            topic: Arc::from("t"),
+            partition: 0,
+        };
+        let mut filling = Batch::new();
+        filling.push(tp.clone(), 7, Record::new("t"));
+        assert!(handoff.writer_idle());
+        assert!(handoff.hand_over(&mut filling, &tx).await);
+        assert!(
+            filling.is_empty(),
+            "an empty batch takes the place of the one handed over"
+        );
+        assert!(!handoff.writer_idle(), "one batch is being written");
+
+        let written = rx.recv().await.expect("the batch reaches the writer");
+        assert_eq!(written.origins, vec![(tp, 7)]);
+        let buffer = written.records.as_ptr();
+        handoff.written(written);
+        assert!(handoff.writer_idle());
+        // The read loop waiting for an idle writer is woken, also when it starts waiting later.
+        tokio::time::timeout(Duration::from_secs(1), handoff.idle.notified())
+            .await
+            .expect("the idle writer is announced");
+
+        // The next batch handed over leaves the written one's buffers to be filled.
+        assert!(handoff.hand_over(&mut filling, &tx).await);
+        assert!(filling.is_empty());
+        assert_eq!(filling.records.as_ptr(), buffer, "the buffer is reused");
+        assert!(filling.records.capacity() >= MAX_BATCH_RECORDS);
+    }
+}
