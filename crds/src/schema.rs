@@ -45,7 +45,6 @@ pub fn crd() -> CustomResourceDefinition {
                     message: Some(format!(
                         "metadata.name must be at most {MAX_CONNECTOR_NAME_LENGTH} characters: task pods are named <name>-task-<index>"
                     )),
-                    field_path: Some(".metadata.name".into()),
                     ..ValidationRule::default()
                 });
         }

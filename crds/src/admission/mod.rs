@@ -101,11 +101,40 @@ const OBJECT_META_FIELDS: &[&str] = &[
     "managedFields",
 ];
 
-/// The schema of the stored version, with the fields every object has at its root.
-fn root() -> &'static Node {
-    static ROOT: OnceLock<Node> = OnceLock::new();
-    ROOT.get_or_init(|| {
+/// The CRD, read once: the schema of the stored version and its `/scale` replicas path.
+struct Crd {
+    root: Node,
+    spec_replicas_path: Option<String>,
+}
+
+fn crd() -> &'static Crd {
+    static CRD: OnceLock<Crd> = OnceLock::new();
+    CRD.get_or_init(|| {
         let crd = crate::schema::crd();
+        let spec_replicas_path = crd
+            .spec
+            .versions
+            .iter()
+            .find(|v| v.storage)
+            .and_then(|v| v.subresources.as_ref())
+            .and_then(|s| s.scale.as_ref())
+            .map(|scale| scale.spec_replicas_path.clone());
+        Crd {
+            root: read_root(&crd),
+            spec_replicas_path,
+        }
+    })
+}
+
+fn root() -> &'static Node {
+    &crd().root
+}
+
+/// The schema of the stored version, with the fields every object has at its root.
+fn read_root(
+    crd: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+) -> Node {
+    {
         let mut schema = crd
             .spec
             .versions
@@ -124,7 +153,49 @@ fn root() -> &'static Node {
             );
         }
         Node::read(&schema)
-    })
+    }
+}
+
+/// What the `/scale` subresource requires of its replicas field (`.spec.tasks`): a
+/// non-negative 32-bit integer, reported under the path as the CRD writes it.
+fn scale_replicas(object: &Value) -> Findings {
+    let Some(path) = crd().spec_replicas_path.as_deref() else {
+        return Findings::new();
+    };
+    let value = path
+        .trim_start_matches('.')
+        .split('.')
+        .try_fold(object, |v, name| v.get(name));
+    match value {
+        None | Some(Value::Null) => Findings::new(),
+        Some(v) => match v.as_i64() {
+            Some(n) if n < 0 => vec![Finding::new(
+                path,
+                format!("Invalid value: {n}: should be a non-negative integer"),
+            )],
+            Some(n) if n > i64::from(i32::MAX) => vec![Finding::new(
+                path,
+                format!(
+                    "Invalid value: {n}: should be less than or equal to {}",
+                    i32::MAX
+                ),
+            )],
+            Some(_) => Findings::new(),
+            None => {
+                let (shown, ty) = match v {
+                    Value::String(s) => (s.clone(), "string"),
+                    Value::Bool(b) => (b.to_string(), "bool"),
+                    Value::Number(n) => (n.to_string(), "float64"),
+                    Value::Array(_) => ("[...]".to_owned(), "[]interface {}"),
+                    _ => ("{...}".to_owned(), "map[string]interface {}"),
+                };
+                vec![Finding::new(
+                    path,
+                    format!("Invalid value: 0: {path} accessor error: {shown} is of the type {ty}, expected int64"),
+                )]
+            }
+        },
+    }
 }
 
 /// Admits `object` (a `KafkaConnector` as JSON) as the API server would on create: the object
@@ -150,6 +221,7 @@ pub fn admit(object: &Value) -> Result<Value, Vec<Violation>> {
     structural::apply_defaults(root(), &mut object);
     findings.extend(metadata(&object));
     structural::check(root(), &object, "", &mut findings);
+    findings.extend(scale_replicas(&object));
     if findings.iter().any(|f| f.blocking) {
         findings.push(Finding::new("", RULES_NOT_CHECKED));
     } else {

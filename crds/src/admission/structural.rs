@@ -23,6 +23,8 @@ pub(super) fn index(path: &str, i: usize) -> String {
     format!("{path}[{i}]")
 }
 
+/// The path of a map entry: dotted in the schema's checks (`spec.kafka.config.linger.ms`),
+/// as the API server's OpenAPI validation writes it; its CEL rules write `[key]`.
 pub(super) fn key(path: &str, k: &str) -> String {
     format!("{path}[{k}]")
 }
@@ -56,19 +58,12 @@ pub(super) fn unknown_fields(node: &Node, value: &Value, path: &str, out: &mut F
     }
     match value {
         Value::Object(map) => {
+            // An object where the schema wants another type has only unknown fields.
             for (k, v) in map {
-                let is_field = node.has_fields();
-                let sub_path = if is_field {
-                    child(path, k)
-                } else {
-                    key(path, k)
-                };
+                let sub_path = child(path, k);
                 match node.child(k) {
                     Some(sub) => unknown_fields(sub, v, &sub_path, out),
-                    None if node.ty == Some(Type::Object) || node.extra.is_some() => {
-                        out.push(Finding::unknown_field(sub_path))
-                    }
-                    None => {}
+                    None => out.push(Finding::unknown_field(sub_path)),
                 }
             }
         }
@@ -91,9 +86,7 @@ pub(super) fn prune(node: &Node, value: &mut Value) {
     }
     match value {
         Value::Object(map) => {
-            if node.ty == Some(Type::Object) || node.extra.is_some() {
-                map.retain(|k, _| node.child(k).is_some());
-            }
+            map.retain(|k, _| node.child(k).is_some());
             for (k, v) in map.iter_mut() {
                 if let Some(sub) = node.child(k) {
                     prune(sub, v);
@@ -391,7 +384,7 @@ fn check_object(
         if let Some(sub) = node.properties.get(k) {
             check(sub, v, &child(path, k), out);
         } else if let Some(Extra::Values(sub)) = &node.extra {
-            check(sub, v, &key(path, k), out);
+            check(sub, v, &child(path, k), out);
         }
     }
 }

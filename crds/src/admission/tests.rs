@@ -74,18 +74,18 @@ fn bounds_say_what_the_api_server_says() {
         ["spec.tasks: Invalid value: 0: spec.tasks in body should be greater than or equal to 1"]
     );
     assert_eq!(
-        violations(&with("  tasks: -1\n")),
-        ["spec.tasks: Invalid value: -1: spec.tasks in body should be greater than or equal to 1"]
+        violations(&with("  progress: {stallAfterSeconds: 5}\n")),
+        ["spec.progress.stallAfterSeconds: Invalid value: 5: spec.progress.stallAfterSeconds in body should be greater than or equal to 10"]
     );
 }
 
 #[test]
 fn a_wrong_type_blocks_the_rules() {
-    let v = violations(&with("  tasks: many\n"));
+    let v = violations(&with("  progress: {stallAfterSeconds: many}\n"));
     assert_eq!(
         v,
         [
-            "spec.tasks: Invalid value: \"string\": spec.tasks in body must be of type integer: \"string\"",
+            "spec.progress.stallAfterSeconds: Invalid value: \"string\": spec.progress.stallAfterSeconds in body must be of type integer: \"string\"",
             RULES_NOT_CHECKED,
         ]
     );
@@ -157,14 +157,13 @@ fn sets_refuse_duplicates_at_the_second_item() {
 }
 
 #[test]
-fn the_name_rule_reports_on_metadata_name() {
+fn the_name_rules_report_on_the_object_and_metadata_name() {
     let long = "a".repeat(53);
     let v = violations(&SINK.replace("name: orders", &format!("name: {long}")));
     assert_eq!(v.len(), 1, "{v:?}");
+    // On the whole object, as the API server reports it (`fieldPath` cannot name metadata).
     assert!(
-        v[0].starts_with(
-            "metadata.name: Invalid value: \"object\": metadata.name must be at most 52"
-        ),
+        v[0].starts_with("Invalid value: \"object\": metadata.name must be at most 52"),
         "{v:?}"
     );
     let v = violations(&SINK.replace("name: orders", "name: Orders"));
@@ -224,4 +223,20 @@ fn outside_bytes_never_panic() {
     ] {
         assert!(admit(&yaml(text)).is_err(), "{text}");
     }
+}
+
+#[test]
+fn the_scale_subresource_checks_its_replicas_field() {
+    assert_eq!(
+        violations(&with("  tasks: -1\n")),
+        [
+            "spec.tasks: Invalid value: -1: spec.tasks in body should be greater than or equal to 1",
+            ".spec.tasks: Invalid value: -1: should be a non-negative integer",
+        ]
+    );
+    let v = violations(&with("  tasks: two\n"));
+    assert!(
+        v.contains(&".spec.tasks: Invalid value: 0: .spec.tasks accessor error: two is of the type string, expected int64".to_owned()),
+        "{v:?}"
+    );
 }
