@@ -6,6 +6,7 @@ pub mod connector;
 pub mod contract;
 pub mod errors;
 pub mod kafka_config_keys;
+pub mod librdkafka;
 pub mod names;
 pub mod pipeline;
 pub mod plugins;

@@ -9,7 +9,8 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 use kube::CustomResourceExt;
 use serde_json::{json, Value};
 
-use crate::kafka_config_keys::{KeyRule, CREDENTIAL_REASON, KEYS};
+use crate::kafka_config_keys::{KeyRule, ValueMapping, CREDENTIAL_REASON, KEYS};
+use crate::librdkafka::{self, PropertyValue, BOOLEAN_WORDS, PROPERTIES};
 
 use crate::connector::{in_words, KafkaConnector};
 use crate::names::{LABEL_INSTANCE, LABEL_MANAGED_BY, LABEL_NAME, MAX_CONNECTOR_NAME_LENGTH};
@@ -305,11 +306,131 @@ pub fn kafka_config_rules(schema: &mut schemars::Schema) {
             }
         }
     }
+    librdkafka_rules(schema, &credential);
     if let Some(object) = schema.as_object_mut() {
         object.insert("maxProperties".to_owned(), json!(100));
         if let Some(Value::Object(values)) = object.get_mut("additionalProperties") {
             values.insert("maxLength".to_owned(), json!(4096));
         }
+    }
+}
+
+/// The keys of `spec.kafka.config` whose values librdkafka reads as they are, each with the
+/// librdkafka property that reads it: the keys passed through, and the Java keys mapped
+/// without converting the value.
+fn librdkafka_read_keys() -> Vec<(&'static str, &'static librdkafka::Property)> {
+    let passed = PROPERTIES
+        .iter()
+        .filter(|p| matches!(crate::kafka_config_keys::key_rule(p.name), KeyRule::Pass))
+        .map(|p| (p.name, p));
+    let mapped = KEYS.iter().filter_map(|(key, rule)| match rule {
+        KeyRule::Map {
+            to,
+            value: ValueMapping::Same,
+        } => librdkafka::property(to).map(|p| (*key, p)),
+        _ => None,
+    });
+    passed.chain(mapped).collect()
+}
+
+/// A rule that holds when no key `k` of the map is `bad` (a CEL condition on `k`), whose
+/// message is `says` (a CEL string expression on `k`) for the first bad key.
+fn add_key_rule(schema: &mut schemars::Schema, bad: &str, message: String, says: &str) {
+    add_rule_with_expression(
+        schema,
+        format!("!self.exists(k, {bad})"),
+        message,
+        format!("self.filter(k, {bad}).map(k, {says})[0]"),
+    );
+}
+
+/// What librdkafka accepts in `spec.kafka.config`, from its own property table
+/// ([`crate::librdkafka`]): known names, and values of the right kind and range.
+fn librdkafka_rules(schema: &mut schemars::Schema, credential: &str) {
+    let version = librdkafka::VERSION;
+    let known: Vec<&str> = PROPERTIES
+        .iter()
+        .filter(|p| p.value != PropertyValue::DedicatedApi)
+        .map(|p| p.name)
+        .chain(KEYS.iter().map(|(k, _)| *k))
+        .collect();
+    let mapped: Vec<&str> = KEYS
+        .iter()
+        .filter(|(_, r)| matches!(r, KeyRule::Map { .. }))
+        .map(|(k, _)| *k)
+        .collect();
+    add_key_rule(
+        schema,
+        &format!("!(k in [{}] || {credential})", cel_string_list(&known)),
+        format!("spec.kafka.config takes librdkafka {version} properties and the Java client keys {}", in_words(&mapped, "and")),
+        &format!(
+            "'spec.kafka.config[\"' + k + '\"] is not a librdkafka property (librdkafka {version}), nor a Java client key Ferry maps ({})'",
+            in_words(&mapped, "or")
+        ),
+    );
+    let mut not_built: Vec<&str> = Vec::new();
+    let dedicated: Vec<&str> = PROPERTIES
+        .iter()
+        .filter(|p| p.value == PropertyValue::DedicatedApi)
+        .map(|p| p.name)
+        .collect();
+    add_key_rule(
+        schema,
+        &format!("k in [{}]", cel_string_list(&dedicated)),
+        "spec.kafka.config must not set properties librdkafka takes through its C API (callbacks and pointers)".to_owned(),
+        "'spec.kafka.config[\"' + k + '\"] is set through librdkafka\\'s C API (a callback or a pointer), not from a configuration string'",
+    );
+    for property in PROPERTIES {
+        if let PropertyValue::NotBuiltIn(why) = property.value {
+            if !not_built.contains(&why) {
+                not_built.push(why);
+            }
+        }
+    }
+    for why in not_built {
+        let names: Vec<&str> = PROPERTIES
+            .iter()
+            .filter(|p| p.value == PropertyValue::NotBuiltIn(why))
+            .map(|p| p.name)
+            .collect();
+        let why = why.replace('\'', "\\'");
+        add_key_rule(
+            schema,
+            &format!("k in [{}]", cel_string_list(&names)),
+            format!("spec.kafka.config must not set properties the tasks' librdkafka {version} lacks ({why})"),
+            &format!("'spec.kafka.config[\"' + k + '\"] is not in the librdkafka {version} the tasks run: {why}'"),
+        );
+    }
+    // One rule per key with a value of a kind: no comprehension over the map, so the API
+    // server's cost estimate stays small, and a message naming the key and what it takes.
+    for (key, property) in librdkafka_read_keys() {
+        let value = format!("self['{key}'].trim()");
+        let (holds, takes) = match property.value {
+            PropertyValue::Integer { min, max } => (
+                format!("{value}.matches('^-?[0-9]{{1,18}}$') && int({value}) >= {min} && int({value}) <= {max}"),
+                format!("a whole number from {min} to {max}"),
+            ),
+            PropertyValue::Float { min, max } => (
+                format!("{value}.matches('^-?[0-9]+([.][0-9]+)?([eE][-+]?[0-9]+)?$') && double({value}) >= {min:?} && double({value}) <= {max:?}"),
+                format!("a number from {min} to {max}"),
+            ),
+            PropertyValue::Boolean => (
+                format!("self['{key}'].lowerAscii() in [{}]", cel_string_list(BOOLEAN_WORDS)),
+                "true or false".to_owned(),
+            ),
+            PropertyValue::Enum(words) => (
+                format!("{value}.lowerAscii() in [{}]", cel_string_list(words)),
+                format!("one of {}", words.join(", ")),
+            ),
+            PropertyValue::Text | PropertyValue::DedicatedApi | PropertyValue::NotBuiltIn(_) => {
+                continue
+            }
+        };
+        add_rule(
+            schema,
+            format!("!('{key}' in self) || ({holds})"),
+            format!("spec.kafka.config[\"{key}\"] must be {takes}"),
+        );
     }
 }
 
