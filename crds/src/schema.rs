@@ -98,37 +98,10 @@ pub fn crd_yaml() -> Result<String, serde_yaml::Error> {
     Ok(format!("{CRD_HEADER}{}", serde_yaml::to_string(&crd())?))
 }
 
-/// How a CEL expression reaches the property `name` of `self`: a name that is a CEL keyword
-/// (`in`, `null`, ...) is escaped as `__keyword__`, as Kubernetes requires.
+/// How a CEL expression reaches the property `name` of `self`: escaped as Kubernetes
+/// escapes property names for CEL (`in` is `__in__`), by [`crate::admission`]'s rule.
 pub fn cel_field(name: &str) -> String {
-    const RESERVED: &[&str] = &[
-        "true",
-        "false",
-        "null",
-        "in",
-        "as",
-        "break",
-        "const",
-        "continue",
-        "else",
-        "for",
-        "function",
-        "if",
-        "import",
-        "let",
-        "loop",
-        "package",
-        "namespace",
-        "return",
-        "var",
-        "void",
-        "while",
-    ];
-    if RESERVED.contains(&name) {
-        format!("__{name}__")
-    } else {
-        name.to_owned()
-    }
+    crate::admission::cel_property_name(name).unwrap_or_else(|| name.to_owned())
 }
 
 /// A CEL rule that holds when exactly one of the properties `names` is set.

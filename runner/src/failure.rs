@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::message::Header;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 
 use crate::error_handling::{
@@ -153,13 +153,7 @@ impl DeadLetterQueue {
         failed: &FailedRecord,
         raw: &'a RawRecord,
     ) -> FutureRecord<'a, [u8], [u8]> {
-        let mut headers = OwnedHeaders::new();
-        for (k, v) in &raw.headers {
-            headers = headers.insert(Header {
-                key: k,
-                value: v.as_deref(),
-            });
-        }
+        let mut headers = raw.kafka_headers();
         if self.settings.context_headers {
             for (k, v) in dlq_context_headers(&self.identity, &failed.at, &failed.failure) {
                 headers = headers.insert(Header {
@@ -168,18 +162,7 @@ impl DeadLetterQueue {
                 });
             }
         }
-        let mut rec: FutureRecord<'_, [u8], [u8]> =
-            FutureRecord::to(&self.settings.topic).headers(headers);
-        if let Some(k) = raw.key.as_deref() {
-            rec = rec.key(k);
-        }
-        if let Some(v) = raw.value.as_deref() {
-            rec = rec.payload(v);
-        }
-        if let Some(ts) = raw.timestamp {
-            rec = rec.timestamp(ts);
-        }
-        rec
+        raw.producer_record(&self.settings.topic, headers)
     }
 }
 

@@ -3,6 +3,8 @@
 #![warn(missing_docs)]
 
 use crate::data::SchemaAndValue;
+use rdkafka::message::{Header as KafkaHeader, OwnedHeaders};
+use rdkafka::producer::FutureRecord;
 
 /// A record header: a name and a typed value.
 #[derive(Clone, Debug, PartialEq)]
@@ -49,6 +51,40 @@ pub struct RawRecord {
     pub value: Option<Vec<u8>>,
     /// Headers in order: name and bytes (`None`: null header value).
     pub headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+impl RawRecord {
+    /// The record's headers, for a producer.
+    pub fn kafka_headers(&self) -> OwnedHeaders {
+        let mut headers = OwnedHeaders::new_with_capacity(self.headers.len());
+        for (k, v) in &self.headers {
+            headers = headers.insert(KafkaHeader {
+                key: k,
+                value: v.as_deref(),
+            });
+        }
+        headers
+    }
+
+    /// A producer record to `topic` with this record's key, value and timestamp and
+    /// `headers`; the partition is left to the caller.
+    pub fn producer_record<'a>(
+        &'a self,
+        topic: &'a str,
+        headers: OwnedHeaders,
+    ) -> FutureRecord<'a, [u8], [u8]> {
+        let mut rec: FutureRecord<'a, [u8], [u8]> = FutureRecord::to(topic).headers(headers);
+        if let Some(k) = self.key.as_deref() {
+            rec = rec.key(k);
+        }
+        if let Some(v) = self.value.as_deref() {
+            rec = rec.payload(v);
+        }
+        if let Some(ts) = self.timestamp {
+            rec = rec.timestamp(ts);
+        }
+        rec
+    }
 }
 
 impl Record {

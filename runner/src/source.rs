@@ -21,7 +21,6 @@ use ferry_crds::connector::Delivery;
 use futures::FutureExt;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use tokio::sync::watch;
 
@@ -299,26 +298,9 @@ pub async fn run(
                 }
             };
             metrics.records_in(PipelineStage::Write, 1);
-            let mut headers = OwnedHeaders::new_with_capacity(raw.headers.len());
-            for (k, v) in &raw.headers {
-                headers = headers.insert(Header {
-                    key: k,
-                    value: v.as_deref(),
-                });
-            }
-            let mut rec: FutureRecord<'_, [u8], [u8]> =
-                FutureRecord::to(&raw.topic).headers(headers);
+            let mut rec = raw.producer_record(&raw.topic, raw.kafka_headers());
             if let Some(p) = raw.partition {
                 rec = rec.partition(p);
-            }
-            if let Some(k) = raw.key.as_deref() {
-                rec = rec.key(k);
-            }
-            if let Some(v) = raw.value.as_deref() {
-                rec = rec.payload(v);
-            }
-            if let Some(ts) = raw.timestamp {
-                rec = rec.timestamp(ts);
             }
             let mut rec = Some(rec);
             let delivery = loop {

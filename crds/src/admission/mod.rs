@@ -21,6 +21,12 @@ use serde_json::{json, Value};
 use crate::KafkaConnector;
 use node::Node;
 
+/// A property name as CEL rules spell it (`in` is `__in__`, `a.b` is `a__dot__b`), or
+/// `None` when rules cannot name it.
+pub fn cel_property_name(name: &str) -> Option<String> {
+    rules::escape(name)
+}
+
 /// `apiVersion` of the resource.
 pub const API_VERSION: &str = "ferry.rs/v1alpha1";
 /// `kind` of the resource.
