@@ -93,10 +93,12 @@ pub fn load(
         Ok(admitted) => match serde_json::from_value::<KafkaConnector>(admitted) {
             Ok(connector) => (connector, unknown),
             Err(e) => {
-                return Err(vec![ConfigError {
+                let mut errors = unknown;
+                errors.push(ConfigError {
                     field: "spec".into(),
                     message: format!("admitted, but not readable as a connector: {e}"),
-                }])
+                });
+                return Err(errors);
             }
         },
         Err(violations) => {
