@@ -54,12 +54,20 @@ fn rules_at(schema: &Value, path: &[&str]) -> Vec<(String, String)> {
 fn generated_files_are_current() {
     let expected = crd_yaml().expect("the CRD renders as YAML");
     let root = repo_root();
+    let checks = ferry_crds::admission::checks_json(&crd());
     let stale: Vec<&str> = CRD_FILES
         .iter()
         .copied()
         .filter(|file| {
             std::fs::read_to_string(root.join(file)).ok().as_deref() != Some(expected.as_str())
         })
+        .chain(
+            (std::fs::read_to_string(root.join(ferry_crds::admission::CHECKS_FILE))
+                .ok()
+                .as_deref()
+                != Some(checks.as_str()))
+            .then_some(ferry_crds::admission::CHECKS_FILE),
+        )
         .collect();
     assert!(
         stale.is_empty(),

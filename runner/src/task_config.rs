@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use ferry_crds::admission::{self, Violation};
+use ferry_crds::admission::{Admission, Violation};
 use ferry_crds::connector::{KafkaConnectorSpec, KafkaSpec, SinkSpec, SourceSpec};
 use ferry_crds::pipeline::Converters;
 use ferry_crds::KafkaConnector;
@@ -84,12 +84,17 @@ pub fn load(
     })?;
     // Unknown fields first, as strict field validation names them; then the rest of the
     // API server's checks on what is left, so that a typo does not hide other problems.
-    let unknown: Vec<ConfigError> = admission::unknown_fields(&doc)
+    // An admission of this load's own: a task checks one file, and drops the checks after.
+    let admission = Admission::new();
+    let unknown: Vec<ConfigError> = admission
+        .unknown_fields(&doc)
         .into_iter()
         .map(ConfigError::from)
         .collect();
-    let doc = admission::without_unknown_fields(&doc);
-    let (connector, mut errors) = match admission::admit(&doc) {
+    let doc = admission.without_unknown_fields(&doc);
+    let admitted = admission.admit(&doc);
+    drop(admission);
+    let (connector, mut errors) = match admitted {
         Ok(admitted) => match serde_json::from_value::<KafkaConnector>(admitted) {
             Ok(connector) => (connector, unknown),
             Err(e) => {

@@ -107,65 +107,88 @@ const OBJECT_META_FIELDS: &[&str] = &[
     "managedFields",
 ];
 
-/// The CRD, read once: the schema of the stored version and its `/scale` replicas path.
-struct Crd {
+/// The CRD's checks, read from [`crate::schema::crd`]: the schema of the stored version and
+/// its `/scale` replicas path. Rules and patterns compile when first used.
+///
+/// A task admits its connector once, with an `Admission` of its own that it then drops;
+/// the operator admits connectors all the time and uses the shared one of the free
+/// functions ([`admit`], [`check`], ...).
+pub struct Admission {
     root: Node,
     spec_replicas_path: Option<String>,
 }
 
-fn crd() -> &'static Crd {
-    static CRD: OnceLock<Crd> = OnceLock::new();
-    CRD.get_or_init(|| {
-        let crd = crate::schema::crd();
-        let spec_replicas_path = crd
-            .spec
-            .versions
-            .iter()
-            .find(|v| v.storage)
-            .and_then(|v| v.subresources.as_ref())
-            .and_then(|s| s.scale.as_ref())
-            .map(|scale| scale.spec_replicas_path.clone());
-        Crd {
-            root: read_root(&crd),
-            spec_replicas_path,
-        }
-    })
+impl Default for Admission {
+    fn default() -> Self {
+        Admission::new()
+    }
 }
 
-fn root() -> &'static Node {
-    &crd().root
+/// The process-wide [`Admission`] of the free functions.
+fn shared() -> &'static Admission {
+    static SHARED: OnceLock<Admission> = OnceLock::new();
+    SHARED.get_or_init(Admission::new)
+}
+
+/// What [`Admission`] reads: [`checks_json`] of the CRD, as `crdgen --write` wrote it.
+const CHECKS_JSON: &str = include_str!("schema.json");
+
+/// The repository path of the file behind [`Admission::new`].
+pub const CHECKS_FILE: &str = "crds/src/admission/schema.json";
+
+/// What admission needs of `crd`, as compact JSON: the stored version's OpenAPI schema
+/// without descriptions, and the `/scale` replicas path.
+pub fn checks_json(
+    crd: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+) -> String {
+    checks_json_value(crd).to_string() + "\n"
+}
+
+fn checks_json_value(
+    crd: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+) -> Value {
+    fn strip(value: &mut Value) {
+        match value {
+            Value::Object(map) => {
+                map.remove("description");
+                map.values_mut().for_each(strip);
+            }
+            Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let version = crd.spec.versions.iter().find(|v| v.storage);
+    let mut schema = version
+        .and_then(|v| v.schema.as_ref())
+        .and_then(|s| s.open_api_v3_schema.as_ref())
+        .and_then(|s| serde_json::to_value(s).ok())
+        .unwrap_or_else(|| json!({"type": "object"}));
+    // Rule messages stay: they are what admission reports.
+    strip(&mut schema);
+    let spec_replicas_path = version
+        .and_then(|v| v.subresources.as_ref())
+        .and_then(|s| s.scale.as_ref())
+        .map(|scale| scale.spec_replicas_path.clone());
+    json!({"openAPIV3Schema": schema, "specReplicasPath": spec_replicas_path})
 }
 
 /// The schema of the stored version, with the fields every object has at its root.
-fn read_root(
-    crd: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
-) -> Node {
-    {
-        let mut schema = crd
-            .spec
-            .versions
-            .iter()
-            .find(|v| v.storage)
-            .and_then(|v| v.schema.as_ref())
-            .and_then(|s| s.open_api_v3_schema.as_ref())
-            .and_then(|s| serde_json::to_value(s).ok())
-            .unwrap_or_else(|| json!({"type": "object"}));
-        if let Some(props) = schema.get_mut("properties").and_then(Value::as_object_mut) {
-            props.insert("apiVersion".into(), json!({"type": "string"}));
-            props.insert("kind".into(), json!({"type": "string"}));
-            props.insert(
-                "metadata".into(),
-                json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}),
-            );
-        }
-        Node::read(&schema)
+fn read_root(mut schema: Value) -> Node {
+    if let Some(props) = schema.get_mut("properties").and_then(Value::as_object_mut) {
+        props.insert("apiVersion".into(), json!({"type": "string"}));
+        props.insert("kind".into(), json!({"type": "string"}));
+        props.insert(
+            "metadata".into(),
+            json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}),
+        );
     }
+    Node::read(&schema)
 }
 
 /// What the `/scale` subresource requires of its replicas field (`.spec.tasks`): a
 /// non-negative 32-bit integer, reported under the path as the CRD writes it.
-fn scale_replicas(object: &Value) -> Findings {
-    let Some(path) = crd().spec_replicas_path.as_deref() else {
+fn scale_replicas(spec_replicas_path: Option<&str>, object: &Value) -> Findings {
+    let Some(path) = spec_replicas_path else {
         return Findings::new();
     };
     let value = path
@@ -204,72 +227,111 @@ fn scale_replicas(object: &Value) -> Findings {
     }
 }
 
-/// Admits `object` (a `KafkaConnector` as JSON) as the API server would on create: the object
-/// with the schema's defaults applied, or every problem found.
+impl Admission {
+    /// Reads the CRD's checks from `crds/src/admission/schema.json` ([`checks_json`] of the
+    /// CRD, written by `crdgen --write` and held to [`crate::schema::crd`] by a test): the
+    /// stored version's schema without its descriptions, cheaper for a task to read than
+    /// deriving the CRD again.
+    pub fn new() -> Admission {
+        let checks: Value = serde_json::from_str(CHECKS_JSON)
+            .unwrap_or_else(|_| checks_json_value(&crate::schema::crd()));
+        let spec_replicas_path = checks["specReplicasPath"].as_str().map(str::to_owned);
+        let schema = Some(checks["openAPIV3Schema"].clone())
+            .filter(Value::is_object)
+            .unwrap_or_else(|| json!({"type": "object"}));
+        Admission {
+            root: read_root(schema),
+            spec_replicas_path,
+        }
+    }
+
+    /// Admits `object` (a `KafkaConnector` as JSON) as the API server would on create: the object
+    /// with the schema's defaults applied, or every problem found.
+    pub fn admit(&self, object: &Value) -> Result<Value, Vec<Violation>> {
+        let Some(map) = object.as_object() else {
+            return Err(vec![Violation {
+                field: String::new(),
+                message: format!("a {KIND} must be an object (a YAML mapping)"),
+            }]);
+        };
+        let mut object = Value::Object(map.clone());
+        // Status is the operator's: the API server drops it from what a user creates.
+        if let Some(map) = object.as_object_mut() {
+            map.remove("status");
+        }
+        let unknown = self.unknown_fields(&object);
+        if !unknown.is_empty() {
+            // Strict decoding fails before validation.
+            return Err(unknown);
+        }
+        let mut findings = identity(&object);
+        structural::apply_defaults(&self.root, &mut object);
+        findings.extend(metadata(&object));
+        structural::check(&self.root, &object, "", &mut findings);
+        findings.extend(scale_replicas(self.spec_replicas_path.as_deref(), &object));
+        if findings.iter().any(|f| f.blocking) {
+            findings.push(Finding::new("", RULES_NOT_CHECKED));
+        } else {
+            rules::evaluate(&self.root, &object, "", &mut findings);
+        }
+        if findings.is_empty() {
+            Ok(object)
+        } else {
+            Err(findings.into_iter().map(|f| f.violation).collect())
+        }
+    }
+
+    /// The fields of `object` the CRD does not know, each as `unknown field "spec.x"`: what strict
+    /// field validation refuses before anything else.
+    pub fn unknown_fields(&self, object: &Value) -> Vec<Violation> {
+        let mut unknown = Findings::new();
+        unknown_metadata_fields(object, &mut unknown);
+        structural::unknown_fields(&self.root, object, "", &mut unknown);
+        unknown.into_iter().map(|f| f.violation).collect()
+    }
+
+    /// `object` without the fields the CRD does not know, as the API server keeps it when asked
+    /// to warn about unknown fields (`fieldValidation=Warn`) rather than refuse them.
+    pub fn without_unknown_fields(&self, object: &Value) -> Value {
+        let mut object = object.clone();
+        structural::prune(&self.root, &mut object);
+        if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.retain(|k, _| OBJECT_META_FIELDS.contains(&k.as_str()));
+        }
+        object
+    }
+
+    /// Admits a connector already read into the Rust types (what the operator holds): every
+    /// problem the API server would report for it.
+    pub fn check(&self, connector: &KafkaConnector) -> Vec<Violation> {
+        match serde_json::to_value(connector) {
+            Ok(object) => self.admit(&object).err().unwrap_or_default(),
+            Err(e) => vec![Violation {
+                field: String::new(),
+                message: format!("the connector cannot be written as JSON: {e}"),
+            }],
+        }
+    }
+}
+
+/// [`Admission::admit`] with the shared admission.
 pub fn admit(object: &Value) -> Result<Value, Vec<Violation>> {
-    let Some(map) = object.as_object() else {
-        return Err(vec![Violation {
-            field: String::new(),
-            message: format!("a {KIND} must be an object (a YAML mapping)"),
-        }]);
-    };
-    let mut object = Value::Object(map.clone());
-    // Status is the operator's: the API server drops it from what a user creates.
-    if let Some(map) = object.as_object_mut() {
-        map.remove("status");
-    }
-    let unknown = unknown_fields(&object);
-    if !unknown.is_empty() {
-        // Strict decoding fails before validation.
-        return Err(unknown);
-    }
-    let mut findings = identity(&object);
-    structural::apply_defaults(root(), &mut object);
-    findings.extend(metadata(&object));
-    structural::check(root(), &object, "", &mut findings);
-    findings.extend(scale_replicas(&object));
-    if findings.iter().any(|f| f.blocking) {
-        findings.push(Finding::new("", RULES_NOT_CHECKED));
-    } else {
-        rules::evaluate(root(), &object, "", &mut findings);
-    }
-    if findings.is_empty() {
-        Ok(object)
-    } else {
-        Err(findings.into_iter().map(|f| f.violation).collect())
-    }
+    shared().admit(object)
 }
 
-/// The fields of `object` the CRD does not know, each as `unknown field "spec.x"`: what strict
-/// field validation refuses before anything else.
+/// [`Admission::unknown_fields`] with the shared admission.
 pub fn unknown_fields(object: &Value) -> Vec<Violation> {
-    let mut unknown = Findings::new();
-    unknown_metadata_fields(object, &mut unknown);
-    structural::unknown_fields(root(), object, "", &mut unknown);
-    unknown.into_iter().map(|f| f.violation).collect()
+    shared().unknown_fields(object)
 }
 
-/// `object` without the fields the CRD does not know, as the API server keeps it when asked
-/// to warn about unknown fields (`fieldValidation=Warn`) rather than refuse them.
+/// [`Admission::without_unknown_fields`] with the shared admission.
 pub fn without_unknown_fields(object: &Value) -> Value {
-    let mut object = object.clone();
-    structural::prune(root(), &mut object);
-    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.retain(|k, _| OBJECT_META_FIELDS.contains(&k.as_str()));
-    }
-    object
+    shared().without_unknown_fields(object)
 }
 
-/// Admits a connector already read into the Rust types (what the operator holds): every
-/// problem the API server would report for it.
+/// [`Admission::check`] with the shared admission.
 pub fn check(connector: &KafkaConnector) -> Vec<Violation> {
-    match serde_json::to_value(connector) {
-        Ok(object) => admit(&object).err().unwrap_or_default(),
-        Err(e) => vec![Violation {
-            field: String::new(),
-            message: format!("the connector cannot be written as JSON: {e}"),
-        }],
-    }
+    shared().check(connector)
 }
 
 /// `apiVersion` and `kind`.

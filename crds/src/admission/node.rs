@@ -2,6 +2,7 @@
 //! list types, defaults and the CEL rules of each node.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use regex::Regex;
 use serde_json::Value;
@@ -89,11 +90,21 @@ pub(super) struct Node {
     pub rules: Vec<Rule>,
 }
 
-/// A `pattern`, as written and compiled (`None` when it does not compile).
+/// A `pattern`, as written, compiled when first used (`None` when it does not compile).
 #[derive(Debug)]
 pub(super) struct Pattern {
     pub source: String,
-    pub regex: Option<Regex>,
+    regex: OnceLock<Option<Regex>>,
+}
+
+impl Pattern {
+    /// Whether `text` matches; a pattern that does not compile matches nothing.
+    pub(super) fn is_match(&self, text: &str) -> bool {
+        self.regex
+            .get_or_init(|| Regex::new(&self.source).ok())
+            .as_ref()
+            .is_some_and(|re| re.is_match(text))
+    }
 }
 
 impl Node {
@@ -160,7 +171,7 @@ impl Node {
             max_length: count("maxLength"),
             pattern: get("pattern").and_then(Value::as_str).map(|p| Pattern {
                 source: p.to_owned(),
-                regex: Regex::new(p).ok(),
+                regex: OnceLock::new(),
             }),
             min_items: count("minItems"),
             max_items: count("maxItems"),

@@ -12,12 +12,13 @@ use super::node::{Node, Type};
 use super::structural::{child, index, key};
 use super::{Finding, Findings};
 
-/// One `x-kubernetes-validations` entry, compiled.
+/// One `x-kubernetes-validations` entry, compiled when it is first evaluated: a task checks
+/// one connector, and most nodes of the schema (with their rules) are not in it.
 pub(crate) struct Rule {
     source: String,
-    program: Result<Program, String>,
+    program: OnceLock<Result<Program, String>>,
     message: Option<String>,
-    message_expression: Option<Result<Program, String>>,
+    message_expression: Option<(String, OnceLock<Result<Program, String>>)>,
     field_path: Option<String>,
 }
 
@@ -49,26 +50,52 @@ impl Rule {
         let text = |key: &str| entry.get(key).and_then(Value::as_str).map(str::to_owned);
         let source = text("rule").unwrap_or_default();
         Rule {
-            program: compile(&source),
+            program: OnceLock::new(),
             source,
             message: text("message"),
-            message_expression: text("messageExpression").map(|e| compile(&e)),
+            message_expression: text("messageExpression").map(|e| (e, OnceLock::new())),
             field_path: text("fieldPath"),
         }
+    }
+
+    fn program(&self) -> &Result<Program, String> {
+        self.program.get_or_init(|| compile(&self.source))
+    }
+
+    fn message_program(&self) -> Option<&Result<Program, String>> {
+        self.message_expression
+            .as_ref()
+            .map(|(source, program)| program.get_or_init(|| compile(source)))
     }
 
     /// The compiled rule, or why it does not compile.
     #[cfg(test)]
     pub(super) fn compiled(&self) -> Result<(), String> {
-        self.program.as_ref().map_err(Clone::clone)?;
-        match &self.message_expression {
+        self.program().as_ref().map_err(Clone::clone)?;
+        match self.message_program() {
             Some(Err(e)) => Err(format!("messageExpression: {e}")),
             _ => Ok(()),
         }
     }
 
+    /// The key `k` of a rule `!('k' in self) || ...`: with `k` absent from the map the rule
+    /// holds whatever follows, and need not be compiled.
+    fn guard_key(&self) -> Option<&str> {
+        let rest = self.source.strip_prefix("!('")?;
+        let (key, rest) = rest.split_once('\'')?;
+        rest.starts_with(" in self) || ").then_some(key)
+    }
+
     /// The rule's problem with `value` (at `path`, of type `ty`), if it does not hold.
     fn check(&self, value: &cel::Value, ty: &str, path: &str) -> Option<Finding> {
+        if let (Some(key), cel::Value::Map(map)) = (self.guard_key(), value) {
+            if !map
+                .map
+                .contains_key(&cel::objects::Key::String(Arc::new(key.to_owned())))
+            {
+                return None;
+            }
+        }
         let field = match &self.field_path {
             Some(relative) => relative
                 .trim_start_matches('.')
@@ -76,7 +103,7 @@ impl Rule {
                 .fold(path.to_owned(), |p, name| child(&p, name)),
             None => path.to_owned(),
         };
-        let outcome = match &self.program {
+        let outcome = match self.program() {
             Ok(program) => run(program, value),
             Err(e) => Err(format!("compilation failed: {e}")),
         };
@@ -96,7 +123,7 @@ impl Rule {
     }
 
     fn message_for(&self, value: &cel::Value) -> String {
-        if let Some(Ok(program)) = &self.message_expression {
+        if let Some(Ok(program)) = self.message_program() {
             if let Ok(cel::Value::String(text)) = run(program, value) {
                 if !text.trim().is_empty() && !text.contains('\n') {
                     return text.to_string();

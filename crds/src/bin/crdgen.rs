@@ -1,12 +1,14 @@
 //! Prints the `KafkaConnector` CustomResourceDefinition as YAML.
 //!
 //! `crdgen` prints it; `crdgen --write` writes it to every file the repository keeps it in
-//! (`crds/kafkaconnector.yaml`, the Helm chart's `crds/` and the kustomize base).
+//! (`crds/kafkaconnector.yaml`, the Helm chart's `crds/` and the kustomize base), and what
+//! admission offline reads of it (`crds/src/admission/schema.json`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use ferry_crds::schema::{crd_yaml, CRD_FILES};
+use ferry_crds::admission::{checks_json, CHECKS_FILE};
+use ferry_crds::schema::{crd, crd_yaml, CRD_FILES};
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -53,6 +55,12 @@ fn main() -> ExitCode {
             eprintln!("{e}");
             return ExitCode::FAILURE;
         }
+        let checks = repo_root().join(CHECKS_FILE);
+        if let Err(e) = std::fs::write(&checks, checks_json(&crd())) {
+            eprintln!("cannot write {}: {e}", checks.display());
+            return ExitCode::FAILURE;
+        }
+        eprintln!("wrote {}", checks.display());
     } else {
         print!("{yaml}");
     }
