@@ -16,6 +16,9 @@ use super::{Finding, Findings};
 /// one connector, and most nodes of the schema (with their rules) are not in it.
 pub(crate) struct Rule {
     source: String,
+    /// The key `k` of a rule `!('k' in self) || ...`: with `k` absent from the map the rule
+    /// holds whatever follows, and need not be compiled.
+    guard_key: Option<String>,
     program: OnceLock<Result<Program, String>>,
     message: Option<String>,
     message_expression: Option<(String, OnceLock<Result<Program, String>>)>,
@@ -40,6 +43,13 @@ fn env() -> &'static Arc<Env> {
     })
 }
 
+/// The `k` of a rule that starts `!('k' in self) || `.
+fn guard_key(source: &str) -> Option<&str> {
+    let rest = source.strip_prefix("!('")?;
+    let (key, rest) = rest.split_once('\'')?;
+    rest.starts_with(" in self) || ").then_some(key)
+}
+
 fn compile(source: &str) -> Result<Program, String> {
     env().compile(source).map_err(|e| e.to_string())
 }
@@ -51,6 +61,7 @@ impl Rule {
         let source = text("rule").unwrap_or_default();
         Rule {
             program: OnceLock::new(),
+            guard_key: guard_key(&source).map(str::to_owned),
             source,
             message: text("message"),
             message_expression: text("messageExpression").map(|e| (e, OnceLock::new())),
@@ -78,20 +89,12 @@ impl Rule {
         }
     }
 
-    /// The key `k` of a rule `!('k' in self) || ...`: with `k` absent from the map the rule
-    /// holds whatever follows, and need not be compiled.
-    fn guard_key(&self) -> Option<&str> {
-        let rest = self.source.strip_prefix("!('")?;
-        let (key, rest) = rest.split_once('\'')?;
-        rest.starts_with(" in self) || ").then_some(key)
-    }
-
     /// The rule's problem with `value` (at `path`, of type `ty`), if it does not hold.
     fn check(&self, value: &cel::Value, ty: &str, path: &str) -> Option<Finding> {
-        if let (Some(key), cel::Value::Map(map)) = (self.guard_key(), value) {
+        if let (Some(key), cel::Value::Map(map)) = (&self.guard_key, value) {
             if !map
                 .map
-                .contains_key(&cel::objects::Key::String(Arc::new(key.to_owned())))
+                .contains_key(&cel::objects::Key::String(Arc::new(key.clone())))
             {
                 return None;
             }

@@ -283,27 +283,37 @@ fn check_string(node: &Node, value: &Value, s: &str, path: &str, out: &mut Findi
     }
 }
 
+/// `minItems`/`maxItems` or `minProperties`/`maxProperties` on a list or map of `len`
+/// entries (`what`: `items` or `properties`, as the API server's message says it).
+fn check_count(
+    (min, max): (Option<u64>, Option<u64>),
+    len: usize,
+    what: &str,
+    value: &Value,
+    path: &str,
+    out: &mut Findings,
+) {
+    let len = len as u64;
+    if let Some(max) = max.filter(|max| len > *max) {
+        out.push(Finding::blocking(
+            path,
+            format!("Too many: {len}: must have at most {max} items"),
+        ));
+    }
+    if let Some(min) = min.filter(|min| len < *min) {
+        out.push(Finding::new(
+            path,
+            format!(
+                "Invalid value: {}: {path} in body should have at least {min} {what}",
+                shown(value)
+            ),
+        ));
+    }
+}
+
 fn check_array(node: &Node, value: &Value, items: &[Value], path: &str, out: &mut Findings) {
-    let len = items.len() as u64;
-    if let Some(max) = node.max_items {
-        if len > max {
-            out.push(Finding::blocking(
-                path,
-                format!("Too many: {len}: must have at most {max} items"),
-            ));
-        }
-    }
-    if let Some(min) = node.min_items {
-        if len < min {
-            out.push(Finding::new(
-                path,
-                format!(
-                    "Invalid value: {}: {path} in body should have at least {min} items",
-                    shown(value)
-                ),
-            ));
-        }
-    }
+    let bounds = (node.min_items, node.max_items);
+    check_count(bounds, items.len(), "items", value, path, out);
     if let Some(sub) = &node.items {
         for (i, item) in items.iter().enumerate() {
             check(sub, item, &index(path, i), out);
@@ -354,26 +364,8 @@ fn check_object(
     path: &str,
     out: &mut Findings,
 ) {
-    let len = map.len() as u64;
-    if let Some(max) = node.max_properties {
-        if len > max {
-            out.push(Finding::blocking(
-                path,
-                format!("Too many: {len}: must have at most {max} items"),
-            ));
-        }
-    }
-    if let Some(min) = node.min_properties {
-        if len < min {
-            out.push(Finding::new(
-                path,
-                format!(
-                    "Invalid value: {}: {path} in body should have at least {min} properties",
-                    shown(value)
-                ),
-            ));
-        }
-    }
+    let bounds = (node.min_properties, node.max_properties);
+    check_count(bounds, map.len(), "properties", value, path, out);
     for name in &node.required {
         if !map.contains_key(name) {
             out.push(Finding::blocking(child(path, name), "Required value"));
