@@ -82,6 +82,10 @@ pub fn load(
             message: format!("not valid YAML: {e}"),
         }]
     })?;
+    let share = TaskShare {
+        index: share.index,
+        count: share.count.max(1),
+    };
     // Unknown fields first, as strict field validation names them; then the rest of the
     // API server's checks on what is left, so that a typo does not hide other problems.
     // An admission of this load's own: a task checks one file, and drops the checks after.
@@ -125,10 +129,6 @@ pub fn load(
         .clone()
         .unwrap_or_else(|| "default".to_owned());
     let spec = connector.spec;
-    let share = TaskShare {
-        index: share.index,
-        count: share.count.max(1),
-    };
     if share.index >= share.count {
         errors.push(ConfigError {
             field: "task index".into(),
@@ -142,31 +142,14 @@ pub fn load(
         errors.extend(plugins::validate_source(&source.plugin, share));
     }
     if let Some(sink) = &spec.sink {
-        if let Some(re) = &sink.topics_regex {
-            if let Err(e) = Regex::new(re) {
-                errors.push(ConfigError {
-                    field: "spec.sink.topicsRegex".into(),
-                    message: format!("not a valid regular expression: {e}"),
-                });
-            } else if re.contains("(?") {
-                // The consumer matches topics with librdkafka's POSIX-style engine.
-                errors.push(ConfigError {
-                    field: "spec.sink.topicsRegex".into(),
-                    message: "(?...) groups and flags are not supported by Kafka's topic matching; use plain groups".into(),
-                });
-            }
-        }
-        errors.extend(plugins::validate_sink(&sink.plugin, share));
+        errors.extend(sink_checks(sink, share));
     }
     errors.extend(crate::error_handling::validate(
         spec.errors.as_ref(),
         spec.source.is_some(),
     ));
-    let kafka = client_properties(&spec.kafka, creds, mode == CheckMode::Run)
-        .map_err(|problems| {
-            let new = not_said_by_admission(problems, &errors);
-            errors.extend(new);
-        })
+    let kafka = kafka_properties(&spec.kafka, creds, mode, &errors)
+        .map_err(|e| errors.extend(e))
         .ok();
     let converters = RecordConverters::from_spec(spec.converters.as_ref())
         .map_err(|e| errors.extend(e))
@@ -190,21 +173,48 @@ pub fn load(
     }
 }
 
-/// The client-property problems admission has not named already: its CEL rules name a refused
-/// `spec.kafka.config` key (`spec.kafka.config["acks"] ...`) under `spec.kafka.config`.
-fn not_said_by_admission(
-    problems: Vec<ferry_kafka::ConfigProblem>,
-    admission_errors: &[ConfigError],
-) -> Vec<ConfigError> {
-    problems
-        .into_iter()
-        .map(ConfigError::from)
-        .filter(|p| {
-            !admission_errors
-                .iter()
-                .any(|a| a.field == "spec.kafka.config" && a.message.contains(&p.field))
-        })
-        .collect()
+/// The sink block's checks only the runner can make: the topic pattern as librdkafka reads
+/// it, and the plugin's settings.
+fn sink_checks(sink: &SinkSpec, share: TaskShare) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
+    if let Some(re) = &sink.topics_regex {
+        if let Err(e) = Regex::new(re) {
+            errors.push(ConfigError {
+                field: "spec.sink.topicsRegex".into(),
+                message: format!("not a valid regular expression: {e}"),
+            });
+        } else if re.contains("(?") {
+            // The consumer matches topics with librdkafka's POSIX-style engine.
+            errors.push(ConfigError {
+                field: "spec.sink.topicsRegex".into(),
+                message: "(?...) groups and flags are not supported by Kafka's topic matching; use plain groups".into(),
+            });
+        }
+    }
+    errors.extend(plugins::validate_sink(&sink.plugin, share));
+    errors
+}
+
+/// The task's librdkafka properties, or the problems admission has not named already
+/// (`said`): its CEL rules name a refused `spec.kafka.config` key
+/// (`spec.kafka.config["acks"] ...`) under `spec.kafka.config`.
+fn kafka_properties(
+    kafka: &KafkaSpec,
+    creds: &Credentials,
+    mode: CheckMode,
+    said: &[ConfigError],
+) -> Result<BTreeMap<String, String>, Vec<ConfigError>> {
+    client_properties(kafka, creds, mode == CheckMode::Run).map_err(|problems| {
+        problems
+            .into_iter()
+            .map(ConfigError::from)
+            .filter(|p| {
+                !said
+                    .iter()
+                    .any(|a| a.field == "spec.kafka.config" && a.message.contains(&p.field))
+            })
+            .collect()
+    })
 }
 
 /// The runner's own checks of the parts of a connector that read as Rust types when the whole
@@ -219,14 +229,10 @@ fn runner_checks_of_parts(
     fn part<T: serde::de::DeserializeOwned>(doc: &serde_json::Value, key: &str) -> Option<T> {
         serde_json::from_value(doc.get("spec")?.get(key)?.clone()).ok()
     }
-    let share = TaskShare {
-        index: share.index,
-        count: share.count.max(1),
-    };
     let mut errors = Vec::new();
     if let Some(kafka) = part::<KafkaSpec>(doc, "kafka") {
-        if let Err(problems) = client_properties(&kafka, creds, mode == CheckMode::Run) {
-            errors.extend(not_said_by_admission(problems, admission_errors));
+        if let Err(e) = kafka_properties(&kafka, creds, mode, admission_errors) {
+            errors.extend(e);
         }
     }
     if let Some(converters) = part::<Converters>(doc, "converters") {
@@ -238,7 +244,7 @@ fn runner_checks_of_parts(
         errors.extend(plugins::validate_source(&source.plugin, share));
     }
     if let Some(sink) = part::<SinkSpec>(doc, "sink") {
-        errors.extend(plugins::validate_sink(&sink.plugin, share));
+        errors.extend(sink_checks(&sink, share));
     }
     // What admission already named is not named twice.
     errors.retain(|e| !admission_errors.iter().any(|a| a.field == e.field));
