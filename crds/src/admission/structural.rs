@@ -78,65 +78,56 @@ pub(super) fn unknown_fields(node: &Node, value: &Value, path: &str, out: &mut F
     }
 }
 
-/// Removes every field the schema does not know (what the API server does with
-/// `fieldValidation=Ignore` or `Warn`).
-pub(super) fn prune(node: &Node, value: &mut Value) {
-    if node.preserve_unknown_fields {
-        return;
-    }
+/// Calls `f` with every entry or item of `value` the schema knows, and its node.
+fn each_known_child(node: &Node, value: &mut Value, mut f: impl FnMut(&Node, &mut Value)) {
     match value {
         Value::Object(map) => {
-            map.retain(|k, _| node.child(k).is_some());
             for (k, v) in map.iter_mut() {
                 if let Some(sub) = node.child(k) {
-                    prune(sub, v);
+                    f(sub, v);
                 }
             }
         }
         Value::Array(items) => {
             if let Some(sub) = &node.items {
-                for item in items {
-                    prune(sub, item);
-                }
+                items.iter_mut().for_each(|item| f(sub, item));
             }
         }
         _ => {}
     }
 }
 
+/// Removes every field the schema does not know (what the API server does with
+/// `fieldValidation=Ignore` or `Warn`).
+pub(super) fn prune(node: &Node, value: &mut Value) {
+    if node.preserve_unknown_fields {
+        return;
+    }
+    if let Value::Object(map) = value {
+        map.retain(|k, _| node.child(k).is_some());
+    }
+    each_known_child(node, value, prune);
+}
+
 /// Applies the schema's defaults to `value`: a missing field (or a `null` one that may not be
 /// null) with a `default` gets it, and the defaults inside it.
 pub(super) fn apply_defaults(node: &Node, value: &mut Value) {
-    match value {
-        Value::Object(map) => {
-            for (name, sub) in &node.properties {
-                let Some(default) = &sub.default else {
-                    continue;
-                };
-                let missing = match map.get(name) {
-                    None => true,
-                    Some(Value::Null) => !sub.nullable,
-                    Some(_) => false,
-                };
-                if missing {
-                    map.insert(name.clone(), default.clone());
-                }
-            }
-            for (k, v) in map.iter_mut() {
-                if let Some(sub) = node.child(k) {
-                    apply_defaults(sub, v);
-                }
+    if let Value::Object(map) = value {
+        for (name, sub) in &node.properties {
+            let Some(default) = &sub.default else {
+                continue;
+            };
+            let missing = match map.get(name) {
+                None => true,
+                Some(Value::Null) => !sub.nullable,
+                Some(_) => false,
+            };
+            if missing {
+                map.insert(name.clone(), default.clone());
             }
         }
-        Value::Array(items) => {
-            if let Some(sub) = &node.items {
-                for item in items {
-                    apply_defaults(sub, item);
-                }
-            }
-        }
-        _ => {}
     }
+    each_known_child(node, value, apply_defaults);
 }
 
 /// Checks `value` against `node` and everything below it.
