@@ -299,3 +299,138 @@ async fn skipped_and_filtered_records_are_committed() {
     terminate(&runner.child);
     assert!(runner.child.wait().await.expect("exit").success());
 }
+
+/// A header name that is not UTF-8 (`trace\xff`, which any librdkafka producer can write)
+/// on a record whose value fails conversion.
+const NOT_UTF8_NAME: &[u8] = b"trace\xff";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn odd_header_bytes_are_data_for_the_dead_letter_queue_not_a_panic() {
+    let stack = Stack::from_env().expect("the local stack");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let topic = unique("odd-headers");
+    let dlq = format!("{topic}-dlq");
+    create_topic(&stack.kafka_bootstrap, &topic, 1).await;
+    let p = producer(&stack.kafka_bootstrap);
+    // A header value the simple header converter parses as Connect's value syntax, with a
+    // character of three bytes before a ':'.
+    produce(
+        &p,
+        &topic,
+        None,
+        Some(b"{\"n\":1}"),
+        &[("price", "{€:1}".as_bytes())],
+    )
+    .await;
+    produce_with_raw_header_name(
+        &stack.kafka_bootstrap,
+        &topic,
+        NOT_UTF8_NAME,
+        b"t-1",
+        b"{bad",
+    );
+    produce(&p, &topic, None, Some(b"{\"n\":3}"), &[]).await;
+    let out = dir.path().join("out.txt");
+    let file = dir.path().join("sink.yaml");
+    std::fs::write(
+        &file,
+        file_sink_yaml(
+            &unique("odd-headers"),
+            &stack.kafka_bootstrap,
+            &topic,
+            &out,
+            &format!(
+                "  converters: {{value: {{json: {{schemas: false}}}}}}\n  errors: {{tolerance: All, deadLetterQueue: {{topic: {dlq}}}}}\n  transforms:\n    - {{name: dropMarked, filter: {{}}, predicate: {{hasHeaderKey: {{name: drop}}}}}}\n"
+            ),
+        ),
+    )
+    .expect("write");
+    let mut runner = spawn_runner(&stack, &file, &free_admin_addr(), &[]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while lines(&out).len() < 2 && Instant::now() < deadline {
+        if let Some(status) = runner.child.try_wait().expect("wait") {
+            panic!("the runner stopped ({status}):\n{}", runner.log_tail());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(lines(&out).len(), 2, "both good records are written");
+    let bootstrap = stack.kafka_bootstrap.clone();
+    let dead = tokio::task::spawn_blocking(move || {
+        read_topic(&bootstrap, &dlq, 1, Duration::from_secs(30))
+    })
+    .await
+    .expect("read dlq");
+    assert_eq!(
+        dead.len(),
+        1,
+        "the poison record is in the dead letter queue"
+    );
+    assert_eq!(
+        dead[0].value.as_deref(),
+        Some(&b"{bad"[..]),
+        "its value bytes"
+    );
+    assert_eq!(
+        dead[0].headers,
+        vec![("trace\u{fffd}".to_string(), Some(b"t-1".to_vec()))],
+        "its header, named as Kafka's Java client reads that name"
+    );
+    terminate(&runner.child);
+    let status = runner.child.wait().await.expect("exit");
+    assert!(status.success(), "graceful stop: {status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_header_name_that_is_not_utf8_fails_the_record_not_the_process() {
+    let stack = Stack::from_env().expect("the local stack");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let topic = unique("odd-name");
+    create_topic(&stack.kafka_bootstrap, &topic, 1).await;
+    let p = producer(&stack.kafka_bootstrap);
+    produce(&p, &topic, None, Some(b"{\"n\":0}"), &[]).await;
+    produce_with_raw_header_name(
+        &stack.kafka_bootstrap,
+        &topic,
+        NOT_UTF8_NAME,
+        b"t-1",
+        b"{bad",
+    );
+    let out = dir.path().join("out.txt");
+    let file = dir.path().join("sink.yaml");
+    std::fs::write(
+        &file,
+        file_sink_yaml(
+            &unique("odd-name"),
+            &stack.kafka_bootstrap,
+            &topic,
+            &out,
+            "  converters: {value: {json: {schemas: false}}}\n",
+        ),
+    )
+    .expect("write");
+    let termination = dir.path().join("termination-log");
+    let termination_env = termination.display().to_string();
+    let mut runner = spawn_runner(
+        &stack,
+        &file,
+        &free_admin_addr(),
+        &[("FERRY_TERMINATION_LOG", &termination_env)],
+    );
+    let status = tokio::time::timeout(Duration::from_secs(60), runner.child.wait())
+        .await
+        .expect("the runner stops on the poison record")
+        .expect("exit status");
+    assert_eq!(
+        status.code(),
+        Some(65),
+        "EXIT_RECORD_FAILED, not a panic:\n{}",
+        runner.log_tail()
+    );
+    let message = std::fs::read_to_string(&termination).expect("termination message");
+    let expected = format!("record {topic}/0@1 failed in VALUE_CONVERTER: ");
+    assert!(
+        message.starts_with(&expected),
+        "termination message {message:?} should start with {expected:?}"
+    );
+    assert_eq!(lines(&out).len(), 1, "the record before it is written");
+}

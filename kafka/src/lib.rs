@@ -6,10 +6,12 @@
 //!   librdkafka names), the same for every client of a connector, whoever makes it;
 //! - [`offsets_topic`]: the source offsets topic (`ferry-offsets`), its record format, its
 //!   one reader and its one writer;
-//! - [`topics`]: creating the topics Ferry needs (the offsets topic, dead letter queues).
+//! - [`topics`]: creating the topics Ferry needs (the offsets topic, dead letter queues);
+//! - [`headers`]: a consumed message's headers, whatever bytes their names hold.
 
 pub mod client_properties;
 pub mod error;
+pub mod headers;
 pub mod offsets_topic;
 pub mod topics;
 

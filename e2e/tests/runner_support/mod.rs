@@ -83,6 +83,75 @@ pub async fn produce(
         .offset
 }
 
+/// Produces one record to partition 0 whose one header has a name of any bytes (rdkafka's
+/// producer API takes names as `&str`; other clients write whatever bytes they like), through
+/// librdkafka's `rd_kafka_produceva`. The name must not contain a NUL byte.
+pub fn produce_with_raw_header_name(
+    bootstrap: &str,
+    topic: &str,
+    header_name: &[u8],
+    header_value: &[u8],
+    value: &[u8],
+) {
+    use rdkafka::bindings as rd;
+    use rdkafka::producer::{BaseProducer, Producer};
+    use std::ffi::CString;
+
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("producer");
+    let topic = CString::new(topic).expect("topic name");
+    let name = CString::new(header_name).expect("a header name without NUL");
+    let mut vus = [
+        rd::rd_kafka_vu_t {
+            vtype: rd::rd_kafka_vtype_t::RD_KAFKA_VTYPE_TOPIC,
+            u: rd::rd_kafka_vu_s__bindgen_ty_1 {
+                cstr: topic.as_ptr(),
+            },
+        },
+        rd::rd_kafka_vu_t {
+            vtype: rd::rd_kafka_vtype_t::RD_KAFKA_VTYPE_MSGFLAGS,
+            u: rd::rd_kafka_vu_s__bindgen_ty_1 {
+                i: rd::RD_KAFKA_MSG_F_COPY,
+            },
+        },
+        rd::rd_kafka_vu_t {
+            vtype: rd::rd_kafka_vtype_t::RD_KAFKA_VTYPE_PARTITION,
+            u: rd::rd_kafka_vu_s__bindgen_ty_1 { i32_: 0 },
+        },
+        rd::rd_kafka_vu_t {
+            vtype: rd::rd_kafka_vtype_t::RD_KAFKA_VTYPE_VALUE,
+            u: rd::rd_kafka_vu_s__bindgen_ty_1 {
+                mem: rd::rd_kafka_vu_s__bindgen_ty_1__bindgen_ty_1 {
+                    ptr: value.as_ptr() as *mut _,
+                    size: value.len(),
+                },
+            },
+        },
+        rd::rd_kafka_vu_t {
+            vtype: rd::rd_kafka_vtype_t::RD_KAFKA_VTYPE_HEADER,
+            u: rd::rd_kafka_vu_s__bindgen_ty_1 {
+                header: rd::rd_kafka_vu_s__bindgen_ty_1__bindgen_ty_2 {
+                    name: name.as_ptr(),
+                    val: header_value.as_ptr().cast(),
+                    size: header_value.len() as isize,
+                },
+            },
+        },
+    ];
+    // SAFETY: the client is alive for the call; every pointer in `vus` points at memory
+    // (`topic`, `name`, `value`, `header_value`) that outlives it, and librdkafka copies
+    // what it keeps (RD_KAFKA_MSG_F_COPY).
+    let error = unsafe {
+        rd::rd_kafka_produceva(producer.client().native_ptr(), vus.as_mut_ptr(), vus.len())
+    };
+    assert!(error.is_null(), "rd_kafka_produceva refused the record");
+    producer
+        .flush(Duration::from_secs(10))
+        .expect("the record is delivered");
+}
+
 /// One record read back from Kafka.
 #[derive(Debug, Clone)]
 pub struct ReadRecord {
@@ -147,15 +216,7 @@ pub fn read_topic(
                 offset: m.offset(),
                 key: m.key().map(<[u8]>::to_vec),
                 value: m.payload().map(<[u8]>::to_vec),
-                headers: m
-                    .headers()
-                    .map(|h| {
-                        use rdkafka::message::Headers;
-                        h.iter()
-                            .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
+                headers: ferry_kafka::headers::message_headers(&m),
             });
         }
     }

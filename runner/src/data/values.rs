@@ -357,12 +357,10 @@ impl ValueParser {
                     .is_some_and(|c| !matches!(c, ',' | ']' | '}' | '[' | '{' | '"'))
                 {
                     // A ':' ends a map key, except inside a time such as 12:30:00.000Z.
-                    if self.s[self.i] == ':' {
-                        let token: String = self.s[start..self.i].iter().collect();
-                        let rest: String = self.s[self.i..].iter().collect();
-                        if !looks_like_time_continuation(token.trim(), &rest) {
-                            break;
-                        }
+                    if self.s[self.i] == ':'
+                        && !looks_like_time_continuation(&self.s[start..self.i], &self.s[self.i..])
+                    {
+                        break;
                     }
                     self.i += 1;
                 }
@@ -476,11 +474,29 @@ fn is_delimiter(c: char) -> bool {
     matches!(c, '[' | ']' | '{' | '}' | ',' | ':' | '"')
 }
 
-fn looks_like_time_continuation(token: &str, rest: &str) -> bool {
-    let hh = token.len() >= 2 && token[token.len() - 2..].bytes().all(|b| b.is_ascii_digit());
-    hh && rest.len() > 2
-        && rest.as_bytes()[1].is_ascii_digit()
-        && rest.as_bytes()[2].is_ascii_digit()
+/// Whether the `:` that starts `rest` continues a time (`12:30…`) rather than ending the
+/// map key `token`: the token ends in two digits and two digits follow the colon.
+/// Works on characters, so any text is safe to test.
+fn looks_like_time_continuation(token: &[char], rest: &[char]) -> bool {
+    let token = trim_chars(token);
+    let two_digits = |cs: &[char]| cs.len() == 2 && cs.iter().all(char::is_ascii_digit);
+    token.len() >= 2
+        && two_digits(&token[token.len() - 2..])
+        && rest.len() > 2
+        && two_digits(&rest[1..3])
+}
+
+/// `chars` without leading and trailing whitespace.
+fn trim_chars(chars: &[char]) -> &[char] {
+    let start = chars
+        .iter()
+        .position(|c| !c.is_whitespace())
+        .unwrap_or(chars.len());
+    let end = chars
+        .iter()
+        .rposition(|c| !c.is_whitespace())
+        .map_or(start, |i| i + 1);
+    &chars[start..end]
 }
 
 /// Numbers and ISO temporal values; `None` for anything else.
@@ -749,6 +765,38 @@ mod tests {
         ] {
             let _ = parse_string(odd);
         }
+    }
+
+    #[test]
+    fn text_with_characters_of_several_bytes_is_read_without_panicking() {
+        // A map key of one three-byte character before a ':' once sliced the text inside
+        // that character.
+        assert_eq!(
+            parsed("{€:1}"),
+            (Some(SchemaType::String), Value::String("{€:1}".into()))
+        );
+        assert_eq!(
+            parsed("{\"€\":1}").1,
+            Value::Map(vec![(Value::String("€".into()), Value::Int8(1))])
+        );
+        for odd in [
+            "{€€:1}",
+            "[é:",
+            "{ü:12:30}",
+            "{1€:2}",
+            "{12:3€}",
+            "{\u{0}:1}",
+        ] {
+            let _ = parse_string(odd);
+        }
+    }
+
+    #[test]
+    fn a_time_inside_a_list_is_still_one_value() {
+        assert_eq!(
+            parsed("[12:30:00.000Z]").1,
+            Value::Array(vec![Value::Time(45_000_000)])
+        );
     }
 
     #[test]

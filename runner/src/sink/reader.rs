@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::message::{BorrowedMessage, Message};
 use tokio::task::JoinSet;
 
 use super::handoff::Batch;
@@ -37,15 +37,10 @@ fn raw_of(m: &BorrowedMessage<'_>, topic: &str, with_headers: bool) -> RawRecord
     }
 }
 
-/// The message's headers, copied.
+/// The message's headers, copied; a name that is not UTF-8 is read as Kafka's Java client
+/// reads it (see [`ferry_kafka::headers`]).
 fn headers_of(m: &BorrowedMessage<'_>) -> Vec<(String, Option<Vec<u8>>)> {
-    m.headers()
-        .map(|h| {
-            h.iter()
-                .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
-                .collect()
-        })
-        .unwrap_or_default()
+    ferry_kafka::headers::message_headers(m)
 }
 
 /// Whether the task must decode the headers of the records it reads: when the sink plugin
