@@ -324,6 +324,9 @@ fn decimal(text: &str) -> Result<Option<Decimal>, String> {
     }
 }
 
+/// The largest year of a PostgreSQL date.
+const MAX_YEAR: i64 = 5_874_897;
+
 /// Days from 1970-01-01 to a proleptic Gregorian date.
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
@@ -345,7 +348,8 @@ fn date_days(text: &str) -> Option<i64> {
     let y: i64 = parts.next()?.parse().ok()?;
     let m: i64 = parts.next()?.parse().ok()?;
     let d: i64 = parts.next()?.parse().ok()?;
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+    // PostgreSQL's dates span 4713 BC to 5874897 AD; a year beyond that is not a date.
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || !(1..=MAX_YEAR).contains(&y) {
         return None;
     }
     // Year 1 BC is year 0 of the proleptic calendar.
@@ -372,7 +376,7 @@ fn time_micros(text: &str) -> Option<i64> {
     } else {
         format!("{frac:0<6}").parse().ok()?
     };
-    if h > 24 || m > 59 || s > 60 {
+    if !(0..=24).contains(&h) || !(0..=59).contains(&m) || !(0..=60).contains(&s) {
         return None;
     }
     Some(((h * 60 + m) * 60 + s) * 1_000_000 + frac_us)
@@ -550,6 +554,20 @@ mod tests {
         );
         assert_eq!(d.decimal_scale().ok(), Some(2));
         assert!(d.optional, "NaN becomes null");
+    }
+
+    #[test]
+    fn text_out_of_any_range_is_refused_not_overflowed() {
+        for (kind, text) in [
+            (Kind::Time { micros: true }, "-9999999999999999:00:00"),
+            (Kind::Time { micros: false }, "00:-99999999999999:00"),
+            (Kind::Timestamp { micros: true }, "2024-01-01 -9999999999999999:00:00"),
+            (Kind::Date, "-9223372036854775808-01-01 BC"),
+            (Kind::Date, "9223372036854775807-12-31"),
+            (Kind::Date, "5874898-01-01"),
+        ] {
+            assert!(parse(&kind, text).is_err(), "{kind:?} {text:?}");
+        }
     }
 
     #[test]
