@@ -32,6 +32,11 @@ pub struct FileSinkTask {
     path: PathBuf,
     file: File,
     buffer: Vec<u8>,
+    /// Length of the file up to the end of the last batch written and synced: where the
+    /// next batch starts, and where a failed batch is cut back to.
+    end: u64,
+    /// Whether a failed batch may have left bytes after `end` (the cut itself failed).
+    torn: bool,
 }
 
 impl FileSinkTask {
@@ -61,13 +66,48 @@ impl FileSinkTask {
             file.set_len(keep).map_err(|e| fail("truncate", e))?;
             file.sync_all().map_err(|e| fail("flush", e))?;
         }
-        file.seek(SeekFrom::End(0))
+        file.seek(SeekFrom::Start(keep))
             .map_err(|e| fail("seek in", e))?;
         Ok(Self {
             path,
             file,
             buffer: Vec::with_capacity(WRITE_CHUNK + 64 * 1024),
+            end: keep,
+            torn: false,
         })
+    }
+
+    /// Appends the lines of `records` at `end` and syncs them; returns the new end.
+    fn append(&mut self, records: &[Record]) -> std::io::Result<u64> {
+        let (file, buffer) = (&mut self.file, &mut self.buffer);
+        let mut end = self.end;
+        buffer.clear();
+        for r in records {
+            render_line(r, buffer);
+            buffer.push(b'\n');
+            // Write in chunks so the buffer stays small, whatever the batch size.
+            if buffer.len() >= WRITE_CHUNK {
+                file.write_all(buffer)?;
+                end += buffer.len() as u64;
+                buffer.clear();
+            }
+        }
+        file.write_all(buffer)?;
+        end += buffer.len() as u64;
+        buffer.clear();
+        file.sync_data()?;
+        Ok(end)
+    }
+
+    /// Cuts the file back to `end`, removing what a failed batch wrote after it (part of
+    /// the batch, or all of it when only the sync failed: after a failed fsync the kernel
+    /// may have dropped those pages, so they are written again, never trusted).
+    fn cut_back(&mut self) -> std::io::Result<()> {
+        self.file.set_len(self.end)?;
+        self.file.seek(SeekFrom::Start(self.end))?;
+        self.file.sync_all()?;
+        self.torn = false;
+        Ok(())
     }
 }
 
@@ -117,25 +157,37 @@ fn escape_into(text: &[u8], out: &mut Vec<u8>) {
 
 #[async_trait]
 impl SinkTask for FileSinkTask {
+    /// Writes the batch after the last one, or nothing of it: a batch that fails part-way
+    /// (a full disk, a failed fsync) is cut back to where it started before the error is
+    /// returned, so that its retry writes each line once.
     async fn write(&mut self, records: &[Record]) -> Result<(), PluginError> {
-        let (file, buffer, path) = (&mut self.file, &mut self.buffer, &self.path);
         tokio::task::block_in_place(|| {
-            buffer.clear();
-            for r in records {
-                render_line(r, buffer);
-                buffer.push(b'\n');
-                // Write in chunks so the buffer stays small, whatever the batch size.
-                if buffer.len() >= WRITE_CHUNK {
-                    file.write_all(buffer)?;
-                    buffer.clear();
+            if self.torn {
+                self.cut_back().map_err(|e| {
+                    PluginError::Retriable(format!(
+                        "file sink: cannot cut {} back to the end of the last batch written ({} bytes): {e}",
+                        self.path.display(),
+                        self.end
+                    ))
+                })?;
+            }
+            match self.append(records) {
+                Ok(end) => {
+                    self.end = end;
+                    Ok(())
+                }
+                Err(e) => {
+                    self.torn = true;
+                    let undone = match self.cut_back() {
+                        Ok(()) => "the batch was removed and is written again",
+                        Err(_) => "cutting the batch back failed too and is retried first",
+                    };
+                    Err(PluginError::Retriable(format!(
+                        "file sink: cannot write {}: {e} ({undone})",
+                        self.path.display()
+                    )))
                 }
             }
-            file.write_all(buffer)?;
-            buffer.clear();
-            file.sync_data()
-        })
-        .map_err(|e| {
-            PluginError::Retriable(format!("file sink: cannot write {}: {e}", path.display()))
         })
     }
 
