@@ -73,19 +73,28 @@ pub fn producer_properties(cfg: &TaskConfig) -> BTreeMap<String, String> {
     p
 }
 
-/// Whether a delivery error concerns only this record (it may be skipped under
-/// `tolerance: All`) rather than the producer.
+/// Whether Kafka refused a record for what the record itself is (too large, malformed), so
+/// that it may be skipped under `tolerance: All`. Anything else is not the record's fault:
+/// a missing topic or a denied write (`UnknownTopicOrPartition`, `TopicAuthorizationFailed`)
+/// would refuse every record after it too, and skipping them would move the source's
+/// offsets past data that never reached Kafka; those fail the task, which is restarted
+/// with backoff and sends the records again once the topic or the ACL is fixed.
 fn record_level(e: &KafkaError) -> bool {
     matches!(
         e.rdkafka_error_code(),
         Some(
             RDKafkaErrorCode::MessageSizeTooLarge
                 | RDKafkaErrorCode::InvalidRecord
-                | RDKafkaErrorCode::UnknownTopicOrPartition
-                | RDKafkaErrorCode::TopicAuthorizationFailed
                 | RDKafkaErrorCode::InvalidMessage
         )
     )
+}
+
+/// Whether a record Kafka refused may be skipped (routed to the failure handling) instead
+/// of failing the task: only a refusal of the record itself, and never under
+/// `ExactlyOnce`, where the transaction is aborted rather than committed without it.
+fn may_skip(cfg: &TaskConfig, e: &KafkaError) -> bool {
+    cfg.spec.delivery != Delivery::ExactlyOnce && record_level(e)
 }
 
 /// Acknowledged offsets not yet stored.
@@ -327,7 +336,7 @@ pub async fn run(
                         }
                     }
                     Err((e, _)) => {
-                        if record_level(&e) {
+                        if may_skip(&cfg, &e) {
                             let failed = FailedRecord {
                                 at: at.clone(),
                                 position: Some(sr.offset.clone()),
@@ -451,7 +460,7 @@ async fn drain_deliveries(
                         e,
                     ));
                 }
-                if !record_level(&e) {
+                if !may_skip(cfg, &e) {
                     failures.count(Stage::KafkaProduce);
                     return Err(TaskError::kafka(
                         format!("a record to {} was not delivered", item.topic),
@@ -676,12 +685,37 @@ spec:
     }
 
     #[test]
-    fn only_record_errors_may_be_tolerated() {
-        let record = KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge);
-        assert!(record_level(&record));
-        let producer = KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut);
-        assert!(!record_level(&producer));
-        let fenced = KafkaError::MessageProduction(RDKafkaErrorCode::ProducerFenced);
-        assert!(!record_level(&fenced));
+    fn only_a_refusal_of_the_record_itself_may_be_tolerated() {
+        let refused = |code| KafkaError::MessageProduction(code);
+        assert!(record_level(&refused(
+            RDKafkaErrorCode::MessageSizeTooLarge
+        )));
+        assert!(record_level(&refused(RDKafkaErrorCode::InvalidRecord)));
+        for not_the_record in [
+            RDKafkaErrorCode::MessageTimedOut,
+            RDKafkaErrorCode::ProducerFenced,
+            RDKafkaErrorCode::UnknownTopicOrPartition,
+            RDKafkaErrorCode::TopicAuthorizationFailed,
+        ] {
+            assert!(
+                !record_level(&refused(not_the_record)),
+                "{not_the_record:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn nothing_is_skipped_under_exactly_once() {
+        let config = |delivery: &str| {
+            offline_config(
+                &format!(
+                    "apiVersion: ferry.rs/v1alpha1\nkind: KafkaConnector\nmetadata: {{name: s, namespace: n}}\nspec:\n  kafka: {{bootstrapServers: \"b:9092\"}}\n  delivery: {delivery}\n  errors: {{tolerance: All}}\n  source: {{datagen: {{topic: t}}}}\n"
+                ),
+                TaskShare { index: 0, count: 1 },
+            )
+        };
+        let too_large = KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge);
+        assert!(may_skip(&config("AtLeastOnce"), &too_large));
+        assert!(!may_skip(&config("ExactlyOnce"), &too_large));
     }
 }

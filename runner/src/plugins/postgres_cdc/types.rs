@@ -561,7 +561,10 @@ mod tests {
         for (kind, text) in [
             (Kind::Time { micros: true }, "-9999999999999999:00:00"),
             (Kind::Time { micros: false }, "00:-99999999999999:00"),
-            (Kind::Timestamp { micros: true }, "2024-01-01 -9999999999999999:00:00"),
+            (
+                Kind::Timestamp { micros: true },
+                "2024-01-01 -9999999999999999:00:00",
+            ),
             (Kind::Date, "-9223372036854775808-01-01 BC"),
             (Kind::Date, "9223372036854775807-12-31"),
             (Kind::Date, "5874898-01-01"),
