@@ -196,10 +196,17 @@ fn check_source_offset(
                     file.path
                 ));
             }
-            if keys(offset) != ["position"] {
+            let offset_keys = keys(offset);
+            if offset_keys != ["position"] && offset_keys != ["device", "inode", "position"] {
                 return Err(
-                    ".offset: the file source's offset is {position: <byte position>}".into(),
+                    ".offset: the file source's offset is {position: <byte position>}, \
+                            optionally with the {device, inode} of the file it is in"
+                        .into(),
                 );
+            }
+            if offset_keys.len() == 3 {
+                number("offset", "device")?;
+                number("offset", "inode")?;
             }
             number("offset", "position").map(|_| ())
         }
@@ -461,6 +468,17 @@ mod tests {
             "metadata: {name: lines, namespace: n}\nspec:\n  kafka: {bootstrapServers: 'k:9092'}\n  source: {file: {path: /data/in.txt, topic: lines}}\n  offsets: {reset: {id: r, sourceOffsets: [{partition: {path: /data/in.txt}, offset: {position: '120'}}]}}",
         );
         assert_eq!(decide(&file, &[]), ResetStep::Apply);
+        let in_one_file = fixtures::connector(
+            "metadata: {name: lines, namespace: n}\nspec:\n  kafka: {bootstrapServers: 'k:9092'}\n  source: {file: {path: /data/in.txt, topic: lines}}\n  offsets: {reset: {id: r, sourceOffsets: [{partition: {path: /data/in.txt}, offset: {position: '120', device: '64768', inode: '1234'}}]}}",
+        );
+        assert_eq!(decide(&in_one_file, &[]), ResetStep::Apply);
+        let half_identity = fixtures::connector(
+            "metadata: {name: lines, namespace: n}\nspec:\n  kafka: {bootstrapServers: 'k:9092'}\n  source: {file: {path: /data/in.txt, topic: lines}}\n  offsets: {reset: {id: r, sourceOffsets: [{partition: {path: /data/in.txt}, offset: {position: '120', inode: '1234'}}]}}",
+        );
+        assert!(matches!(
+            decide(&half_identity, &[]),
+            ResetStep::Reject { .. }
+        ));
         let mut other_file = file.clone();
         if let Some(OffsetTarget::Source(offsets)) = other_file
             .spec

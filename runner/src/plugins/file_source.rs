@@ -3,8 +3,13 @@
 //! resumes at the last position Kafka acknowledged, so no line is lost and only lines sent
 //! after that position can be sent twice (at-least-once).
 //!
-//! Source partition `{"path": <path>}`, offset `{"position": <bytes>}`. Only complete lines
-//! (ending in a line break) are read; a line still being written is read once it is complete.
+//! Source partition `{"path": <path>}`, offset `{"position": <bytes>, "device": <id>,
+//! "inode": <id>}`: the position and which file it is a position in. A file replaced under
+//! the path (log rotation, a new file moved over it: another inode) is read from its start,
+//! and so is one truncated below the position; an offset without `inode` (Kafka Connect's,
+//! or one written by hand into `spec.offsets`) is taken as a position in whatever file is
+//! there. Only complete lines (ending in a line break) are read; a line still being written
+//! is read once it is complete.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
@@ -21,6 +26,16 @@ use crate::config_error::ConfigError;
 pub const DEFAULT_BATCH_SIZE: u32 = 2000;
 const DEFAULT_POLL_INTERVAL_MS: u64 = 1000;
 const POSITION: &str = "position";
+const DEVICE: &str = "device";
+const INODE: &str = "inode";
+
+/// Which file a position is in: its device and inode.
+type FileIdentity = (u64, u64);
+
+fn identity_of(metadata: &std::fs::Metadata) -> FileIdentity {
+    use std::os::unix::fs::MetadataExt;
+    (metadata.dev(), metadata.ino())
+}
 
 /// Checks a `file` source block.
 pub fn validate(spec: &FileSource) -> Vec<ConfigError> {
@@ -63,6 +78,8 @@ pub struct FileSourceTask {
     batch_size: usize,
     poll_interval: Duration,
     position: u64,
+    /// The file `position` is in, once known.
+    identity: Option<FileIdentity>,
     reader: Option<BufReader<std::fs::File>>,
     waiting_logged: bool,
 }
@@ -81,6 +98,7 @@ impl FileSourceTask {
                     .max(1),
             ),
             position: 0,
+            identity: None,
             reader: None,
             waiting_logged: false,
         }
@@ -108,8 +126,21 @@ impl FileSourceTask {
                 )))
             }
         };
-        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-        if self.position > len {
+        let metadata = file.metadata().map_err(|e| {
+            PluginError::Retriable(format!(
+                "file source: cannot inspect {}: {e}",
+                self.path.display()
+            ))
+        })?;
+        let (len, identity) = (metadata.len(), identity_of(&metadata));
+        if self.identity.is_some_and(|known| known != identity) {
+            tracing::warn!(
+                path = %self.path.display(),
+                stored_position = self.position,
+                "file source: another file is at the path now (rotated or replaced); reading it from the start"
+            );
+            self.position = 0;
+        } else if self.position > len {
             tracing::warn!(
                 path = %self.path.display(),
                 stored_position = self.position,
@@ -124,6 +155,7 @@ impl FileSourceTask {
                 self.path.display()
             ))
         })?;
+        self.identity = Some(identity);
         self.reader = Some(BufReader::with_capacity(256 * 1024, file));
         Ok(true)
     }
@@ -185,6 +217,9 @@ impl SourceTask for FileSourceTask {
                 ))
             })?;
             tracing::info!(path = %self.path.display(), position = self.position, "file source: resuming");
+            let stored = offsets.get(&self.source_partition());
+            let id = |key: &str| stored.and_then(|o| o.get(key)).and_then(|v| v.parse().ok());
+            self.identity = id(DEVICE).zip(id(INODE));
         }
         Ok(())
     }
@@ -202,12 +237,18 @@ impl SourceTask for FileSourceTask {
             return Ok(SourcePoll::Idle);
         }
         let partition = self.source_partition();
+        let (device, inode) = self.identity.unwrap_or_default();
+        let (device, inode) = (device.to_string(), inode.to_string());
         Ok(SourcePoll::Records(
             lines
                 .into_iter()
                 .map(|(line, position)| SourceRecord {
                     partition: partition.clone(),
-                    offset: BTreeMap::from([(POSITION.to_string(), position.to_string())]),
+                    offset: BTreeMap::from([
+                        (POSITION.to_string(), position.to_string()),
+                        (DEVICE.to_string(), device.clone()),
+                        (INODE.to_string(), inode.clone()),
+                    ]),
                     record: crate::value_text::string_record(&self.topic, self.partition, line),
                 })
                 .collect(),
@@ -293,6 +334,55 @@ mod tests {
         assert_eq!(
             texts(t.poll().await.unwrap()),
             vec![("x".into(), "2".into())]
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_file_replaced_under_the_path_is_read_from_its_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        std::fs::write(&path, "old-1\nold-2\n").unwrap();
+        let mut t = FileSourceTask::new(&spec(&path));
+        t.start(BTreeMap::new()).await.unwrap();
+        assert_eq!(texts(t.poll().await.unwrap()).len(), 2);
+        assert!(matches!(t.poll().await.unwrap(), SourcePoll::Idle));
+        // Rotation: a longer file moved over the path, so the old position (12) falls inside
+        // its first line.
+        let next = dir.path().join("app.log.new");
+        std::fs::write(&next, "new-line-1\nnew-line-2\nnew-3\n").unwrap();
+        std::fs::rename(&next, &path).unwrap();
+        assert_eq!(
+            texts(t.poll().await.unwrap()),
+            vec![
+                ("new-line-1".into(), "11".into()),
+                ("new-line-2".into(), "22".into())
+            ]
+        );
+
+        // The same after a restart: the stored offset names the old file.
+        let stored = |inode: &str| {
+            BTreeMap::from([(
+                BTreeMap::from([("path".to_string(), path.display().to_string())]),
+                BTreeMap::from([
+                    ("position".to_string(), "12".to_string()),
+                    ("device".to_string(), "1".to_string()),
+                    ("inode".to_string(), inode.to_string()),
+                ]),
+            )])
+        };
+        let mut again = FileSourceTask::new(&spec(&path));
+        again.start(stored("1")).await.unwrap();
+        assert_eq!(texts(again.poll().await.unwrap())[0].0, "new-line-1");
+        // A position without a file identity (as Kafka Connect stores it) is trusted.
+        let mut connect = FileSourceTask::new(&spec(&path));
+        let mut plain = stored("1");
+        for offset in plain.values_mut() {
+            offset.retain(|k, _| k == "position");
+        }
+        connect.start(plain).await.unwrap();
+        assert_eq!(
+            texts(connect.poll().await.unwrap())[0],
+            ("ew-line-2".into(), "22".into())
         );
     }
 
