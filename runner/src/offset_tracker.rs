@@ -51,6 +51,9 @@ impl PartitionState {
 #[derive(Debug, Default)]
 pub struct OffsetTracker {
     partitions: BTreeMap<TopicPartition, PartitionState>,
+    /// How many times each partition was revoked: a record consumed in an earlier
+    /// generation of its partition belongs to an ownership this task has lost.
+    generations: BTreeMap<TopicPartition, u32>,
 }
 
 impl OffsetTracker {
@@ -59,9 +62,10 @@ impl OffsetTracker {
         Self::default()
     }
 
-    /// Registers a consumed record. Offsets of a partition must increase; a lower offset
-    /// (the partition was re-read after a seek) drops what was pending for it.
-    pub fn consumed(&mut self, tp: &TopicPartition, offset: i64) {
+    /// Registers a consumed record and returns the generation of its partition (see
+    /// [`Self::is_current`]). Offsets of a partition must increase; a lower offset (the
+    /// partition was re-read after a seek) drops what was pending for it.
+    pub fn consumed(&mut self, tp: &TopicPartition, offset: i64) -> u32 {
         let state = match self.partitions.get_mut(tp) {
             Some(s) => s,
             None => self.partitions.entry(tp.clone()).or_default(),
@@ -79,6 +83,14 @@ impl OffsetTracker {
             state.acknowledged_end = None;
         }
         state.pending.push_back((offset, false));
+        self.generations.get(tp).copied().unwrap_or(0)
+    }
+
+    /// Whether a record of `tp` consumed in `generation` is still this task's to write: its
+    /// partition has not been revoked since (even if it was assigned again, its new
+    /// records are read again from the committed offset).
+    pub fn is_current(&self, tp: &TopicPartition, generation: u32) -> bool {
+        self.generations.get(tp).copied().unwrap_or(0) == generation
     }
 
     /// Marks a record as durable downstream (written, filtered out, or in the dead letter
@@ -143,6 +155,8 @@ impl OffsetTracker {
     pub fn revoke(&mut self, tps: &[TopicPartition]) {
         for tp in tps {
             self.partitions.remove(tp);
+            let generation = self.generations.entry(tp.clone()).or_default();
+            *generation = generation.wrapping_add(1);
         }
     }
 
@@ -261,6 +275,21 @@ mod tests {
         t.acknowledged(&tp(0), 5);
         t.acknowledged(&tp(3), 1);
         assert!(t.take_committable().is_empty());
+    }
+
+    #[test]
+    fn a_record_read_before_its_partition_was_revoked_is_no_longer_current() {
+        let mut t = OffsetTracker::new();
+        let before = t.consumed(&tp(0), 5);
+        let other = t.consumed(&tp(1), 9);
+        assert!(t.is_current(&tp(0), before));
+        t.revoke(&[tp(0)]);
+        assert!(!t.is_current(&tp(0), before), "revoked");
+        assert!(t.is_current(&tp(1), other), "another partition");
+        // Assigned again: what is read now is current, what was read before is not.
+        let after = t.consumed(&tp(0), 5);
+        assert!(t.is_current(&tp(0), after));
+        assert!(!t.is_current(&tp(0), before));
     }
 
     #[test]

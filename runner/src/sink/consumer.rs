@@ -16,6 +16,7 @@ use rdkafka::statistics::Statistics;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 
+use super::fence::{WriteFence, REVOCATION_WAIT};
 use super::lock;
 use crate::desired_state::DesiredState;
 use crate::metrics::{RunState, TaskMetrics};
@@ -25,21 +26,21 @@ use crate::task_error::TaskError;
 
 /// The consumer's callbacks: commit on revocation, keep paused partitions paused, lag.
 pub(super) struct SinkContext {
-    tracker: Arc<Mutex<OffsetTracker>>,
+    fence: Arc<WriteFence>,
     metrics: Arc<TaskMetrics>,
     paused: Arc<AtomicBool>,
 }
 
 impl SinkContext {
-    /// The callbacks of a task whose offsets `tracker` follows; `paused`: whether the
-    /// task is paused (newly assigned partitions are paused too).
+    /// The callbacks of a task whose writer `fence` guards (with the task's offsets);
+    /// `paused`: whether the task is paused (newly assigned partitions are paused too).
     pub(super) fn new(
-        tracker: Arc<Mutex<OffsetTracker>>,
+        fence: Arc<WriteFence>,
         metrics: Arc<TaskMetrics>,
         paused: Arc<AtomicBool>,
     ) -> Self {
         Self {
-            tracker,
+            fence,
             metrics,
             paused,
         }
@@ -82,12 +83,22 @@ impl ConsumerContext for SinkContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
             let tps = to_tps(tpl);
-            let offsets = {
-                let mut t = lock(&self.tracker);
-                let o = t.take_committable_for(&tps);
-                t.revoke(&tps);
-                o
-            };
+            // The write in progress ends first (its records are then acknowledged and
+            // committed here); batches not yet written leave the revoked records out.
+            let (offsets, waited_out) = tokio::task::block_in_place(|| {
+                self.fence.revoke(REVOCATION_WAIT, |t| {
+                    let o = t.take_committable_for(&tps);
+                    t.revoke(&tps);
+                    o
+                })
+            });
+            if waited_out {
+                tracing::warn!(
+                    partitions = ?tps,
+                    waited_s = REVOCATION_WAIT.as_secs(),
+                    "partitions revoked while a write was still running: that write may land after the new owner's"
+                );
+            }
             tracing::info!(partitions = ?tps, "partitions revoked; committing what is written");
             if !offsets.is_empty() && !consumer.assignment_lost() {
                 match consumer.commit(&to_tpl(&offsets), CommitMode::Sync) {

@@ -20,6 +20,9 @@ pub(super) struct Batch {
     pub(super) records: Vec<Record>,
     /// Partition and offset of each record, in the same order.
     pub(super) origins: Vec<(TopicPartition, i64)>,
+    /// The generation of each record's partition when it was read (see
+    /// [`crate::offset_tracker::OffsetTracker::is_current`]), in the same order.
+    pub(super) generations: Vec<u32>,
 }
 
 impl Batch {
@@ -27,12 +30,50 @@ impl Batch {
         Batch {
             records: Vec::with_capacity(MAX_BATCH_RECORDS),
             origins: Vec::with_capacity(MAX_BATCH_RECORDS),
+            generations: Vec::with_capacity(MAX_BATCH_RECORDS),
         }
     }
 
-    pub(super) fn push(&mut self, origin: TopicPartition, offset: i64, record: Record) {
+    pub(super) fn push(
+        &mut self,
+        origin: TopicPartition,
+        offset: i64,
+        generation: u32,
+        record: Record,
+    ) {
         self.records.push(record);
         self.origins.push((origin, offset));
+        self.generations.push(generation);
+    }
+
+    /// Drops the records for which `keep` (partition, generation) is false, keeping the
+    /// order of the others; returns how many were dropped.
+    pub(super) fn retain(&mut self, mut keep: impl FnMut(&TopicPartition, u32) -> bool) -> usize {
+        let before = self.records.len();
+        let mut i = 0;
+        while i < self.records.len() {
+            if keep(&self.origins[i].0, self.generations[i]) {
+                i += 1;
+            } else {
+                // Runs of one partition are usual: find the end of this run and drain it.
+                let mut end = i + 1;
+                while end < self.records.len() && !keep(&self.origins[end].0, self.generations[end])
+                {
+                    end += 1;
+                }
+                self.records.drain(i..end);
+                self.origins.drain(i..end);
+                self.generations.drain(i..end);
+            }
+        }
+        before - self.records.len()
+    }
+
+    /// Removes the record at `index`.
+    pub(super) fn remove(&mut self, index: usize) {
+        self.records.remove(index);
+        self.origins.remove(index);
+        self.generations.remove(index);
     }
 
     pub(super) fn len(&self) -> usize {
@@ -90,6 +131,7 @@ impl Handoff {
     pub(super) fn written(&self, mut batch: Batch) {
         batch.records.clear();
         batch.origins.clear();
+        batch.generations.clear();
         {
             let mut spare = self.spare.lock().unwrap_or_else(|p| p.into_inner());
             // One being filled, the queued ones and the one being written.
@@ -109,6 +151,24 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
+    #[test]
+    fn retain_drops_records_of_stale_generations_in_order() {
+        let tp = |p| TopicPartition {
+            topic: Arc::from("t"),
+            partition: p,
+        };
+        let mut batch = Batch::new();
+        for (p, offset, generation) in [(0, 1, 0), (1, 1, 0), (0, 2, 0), (0, 3, 1), (1, 2, 0)] {
+            batch.push(tp(p), offset, generation, Record::new("t"));
+        }
+        // Partition 0 was revoked once: its generation-0 records are stale.
+        let dropped = batch.retain(|t, g| t.partition != 0 || g == 1);
+        assert_eq!(dropped, 2);
+        assert_eq!(batch.origins, vec![(tp(1), 1), (tp(0), 3), (tp(1), 2)]);
+        assert_eq!(batch.generations, vec![0, 1, 0]);
+        assert_eq!(batch.records.len(), 3);
+    }
+
     #[tokio::test]
     async fn the_writer_gets_a_batch_when_idle_and_returns_its_buffers() {
         let handoff = Handoff::new();
@@ -118,7 +178,7 @@ mod tests {
             partition: 0,
         };
         let mut filling = Batch::new();
-        filling.push(tp.clone(), 7, Record::new("t"));
+        filling.push(tp.clone(), 7, 0, Record::new("t"));
         assert!(handoff.writer_idle());
         assert!(handoff.hand_over(&mut filling, &tx).await);
         assert!(

@@ -11,6 +11,7 @@
 //! on shutdown.
 
 mod consumer;
+mod fence;
 mod handoff;
 mod reader;
 mod writer;
@@ -30,6 +31,7 @@ use crate::offset_tracker::OffsetTracker;
 use crate::task_config::TaskConfig;
 use crate::task_error::TaskError;
 use consumer::{apply_desired, commit, wait_for_kafka, SinkContext};
+use fence::WriteFence;
 use handoff::{Batch, Handoff, WRITER_QUEUE};
 use reader::RecordHandler;
 use writer::{open_sink, Writer};
@@ -41,10 +43,10 @@ pub const MAX_BATCH_RECORDS: usize = 2048;
 /// How often acknowledged offsets are committed.
 pub const COMMIT_INTERVAL: Duration = Duration::from_millis(500);
 
-fn lock(tracker: &Mutex<OffsetTracker>) -> MutexGuard<'_, OffsetTracker> {
-    // A poisoned lock only means another thread panicked while holding it; the tracker is
-    // still consistent (every method leaves it valid).
-    tracker.lock().unwrap_or_else(|p| p.into_inner())
+fn lock<T>(shared: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A poisoned lock only means another thread panicked while holding it; what the sink
+    // shares stays consistent (every method of the tracker and the fence leaves it valid).
+    shared.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Runs a sink task until shutdown or a fatal error.
@@ -60,7 +62,8 @@ pub async fn run(
     let plugin_name = sink_spec.plugin.name();
     let tracker = Arc::new(Mutex::new(OffsetTracker::new()));
     let paused = Arc::new(AtomicBool::new(false));
-    let context = SinkContext::new(tracker.clone(), metrics.clone(), paused.clone());
+    let fence = Arc::new(WriteFence::new(tracker.clone()));
+    let context = SinkContext::new(fence.clone(), metrics.clone(), paused.clone());
     let consumer = consumer::create(&cfg, context)?;
     let identity = TaskIdentity {
         connector: cfg.name.clone(),
@@ -90,7 +93,7 @@ pub async fn run(
         cfg.clone(),
         plugin_name,
         failures.clone(),
-        tracker.clone(),
+        fence,
         metrics.clone(),
         handoff.clone(),
     );

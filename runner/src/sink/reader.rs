@@ -118,12 +118,12 @@ impl RecordHandler {
             partition: m.partition(),
         };
         let offset = m.offset();
-        lock(&self.tracker).consumed(&origin, offset);
+        let generation = lock(&self.tracker).consumed(&origin, offset);
         self.tally.read += 1;
         let raw = raw_of(m, topic, self.read_headers);
         match decode_and_transform(&self.cfg, &self.metrics, &mut self.tally, raw) {
             Processed::Record(record) => {
-                self.batch.push(origin, offset, record);
+                self.batch.push(origin, offset, generation, record);
                 Ok(())
             }
             Processed::Filtered => {

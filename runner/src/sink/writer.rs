@@ -1,18 +1,19 @@
 //! The sink's writer: it writes the batches of the read loop to the sink plugin with
 //! retries, handles the records the plugin refuses, and acknowledges what is written.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use ferry_crds::connector::{Delivery, SinkSpec};
 use tokio::sync::{mpsc, watch};
 
+use super::fence::WriteFence;
 use super::handoff::{Batch, Handoff};
 use super::lock;
 use crate::error_handling::{RecordCoordinates, RecordFailure, Stage};
 use crate::failure::{FailedRecord, FailureRouter};
 use crate::metrics::{PipelineStage, TaskMetrics};
-use crate::offset_tracker::{OffsetTracker, TopicPartition};
+use crate::offset_tracker::TopicPartition;
 use crate::plugins::database_sink::positions::OffsetsScope;
 use crate::plugins::{build_sink, PluginError, SinkTask};
 use crate::record::Record;
@@ -43,7 +44,8 @@ pub(super) struct Writer {
     /// The sink plugin's name, for messages.
     plugin: &'static str,
     failures: FailureRouter,
-    tracker: Arc<Mutex<OffsetTracker>>,
+    /// Guards the writes against revocations, around the task's offsets.
+    fence: Arc<WriteFence>,
     metrics: Arc<TaskMetrics>,
     handoff: Arc<Handoff>,
 }
@@ -56,7 +58,7 @@ impl Writer {
         cfg: Arc<TaskConfig>,
         plugin: &'static str,
         failures: FailureRouter,
-        tracker: Arc<Mutex<OffsetTracker>>,
+        fence: Arc<WriteFence>,
         metrics: Arc<TaskMetrics>,
         handoff: Arc<Handoff>,
     ) -> Self {
@@ -65,7 +67,7 @@ impl Writer {
             cfg,
             plugin,
             failures,
-            tracker,
+            fence,
             metrics,
             handoff,
         }
@@ -79,32 +81,43 @@ impl Writer {
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<(), TaskError> {
         let retry = self.cfg.errors.retry;
+        let fence = self.fence.clone();
         while let Some(mut batch) = batches.recv().await {
-            let Batch {
-                records,
-                origins: coords,
-            } = &mut batch;
             self.metrics
-                .records_in(PipelineStage::Write, records.len() as u64);
+                .records_in(PipelineStage::Write, batch.len() as u64);
             let started = Instant::now();
             let mut attempt = 0;
             loop {
-                match self.sink.write_from(records, coords).await {
-                    Ok(()) => break,
-                    Err(PluginError::Record { index, message }) if index < records.len() => {
+                // Every attempt first leaves out what was revoked since it was read (see
+                // the fence), so that a retry after a rebalance writes only what is ours.
+                let (write, revoked) = fence.begin(&mut batch);
+                if revoked > 0 {
+                    tracing::info!(
+                        records = revoked,
+                        "records of revoked partitions left out of the write; their new owner reads them again"
+                    );
+                }
+                if batch.is_empty() {
+                    break;
+                }
+                match self.sink.write_from(&batch.records, &batch.origins).await {
+                    Ok(()) => {
+                        lock(fence.tracker()).acknowledged_all(&batch.origins);
+                        drop(write);
+                        break;
+                    }
+                    Err(PluginError::Record { index, message }) if index < batch.len() => {
+                        drop(write);
                         // Nothing of the batch was written: handle the record, then write the
                         // others again.
-                        let (tp, o) = coords[index].clone();
-                        let failed = self.rejected(&records[index], &tp, o, message);
+                        let (tp, o) = batch.origins[index].clone();
+                        let failed = self.rejected(&batch.records[index], &tp, o, message);
                         self.failures.route_and_wait(failed).await?;
-                        records.remove(index);
-                        coords.remove(index);
-                        lock(&self.tracker).acknowledged(&tp, o);
-                        if records.is_empty() {
-                            break;
-                        }
+                        batch.remove(index);
+                        lock(fence.tracker()).acknowledged(&tp, o);
                     }
                     Err(e) => {
+                        drop(write);
                         attempt += 1;
                         let delay = if e.is_retriable() {
                             retry.next_delay(attempt, started.elapsed())
@@ -113,12 +126,12 @@ impl Writer {
                         };
                         let Some(delay) = delay else {
                             self.failures.count(Stage::TaskPut);
-                            let (tp, o) = &coords[0];
+                            let (tp, o) = &batch.origins[0];
                             return Err(TaskError::plugin(
                                 format!(
                                     "the {} sink failed writing {} records from {}/{}@{}",
                                     self.plugin,
-                                    records.len(),
+                                    batch.len(),
                                     tp.topic,
                                     tp.partition,
                                     o
@@ -140,8 +153,7 @@ impl Writer {
                 }
             }
             self.metrics.batch_written(started.elapsed());
-            self.metrics.records_out(records.len() as u64);
-            lock(&self.tracker).acknowledged_all(coords);
+            self.metrics.records_out(batch.len() as u64);
             self.handoff.written(batch);
         }
         Ok(())
