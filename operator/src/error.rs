@@ -18,6 +18,14 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    /// A Kubernetes API call did not answer in time.
+    #[error("{action} did not answer within {} ms", after.as_millis())]
+    KubeTimeout {
+        /// What the operator was doing.
+        action: String,
+        /// How long it waited.
+        after: Duration,
+    },
     /// A Secret the connector references could not be used.
     #[error("secret {namespace}/{name}: {message}")]
     Secret {
@@ -85,6 +93,7 @@ impl Error {
                 kube::Error::Api(status) if status.code == 422 => "Invalid",
                 _ => "KubernetesApiError",
             },
+            Error::KubeTimeout { .. } => "KubernetesApiTimeout",
             Error::Secret { .. } => "SecretError",
             Error::OffsetsCleanup { .. } => "OffsetsCleanupFailed",
             Error::SlotCleanup { .. } => "ReplicationSlotCleanupFailed",

@@ -115,24 +115,22 @@ async fn main() -> anyhow::Result<()> {
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| "ferry-operator".to_string());
     let identity = format!("{identity}-{}", std::process::id());
-    let election = args
-        .leader_election
-        .unwrap_or(in_cluster)
-        .then(|| Election {
-            name: args.lease_name.clone(),
-            namespace: args
-                .lease_namespace
+    let election = args.leader_election.unwrap_or(in_cluster).then(|| {
+        Election::new(
+            args.lease_name.clone(),
+            args.lease_namespace
                 .clone()
                 .or_else(|| std::env::var("POD_NAMESPACE").ok())
                 .or_else(|| args.namespace.clone())
                 .unwrap_or_else(|| "default".to_string()),
-            identity: identity.clone(),
-            lease_duration: Duration::from_secs(args.lease_duration_seconds.max(3)),
-            renew_every: Duration::from_secs((args.lease_duration_seconds / 3).max(1)),
-        });
+            identity.clone(),
+            Duration::from_secs(args.lease_duration_seconds.max(3)),
+        )
+    });
+    let mut held_since = None;
     if let Some(election) = &election {
         tracing::info!(lease = %election.name, namespace = %election.namespace, "waiting to become the leader");
-        election.acquire(&client).await;
+        held_since = Some(election.acquire(&client).await);
     }
     metrics.set_leader(true);
 
@@ -189,7 +187,7 @@ async fn main() -> anyhow::Result<()> {
                     election.release(&client).await;
                     tracing::info!("stopped");
                 }
-                () = election.keep(&client) => {
+                () = election.keep(&client, held_since.unwrap_or_else(tokio::time::Instant::now)) => {
                     bail!("lost the leader election Lease {}/{}; exiting so that another replica leads", election.namespace, election.name);
                 }
             }
