@@ -434,3 +434,67 @@ async fn a_header_name_that_is_not_utf8_fails_the_record_not_the_process() {
     );
     assert_eq!(lines(&out).len(), 1, "the record before it is written");
 }
+
+/// A record over the task's limit (the consumer's `fetch.max.bytes`, here lowered to 4 KiB)
+/// fails as a record in KAFKA_CONSUME, naming it, before anything decodes it. (It cannot go
+/// to a dead letter queue written with the same settings: librdkafka requires
+/// `fetch.max.bytes >= message.max.bytes`, so the queue's producer refuses it too, and the
+/// task fails naming the record and the queue.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_over_the_tasks_limit_fails_as_a_record_before_it_is_decoded() {
+    let stack = Stack::from_env().expect("the local stack");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let topic = unique("too-large");
+    create_topic(&stack.kafka_bootstrap, &topic, 1).await;
+    let p = producer(&stack.kafka_bootstrap);
+    let large = format!("\"{}\"", "x".repeat(10_000));
+    produce(&p, &topic, None, Some(b"\"small-1\""), &[]).await;
+    let at = produce(&p, &topic, None, Some(large.as_bytes()), &[]).await;
+    produce(&p, &topic, None, Some(b"\"small-2\""), &[]).await;
+    let out = dir.path().join("out.txt");
+    let file = dir.path().join("sink.yaml");
+    std::fs::write(
+        &file,
+        file_sink_yaml(
+            &unique("too-large"),
+            &stack.kafka_bootstrap,
+            &topic,
+            &out,
+            "  converters: {value: {json: {schemas: false}}}\n",
+        )
+        .replace(
+            "kafka: {bootstrapServers: ",
+            "kafka: {config: {fetch.max.bytes: \"4096\", max.partition.fetch.bytes: \"4096\", message.max.bytes: \"4096\"}, bootstrapServers: ",
+        ),
+    )
+    .expect("write");
+    let termination = dir.path().join("termination-log");
+    let termination_env = termination.display().to_string();
+    let mut runner = spawn_runner(
+        &stack,
+        &file,
+        &free_admin_addr(),
+        &[("FERRY_TERMINATION_LOG", &termination_env)],
+    );
+    let status = tokio::time::timeout(Duration::from_secs(60), runner.child.wait())
+        .await
+        .expect("the runner stops on the large record")
+        .expect("exit status");
+    assert_eq!(
+        status.code(),
+        Some(65),
+        "EXIT_RECORD_FAILED:\n{}",
+        runner.log_tail()
+    );
+    let message = std::fs::read_to_string(&termination).expect("termination message");
+    let expected = format!("record {topic}/0@{at} failed in KAFKA_CONSUME: ");
+    assert!(
+        message.starts_with(&expected) && message.contains("more than the 4096 bytes"),
+        "termination message {message:?} should start with {expected:?} and name the limit"
+    );
+    assert_eq!(
+        lines(&out),
+        vec!["small-1"],
+        "the record before it is written"
+    );
+}

@@ -118,7 +118,7 @@ mod tests {
         let mut batch = Batch::new();
         for (p, offset) in [(0, 1), (1, 1), (0, 2)] {
             let generation = lock(fence.tracker()).consumed(&tp(p), offset);
-            batch.push(tp(p), offset, generation, Record::new("t"));
+            batch.push(tp(p), offset, generation, 10, Record::new("t"));
         }
         let ((), waited_out) = fence.revoke(REVOCATION_WAIT, |t| t.revoke(&[tp(0)]));
         assert!(!waited_out, "no write was running");
@@ -134,7 +134,7 @@ mod tests {
         let written = Mutex::new(false);
         let mut batch = Batch::new();
         let generation = lock(fence.tracker()).consumed(&tp(0), 1);
-        batch.push(tp(0), 1, generation, Record::new("t"));
+        batch.push(tp(0), 1, generation, 10, Record::new("t"));
         let (write, dropped) = fence.begin(&mut batch);
         assert_eq!(dropped, 0);
         std::thread::scope(|s| {

@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use tokio::sync::{mpsc, Notify};
 
-use super::MAX_BATCH_RECORDS;
+use super::{MAX_BATCH_BYTES, MAX_BATCH_RECORDS};
 use crate::offset_tracker::TopicPartition;
 use crate::record::Record;
 
@@ -23,6 +23,8 @@ pub(super) struct Batch {
     /// The generation of each record's partition when it was read (see
     /// [`crate::offset_tracker::OffsetTracker::is_current`]), in the same order.
     pub(super) generations: Vec<u32>,
+    /// Bytes of the records read into it (keys and values as in Kafka).
+    bytes: usize,
 }
 
 impl Batch {
@@ -31,6 +33,7 @@ impl Batch {
             records: Vec::with_capacity(MAX_BATCH_RECORDS),
             origins: Vec::with_capacity(MAX_BATCH_RECORDS),
             generations: Vec::with_capacity(MAX_BATCH_RECORDS),
+            bytes: 0,
         }
     }
 
@@ -39,8 +42,10 @@ impl Batch {
         origin: TopicPartition,
         offset: i64,
         generation: u32,
+        bytes: usize,
         record: Record,
     ) {
+        self.bytes += bytes;
         self.records.push(record);
         self.origins.push((origin, offset));
         self.generations.push(generation);
@@ -74,6 +79,11 @@ impl Batch {
         self.records.remove(index);
         self.origins.remove(index);
         self.generations.remove(index);
+    }
+
+    /// Whether the batch holds [`MAX_BATCH_RECORDS`] records or [`MAX_BATCH_BYTES`] bytes.
+    pub(super) fn is_full(&self) -> bool {
+        self.records.len() >= MAX_BATCH_RECORDS || self.bytes >= MAX_BATCH_BYTES
     }
 
     pub(super) fn len(&self) -> usize {
@@ -132,6 +142,7 @@ impl Handoff {
         batch.records.clear();
         batch.origins.clear();
         batch.generations.clear();
+        batch.bytes = 0;
         {
             let mut spare = self.spare.lock().unwrap_or_else(|p| p.into_inner());
             // One being filled, the queued ones and the one being written.
@@ -152,6 +163,25 @@ mod tests {
     use std::time::Duration;
 
     #[test]
+    fn a_batch_is_full_by_records_or_by_bytes() {
+        let tp = TopicPartition {
+            topic: Arc::from("t"),
+            partition: 0,
+        };
+        let mut small = Batch::new();
+        for o in 0..MAX_BATCH_RECORDS {
+            assert!(!small.is_full());
+            small.push(tp.clone(), o as i64, 0, 10, Record::new("t"));
+        }
+        assert!(small.is_full(), "by records");
+        let mut large = Batch::new();
+        large.push(tp.clone(), 0, 0, MAX_BATCH_BYTES - 1, Record::new("t"));
+        assert!(!large.is_full());
+        large.push(tp, 1, 0, 1, Record::new("t"));
+        assert!(large.is_full(), "by bytes");
+    }
+
+    #[test]
     fn retain_drops_records_of_stale_generations_in_order() {
         let tp = |p| TopicPartition {
             topic: Arc::from("t"),
@@ -159,7 +189,7 @@ mod tests {
         };
         let mut batch = Batch::new();
         for (p, offset, generation) in [(0, 1, 0), (1, 1, 0), (0, 2, 0), (0, 3, 1), (1, 2, 0)] {
-            batch.push(tp(p), offset, generation, Record::new("t"));
+            batch.push(tp(p), offset, generation, 10, Record::new("t"));
         }
         // Partition 0 was revoked once: its generation-0 records are stale.
         let dropped = batch.retain(|t, g| t.partition != 0 || g == 1);
@@ -178,7 +208,7 @@ mod tests {
             partition: 0,
         };
         let mut filling = Batch::new();
-        filling.push(tp.clone(), 7, 0, Record::new("t"));
+        filling.push(tp.clone(), 7, 0, 10, Record::new("t"));
         assert!(handoff.writer_idle());
         assert!(handoff.hand_over(&mut filling, &tx).await);
         assert!(

@@ -40,6 +40,9 @@ pub use consumer::consumer_properties;
 
 /// Most records in one batch handed to the sink plugin.
 pub const MAX_BATCH_RECORDS: usize = 2048;
+/// Most bytes (keys and values as read from Kafka) in one batch: with the batches queued for
+/// the writer, this bounds a task's memory whatever its records' sizes.
+pub const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
 /// How often acknowledged offsets are committed.
 pub const COMMIT_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -161,7 +164,7 @@ pub async fn run(
                         Err(e) => tracing::warn!(error = %e, "Kafka consumer error"),
                     }
                     taken += 1;
-                    if handler.batch.len() >= MAX_BATCH_RECORDS {
+                    if handler.batch.is_full() {
                         handler.flush_counts();
                         if !handoff.hand_over(&mut handler.batch, &batch_tx).await {
                             continue 'run;

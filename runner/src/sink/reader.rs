@@ -8,8 +8,8 @@ use tokio::task::JoinSet;
 
 use super::handoff::Batch;
 use super::lock;
-use crate::error_handling::RecordCoordinates;
-use crate::failure::{FailedRecord, FailureRouter, Routed};
+use crate::error_handling::{RecordCoordinates, RecordFailure, Stage};
+use crate::failure::{keeps_bytes, FailedRecord, FailureRouter, Routed};
 use crate::metrics::TaskMetrics;
 use crate::offset_tracker::{OffsetTracker, TopicPartition};
 use crate::processing::{decode_and_transform, Processed, StageTally};
@@ -53,6 +53,32 @@ fn headers_needed(cfg: &TaskConfig, plugin_reads_headers: bool) -> bool {
         || cfg.converters.header_decoding_can_fail()
 }
 
+/// The largest record a task decodes: the consumer's `fetch.max.bytes` (16 MiB unless
+/// `spec.kafka.config` sets it). Kafka still hands out a larger record to let a consumer
+/// make progress, but decoding it could take many times its size in memory; it fails as a
+/// record instead (dead letter queue, or the task fails naming it).
+fn max_record_bytes(cfg: &TaskConfig) -> usize {
+    super::consumer::consumer_properties(cfg)
+        .get("fetch.max.bytes")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(16 * 1024 * 1024)
+}
+
+/// The failure of a record of `size` bytes over the task's `limit`.
+fn too_large(size: usize, limit: usize) -> RecordFailure {
+    let message = format!(
+        "the record's key and value hold {size} bytes, more than the {limit} bytes a task \
+         decodes (the consumer's fetch.max.bytes; raise it in spec.kafka.config to read larger records)"
+    );
+    RecordFailure {
+        stage: Stage::KafkaConsume,
+        class_name: "ferry.consumer".into(),
+        error_kind: "RecordTooLarge".into(),
+        trace: message.clone(),
+        message,
+    }
+}
+
 /// What the read loop does with each consumed record.
 pub(super) struct RecordHandler {
     cfg: Arc<TaskConfig>,
@@ -67,6 +93,8 @@ pub(super) struct RecordHandler {
     topics: Vec<Arc<str>>,
     /// Whether records are decoded with their headers (see [`headers_needed`]).
     read_headers: bool,
+    /// The largest record (key and value bytes) the task decodes (see [`max_record_bytes`]).
+    max_record_bytes: usize,
     /// Stage counts of the records handled since the last [`RecordHandler::flush_counts`].
     tally: StageTally,
 }
@@ -82,7 +110,9 @@ impl RecordHandler {
         plugin_reads_headers: bool,
     ) -> Self {
         let read_headers = headers_needed(&cfg, plugin_reads_headers);
+        let max_record_bytes = max_record_bytes(&cfg);
         Self {
+            max_record_bytes,
             cfg,
             metrics,
             tracker,
@@ -120,10 +150,17 @@ impl RecordHandler {
         let offset = m.offset();
         let generation = lock(&self.tracker).consumed(&origin, offset);
         self.tally.read += 1;
+        let size = m.key().map_or(0, <[u8]>::len) + m.payload().map_or(0, <[u8]>::len);
         let raw = raw_of(m, topic, self.read_headers);
-        match decode_and_transform(&self.cfg, &self.metrics, &mut self.tally, raw) {
+        let processed = if size > self.max_record_bytes {
+            let failure = too_large(size, self.max_record_bytes);
+            Processed::Failed(keeps_bytes(&self.cfg.errors).then_some(raw), failure)
+        } else {
+            decode_and_transform(&self.cfg, &self.metrics, &mut self.tally, raw)
+        };
+        match processed {
             Processed::Record(record) => {
-                self.batch.push(origin, offset, generation, record);
+                self.batch.push(origin, offset, generation, size, record);
                 Ok(())
             }
             Processed::Filtered => {
@@ -176,6 +213,19 @@ mod tests {
             ),
             TaskShare { index: 0, count: 1 },
         )
+    }
+
+    #[test]
+    fn the_record_limit_is_the_consumers_fetch_max_bytes() {
+        assert_eq!(max_record_bytes(&sink_config("")), 16 * 1024 * 1024);
+        let raised = offline_config(
+            "apiVersion: ferry.rs/v1alpha1\nkind: KafkaConnector\nmetadata: {name: o, namespace: s}\nspec:\n  kafka: {bootstrapServers: \"b:9092\", config: {fetch.max.bytes: \"67108864\"}}\n  sink: {topics: [o], discard: {}}\n",
+            TaskShare { index: 0, count: 1 },
+        );
+        assert_eq!(max_record_bytes(&raised), 64 * 1024 * 1024);
+        let failure = too_large(20, 10);
+        assert_eq!(failure.stage.connect_name(), "KAFKA_CONSUME");
+        assert!(failure.message.contains("20 bytes"), "{}", failure.message);
     }
 
     #[test]
