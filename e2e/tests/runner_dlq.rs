@@ -9,6 +9,31 @@ use std::time::{Duration, Instant};
 use ferry_e2e::harness::Stack;
 use runner_support::*;
 
+/// Runs the runner on `file` until it exits (at most 60 s; `what` says why it should),
+/// with its termination message written under `dir`: the exit code, the message and the
+/// runner (for its log).
+async fn run_until_it_stops(
+    stack: &Stack,
+    file: &std::path::Path,
+    dir: &std::path::Path,
+    what: &str,
+) -> (Option<i32>, String, Runner) {
+    let termination = dir.join("termination-log");
+    let termination_env = termination.display().to_string();
+    let mut runner = spawn_runner(
+        stack,
+        file,
+        &free_admin_addr(),
+        &[("FERRY_TERMINATION_LOG", &termination_env)],
+    );
+    let status = tokio::time::timeout(Duration::from_secs(60), runner.child.wait())
+        .await
+        .unwrap_or_else(|_| panic!("the runner stops on {what}"))
+        .expect("exit status");
+    let message = std::fs::read_to_string(&termination).unwrap_or_default();
+    (status.code(), message, runner)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_records_go_to_the_dead_letter_queue_with_context_headers() {
     let stack = Stack::from_env().expect("the local stack");
@@ -183,20 +208,9 @@ async fn a_poison_record_fails_the_task_with_tolerance_none() {
         ),
     )
     .expect("write");
-    let termination = dir.path().join("termination-log");
-    let termination_env = termination.display().to_string();
-    let mut runner = spawn_runner(
-        &stack,
-        &file,
-        &free_admin_addr(),
-        &[("FERRY_TERMINATION_LOG", &termination_env)],
-    );
-    let status = tokio::time::timeout(Duration::from_secs(60), runner.child.wait())
-        .await
-        .expect("the runner stops on the poison record")
-        .expect("exit status");
-    assert_eq!(status.code(), Some(65), "EXIT_RECORD_FAILED");
-    let message = std::fs::read_to_string(&termination).expect("termination message");
+    let (code, message, _runner) =
+        run_until_it_stops(&stack, &file, dir.path(), "the poison record").await;
+    assert_eq!(code, Some(65), "EXIT_RECORD_FAILED");
     let expected = format!("record {topic}/0@{bad} failed in VALUE_CONVERTER: ");
     assert!(
         message.starts_with(&expected),
@@ -408,25 +422,14 @@ async fn a_header_name_that_is_not_utf8_fails_the_record_not_the_process() {
         ),
     )
     .expect("write");
-    let termination = dir.path().join("termination-log");
-    let termination_env = termination.display().to_string();
-    let mut runner = spawn_runner(
-        &stack,
-        &file,
-        &free_admin_addr(),
-        &[("FERRY_TERMINATION_LOG", &termination_env)],
-    );
-    let status = tokio::time::timeout(Duration::from_secs(60), runner.child.wait())
-        .await
-        .expect("the runner stops on the poison record")
-        .expect("exit status");
+    let (code, message, runner) =
+        run_until_it_stops(&stack, &file, dir.path(), "the poison record").await;
     assert_eq!(
-        status.code(),
+        code,
         Some(65),
         "EXIT_RECORD_FAILED, not a panic:\n{}",
         runner.log_tail()
     );
-    let message = std::fs::read_to_string(&termination).expect("termination message");
     let expected = format!("record {topic}/0@1 failed in VALUE_CONVERTER: ");
     assert!(
         message.starts_with(&expected),
@@ -468,25 +471,9 @@ async fn a_record_over_the_tasks_limit_fails_as_a_record_before_it_is_decoded() 
         ),
     )
     .expect("write");
-    let termination = dir.path().join("termination-log");
-    let termination_env = termination.display().to_string();
-    let mut runner = spawn_runner(
-        &stack,
-        &file,
-        &free_admin_addr(),
-        &[("FERRY_TERMINATION_LOG", &termination_env)],
-    );
-    let status = tokio::time::timeout(Duration::from_secs(60), runner.child.wait())
-        .await
-        .expect("the runner stops on the large record")
-        .expect("exit status");
-    assert_eq!(
-        status.code(),
-        Some(65),
-        "EXIT_RECORD_FAILED:\n{}",
-        runner.log_tail()
-    );
-    let message = std::fs::read_to_string(&termination).expect("termination message");
+    let (code, message, runner) =
+        run_until_it_stops(&stack, &file, dir.path(), "the large record").await;
+    assert_eq!(code, Some(65), "EXIT_RECORD_FAILED:\n{}", runner.log_tail());
     let expected = format!("record {topic}/0@{at} failed in KAFKA_CONSUME: ");
     assert!(
         message.starts_with(&expected) && message.contains("more than the 4096 bytes"),
