@@ -136,17 +136,7 @@ async fn a_broker_killed_twice_loses_no_line_of_a_file_to_file_pipeline() {
         source.log_tail(),
         sink.log_tail()
     );
-    for r in [&source, &sink] {
-        terminate(&r.child);
-    }
-    for r in [&mut source, &mut sink] {
-        let status = r.child.wait().await.expect("exit");
-        assert!(
-            status.success(),
-            "graceful stop: {status}\n{}",
-            r.log_tail()
-        );
-    }
+    stop_gracefully(&mut [&mut source, &mut sink]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -240,17 +240,7 @@ spec:
         a.log_tail(),
         b.log_tail()
     );
-    for r in [&a, &b] {
-        terminate(&r.child);
-    }
-    for r in [&mut a, &mut b] {
-        let status = r.child.wait().await.expect("exit");
-        assert!(
-            status.success(),
-            "graceful stop: {status}\n{}",
-            r.log_tail()
-        );
-    }
+    stop_gracefully(&mut [&mut a, &mut b]).await;
     db.batch_execute(&format!("DROP TABLE {topic}"))
         .await
         .expect("drop the table");

@@ -315,6 +315,21 @@ pub fn terminate(child: &Child) {
     }
 }
 
+/// Stops every runner with SIGTERM, all at once, and asserts each stopped gracefully.
+pub async fn stop_gracefully(runners: &mut [&mut Runner]) {
+    for r in runners.iter() {
+        terminate(&r.child);
+    }
+    for r in runners.iter_mut() {
+        let status = r.child.wait().await.expect("exit");
+        assert!(
+            status.success(),
+            "graceful stop: {status}\n{}",
+            r.log_tail()
+        );
+    }
+}
+
 /// Sends SIGKILL to a child.
 pub fn kill9(child: &Child) {
     if let Some(pid) = child.id() {
