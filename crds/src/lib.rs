@@ -11,6 +11,7 @@ pub mod names;
 pub mod pipeline;
 pub mod plugins;
 pub mod schema;
+pub mod secret_access;
 pub mod status;
 
 pub use connector::{KafkaConnector, KafkaConnectorSpec};

@@ -7,6 +7,8 @@ pub const API_GROUP: &str = "ferry.rs";
 pub const API_VERSION: &str = "v1alpha1";
 /// Kind of the connector resource.
 pub const KIND: &str = "KafkaConnector";
+/// Resource name (plural) of the connector resource in the API's paths.
+pub const PLURAL: &str = "kafkaconnectors";
 /// Name of the `CustomResourceDefinition` (`<plural>.<group>`).
 pub const CRD_NAME: &str = "kafkaconnectors.ferry.rs";
 

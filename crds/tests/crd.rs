@@ -7,6 +7,7 @@ use ferry_crds::names;
 use ferry_crds::pipeline::TRANSFORM_KINDS;
 use ferry_crds::plugins::{SINK_PLUGINS, SOURCE_PLUGINS};
 use ferry_crds::schema::{cel_field, crd, crd_yaml, CRD_FILES};
+use ferry_crds::secret_access;
 use serde_json::Value;
 
 fn repo_root() -> PathBuf {
@@ -77,9 +78,58 @@ fn generated_files_are_current() {
 }
 
 #[test]
+fn the_secret_access_policy_template_is_current() {
+    let expected = secret_access::helm_template().expect("the policy renders as YAML");
+    let actual = std::fs::read_to_string(repo_root().join(secret_access::HELM_TEMPLATE)).ok();
+    assert_eq!(
+        actual.as_deref(),
+        Some(expected.as_str()),
+        "{} differs from what ferry-crds generates: run `cargo run -p ferry-crds --bin crdgen -- --write` and commit the result",
+        secret_access::HELM_TEMPLATE
+    );
+}
+
+/// Paths (from the resource's root) of every object in `node` shaped like a Secret key
+/// reference: exactly the properties `name` and `key`, both required.
+fn secret_key_shapes(node: &Value, path: &str, found: &mut Vec<String>) {
+    let Some(properties) = node["properties"].as_object() else {
+        return;
+    };
+    let mut names: Vec<&str> = properties.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    if names == ["key", "name"] {
+        found.push(path.trim_start_matches('.').to_owned());
+    }
+    for (name, child) in properties {
+        secret_key_shapes(child, &format!("{path}.{name}"), found);
+    }
+    // A reference inside a list or a map shows up with `[]` or `{}` in its path, which the
+    // policy's expressions cannot reach: the comparison below then fails.
+    secret_key_shapes(&node["items"], &format!("{path}[]"), found);
+    secret_key_shapes(&node["additionalProperties"], &format!("{path}{{}}"), found);
+}
+
+#[test]
+fn the_secret_access_policy_checks_every_field_that_names_a_secret() {
+    let mut found = Vec::new();
+    secret_key_shapes(&schema(), "", &mut found);
+    found.sort();
+    let mut listed: Vec<String> = secret_access::SECRET_REFERENCES
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+    listed.sort();
+    assert_eq!(
+        found, listed,
+        "every Secret reference in the schema must be in secret_access::SECRET_REFERENCES"
+    );
+}
+
+#[test]
 fn names_scale_and_columns() {
     let crd = crd();
     assert_eq!(crd.metadata.name.as_deref(), Some(names::CRD_NAME));
+    assert_eq!(crd.spec.names.plural, names::PLURAL);
     assert_eq!(crd.spec.group, names::API_GROUP);
     assert_eq!(crd.spec.scope, "Namespaced");
     assert_eq!(crd.spec.names.kind, names::KIND);

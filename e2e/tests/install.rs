@@ -227,8 +227,44 @@ async fn chart_lints_renders_and_the_api_server_accepts_it() {
     assert!(!kinds.iter().any(|k| k.starts_with("Cluster")), "{kinds:?}");
     assert!(manifest.contains("--namespace=ferry-system"), "{manifest}");
 
+    // The secret access policy is on by default, and its binding covers the watched
+    // namespace only when the operator watches one.
+    let of_kind = |manifest: &str, kind: &str| -> Vec<serde_yaml::Value> {
+        documents(manifest)
+            .into_iter()
+            .filter(|d| d["kind"].as_str() == Some(kind))
+            .collect()
+    };
+    let policy_binding = |manifest: &str| {
+        let policies = of_kind(manifest, "ValidatingAdmissionPolicy");
+        let bindings = of_kind(manifest, "ValidatingAdmissionPolicyBinding");
+        assert_eq!((policies.len(), bindings.len()), (1, 1), "{manifest}");
+        assert_eq!(
+            bindings[0]["spec"]["policyName"],
+            policies[0]["metadata"]["name"]
+        );
+        bindings[0].clone()
+    };
+    assert!(policy_binding(&default)["spec"]["matchResources"].is_null());
+    assert_eq!(
+        policy_binding(&manifest)["spec"]["matchResources"]["namespaceSelector"]["matchLabels"]
+            ["kubernetes.io/metadata.name"]
+            .as_str(),
+        Some("ferry-system")
+    );
+    let without = render(&stack, &["--set", "admission.secretAccessPolicy=false"]).await;
+    assert!(of_kind(&without, "ValidatingAdmissionPolicy").is_empty());
+    assert!(of_kind(&without, "ValidatingAdmissionPolicyBinding").is_empty());
+
     // Secrets are readable only when asked for.
-    assert!(!default.contains("secrets"), "{default}");
+    let rbac_rules = |manifest: &str| -> String {
+        ["Role", "ClusterRole"]
+            .iter()
+            .flat_map(|kind| of_kind(manifest, kind))
+            .map(|role| serde_yaml::to_string(&role["rules"]).unwrap_or_default())
+            .collect()
+    };
+    assert!(!rbac_rules(&default).contains("secrets"), "{default}");
     let with_secrets = render(&stack, &["--set", "rbac.readSecrets=true"]).await;
     assert!(
         with_secrets.contains("resources: [secrets]"),

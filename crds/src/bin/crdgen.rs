@@ -2,13 +2,16 @@
 //!
 //! `crdgen` prints it; `crdgen --write` writes it to every file the repository keeps it in
 //! (`crds/kafkaconnector.yaml`, the Helm chart's `crds/` and the kustomize base), and what
-//! admission offline reads of it (`crds/src/admission/schema.json`).
+//! admission offline reads of it (`crds/src/admission/schema.json`), and the chart's policy
+//! that refuses connectors naming Secrets their authors may not read
+//! (`helm/ferry/templates/secret-access-policy.yaml`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use ferry_crds::admission::{checks_json, CHECKS_FILE};
 use ferry_crds::schema::{crd, crd_yaml, CRD_FILES};
+use ferry_crds::secret_access;
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -61,6 +64,18 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
         eprintln!("wrote {}", checks.display());
+        let template = repo_root().join(secret_access::HELM_TEMPLATE);
+        let written = secret_access::helm_template()
+            .map_err(|e| format!("cannot render the secret access policy: {e}"))
+            .and_then(|text| {
+                std::fs::write(&template, text)
+                    .map_err(|e| format!("cannot write {}: {e}", template.display()))
+            });
+        if let Err(e) = written {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+        eprintln!("wrote {}", template.display());
     } else {
         print!("{yaml}");
     }
