@@ -2,7 +2,8 @@
 //! (transactional producer, source offsets in the same transaction) writes numbered records
 //! to Kafka, and a `postgres` sink (rows and Kafka positions in one database transaction)
 //! copies them into a table. Both standalone runners are killed with SIGKILL at random
-//! points and restarted; a second source started beside a live one fences it. At the end a
+//! points and restarted; a second source started beside a live one fences it, and a frozen
+//! (SIGSTOP) source and sink that wake after their replacements took over are fenced. At the end a
 //! `read_committed` consumer finds every sequence number in the topic exactly once, and the
 //! table holds every one exactly once.
 //!
@@ -99,6 +100,55 @@ async fn table_counts(db: &tokio_postgres::Client, table: &str) -> (i64, i64) {
     }
 }
 
+/// Sends `SIG<name>` to the runner.
+fn signal(child: &tokio::process::Child, name: &str) {
+    if let Some(pid) = child.id() {
+        let _ = std::process::Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(pid.to_string())
+            .status();
+    }
+}
+
+/// Waits until the runner at `admin` is ready (`/readyz` 200): its transactional producer
+/// and its consumer are set up, so a freeze from now on is a freeze of a working task.
+async fn wait_ready(runner: &Runner, admin: &str, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if matches!(http_get(admin, "/readyz").await, Some((200, _))) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the {what} did not become ready:\n{}", runner.log_tail());
+}
+
+/// How long a frozen runner stays frozen after its replacement started: longer than the
+/// replacement needs to take over its partitions and write.
+const FROZEN_FOR: Duration = Duration::from_secs(10);
+
+/// Wakes the frozen runner `what` after [`FROZEN_FOR`] and waits for it to stop because it
+/// was fenced: what it did, for the log.
+async fn wake_after_takeover(mut frozen: Runner, what: &str) -> String {
+    tokio::time::sleep(FROZEN_FOR).await;
+    signal(&frozen.child, "CONT");
+    let exit = tokio::time::timeout(Duration::from_secs(90), frozen.child.wait())
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "the woken {what} kept running beside its replacement:\n{}",
+                frozen.log_tail()
+            )
+        })
+        .expect("wait");
+    assert!(
+        !exit.success(),
+        "the woken {what} exited with {exit}:\n{}",
+        frozen.log_tail()
+    );
+    format!("stopped ({exit})")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_neither_loses_nor_duplicates_a_record() {
     let stack = Stack::from_env().expect("the local stack");
@@ -117,8 +167,9 @@ async fn kill_9_neither_loses_nor_duplicates_a_record() {
     let topic = unique("eos");
     let table = topic.replace('-', "_");
     create_topic(&stack.kafka_bootstrap, &topic, 3).await;
-    // Records keep coming for about as long as the kills last.
-    let rate = (total as u64 * 1000 / (u64::from(kills.max(1)) * 700)).clamp(500, 20_000);
+    // Records keep coming for about as long as the freezes and the kills last.
+    let chaos_ms = u64::from(kills.max(1)) * 700 + 3 * FROZEN_FOR.as_millis() as u64;
+    let rate = (total as u64 * 1000 / chaos_ms).clamp(500, 20_000);
     let source_file = dir.path().join("source.yaml");
     std::fs::write(
         &source_file,
@@ -168,7 +219,8 @@ spec:
     // fences the older, which stops with an error instead of writing beside it.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let zombie = source;
-    source = spawn_runner(&stack, &source_file, &free_admin_addr(), &[]);
+    let src_admin_now = free_admin_addr();
+    source = spawn_runner(&stack, &source_file, &src_admin_now, &[]);
     let mut zombie = zombie;
     let fenced = tokio::time::timeout(Duration::from_secs(60), zombie.child.wait())
         .await
@@ -188,6 +240,25 @@ spec:
         zombie.log_tail()
     );
     println!("exactly-once chaos: the older source was fenced ({fenced})");
+
+    // A frozen task (SIGSTOP: a stuck node, a paused VM) that wakes after its replacement
+    // took over. The source is fenced by its transactional id's epoch, the sink by the Kafka
+    // positions stored with its rows: neither writes beside its replacement.
+    // The frozen runners keep their admin ports: the replacements take new ones.
+    wait_ready(&source, &src_admin_now, "source").await;
+    let frozen = source;
+    signal(&frozen.child, "STOP");
+    let src_admin = free_admin_addr();
+    source = spawn_runner(&stack, &source_file, &src_admin, &[]);
+    let woken = wake_after_takeover(frozen, "source").await;
+    println!("exactly-once chaos: the frozen source woke after its replacement and {woken}");
+    wait_ready(&sink, &sink_admin, "sink").await;
+    let frozen = sink;
+    signal(&frozen.child, "STOP");
+    let sink_admin = free_admin_addr();
+    sink = spawn_runner(&stack, &sink_file, &sink_admin, &sink_env);
+    let woken = wake_after_takeover(frozen, "sink").await;
+    println!("exactly-once chaos: the frozen sink woke after its replacement and {woken}");
 
     let (mut source_kills, mut sink_kills) = (0, 0);
     let mut source_done = false;

@@ -30,6 +30,15 @@ pub enum TaskError {
         #[source]
         source: KafkaError,
     },
+    /// librdkafka declared the client unusable (e.g. a newer instance of the task, with the
+    /// same `group.instance.id`, fenced this consumer): nothing it does from now on counts.
+    #[error("Kafka: the consumer cannot go on ({code:?}): {reason}")]
+    KafkaFatal {
+        /// librdkafka's underlying error code.
+        code: rdkafka::types::RDKafkaErrorCode,
+        /// librdkafka's description.
+        reason: String,
+    },
     /// Creating a topic the task needs failed.
     #[error("Kafka: {0}")]
     KafkaTopic(#[source] Box<ferry_kafka::Error>),
@@ -125,6 +134,7 @@ impl TaskError {
             TaskError::Config(_) => contract::EXIT_CONFIG_ERROR,
             TaskError::RecordFailed(_) => contract::EXIT_RECORD_FAILED,
             TaskError::Kafka { .. }
+            | TaskError::KafkaFatal { .. }
             | TaskError::KafkaTopic(_)
             | TaskError::DeliveryLost { .. }
             | TaskError::Offsets(_)

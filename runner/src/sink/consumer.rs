@@ -235,27 +235,39 @@ pub(super) fn apply_desired(
 }
 
 /// Commits the acknowledged offsets synchronously (one round trip per commit interval), so
-/// that `last_commit_timestamp_seconds` only moves on a commit the broker accepted.
+/// that `last_commit_timestamp_seconds` only moves on a commit the broker accepted. A failed
+/// commit is tried again at the next interval, unless the consumer can no longer be used.
 pub(super) fn commit(
     consumer: &StreamConsumer<SinkContext>,
     tracker: &Mutex<OffsetTracker>,
     metrics: &TaskMetrics,
-) {
+) -> Result<(), TaskError> {
     let offsets = {
         let mut t = lock(tracker);
         metrics.set_pending(t.in_flight() as u64);
         t.take_committable()
     };
     if offsets.is_empty() {
-        return;
+        return Ok(());
     }
     let tpl = to_tpl(&offsets);
     match tokio::task::block_in_place(|| consumer.commit(&tpl, CommitMode::Sync)) {
         Ok(()) => metrics.committed(),
         Err(e) => {
+            fatal(consumer)?;
             tracing::warn!(error = %e, "offset commit failed; it is tried again at the next commit interval");
             lock(tracker).retry_commit(&offsets);
         }
+    }
+    Ok(())
+}
+
+/// Fails when librdkafka has declared the consumer unusable: then every later call fails
+/// the same way, and the task must stop (its replacement, if it was fenced, carries on).
+pub(super) fn fatal(consumer: &StreamConsumer<SinkContext>) -> Result<(), TaskError> {
+    match consumer.client().fatal_error() {
+        Some((code, reason)) => Err(TaskError::KafkaFatal { code, reason }),
+        None => Ok(()),
     }
 }
 

@@ -142,7 +142,12 @@ pub async fn run(
                 }
                 apply_desired(d, &consumer, &paused, &metrics);
             }
-            _ = commit_tick.tick() => commit(&consumer, &tracker, &metrics),
+            _ = commit_tick.tick() => {
+                if let Err(e) = commit(&consumer, &tracker, &metrics) {
+                    outcome = Err(e);
+                    break;
+                }
+            }
             _ = handoff.idle.notified(), if !handler.batch.is_empty() => {
                 if handoff.writer_idle() && !handoff.hand_over(&mut handler.batch, &batch_tx).await {
                     continue;
@@ -161,7 +166,13 @@ pub async fn run(
                                 break 'run;
                             }
                         }
-                        Err(e) => tracing::warn!(error = %e, "Kafka consumer error"),
+                        Err(e) => {
+                            if let Err(fatal) = consumer::fatal(&consumer) {
+                                outcome = Err(fatal);
+                                break 'run;
+                            }
+                            tracing::warn!(error = %e, "Kafka consumer error");
+                        }
                     }
                     taken += 1;
                     if handler.batch.is_full() {
@@ -213,7 +224,11 @@ pub async fn run(
             }
         }
     }
-    commit(&consumer, &tracker, &metrics);
+    if let Err(e) = commit(&consumer, &tracker, &metrics) {
+        if outcome.is_ok() {
+            outcome = Err(e);
+        }
+    }
     tracing::info!("sink task stopped; offsets committed");
     outcome
 }
