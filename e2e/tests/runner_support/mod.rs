@@ -2,14 +2,16 @@
 //! Kafka topics, producing and reading records.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ferry_e2e::harness::{random_suffix, Stack};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
@@ -243,13 +245,34 @@ impl Runner {
 /// Starts `ferry-runner run -f <file>` with its admin server on `admin`; its log goes to
 /// `<file>.log`.
 pub fn spawn_runner(stack: &Stack, file: &Path, admin: &str, extra_env: &[(&str, &str)]) -> Runner {
+    spawn_runner_as(stack, file, admin, extra_env, None)
+}
+
+/// [`spawn_runner`], as the user and group `uid` when given (through `setpriv`).
+pub fn spawn_runner_as(
+    stack: &Stack,
+    file: &Path,
+    admin: &str,
+    extra_env: &[(&str, &str)],
+    uid: Option<u32>,
+) -> Runner {
     let log = file.with_extension("log");
     let log_file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&log)
         .expect("runner log file");
-    let mut cmd = Command::new(runner_binary(stack));
+    let mut cmd = match uid {
+        Some(uid) => {
+            let mut cmd = Command::new("setpriv");
+            cmd.arg(format!("--reuid={uid}"))
+                .arg(format!("--regid={uid}"))
+                .arg("--clear-groups")
+                .arg(runner_binary(stack));
+            cmd
+        }
+        None => Command::new(runner_binary(stack)),
+    };
     cmd.arg("run")
         .arg("-f")
         .arg(file)
@@ -418,4 +441,83 @@ pub async fn kill_and_restart(
     kill9(&runner.child);
     let _ = runner.child.wait().await;
     spawn_runner(stack, file, admin, env)
+}
+
+/// The variable `name` parsed, or `default`.
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// How many times each sequence number is in the topic, read with `read_committed` up to
+/// the last stable offset of every partition.
+pub fn committed_sequence_counts(bootstrap: &str, topic: &str) -> BTreeMap<i64, u32> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", unique("ferry-e2e-eos-reader"))
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true")
+        .create()
+        .expect("consumer");
+    let md = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    let mut tpl = TopicPartitionList::new();
+    let mut open = std::collections::BTreeSet::new();
+    for p in md.topics().iter().flat_map(|t| t.partitions().iter()) {
+        tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+            .expect("tpl");
+        open.insert(p.id());
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut counts = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !open.is_empty() && Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(500)) {
+            Some(Ok(m)) => {
+                let v: serde_json::Value =
+                    serde_json::from_slice(m.payload().expect("a value")).expect("JSON value");
+                let seq = v["payload"]["seq"].as_i64().expect("payload.seq");
+                *counts.entry(seq).or_insert(0) += 1;
+            }
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                open.remove(&p);
+            }
+            Some(Err(e)) => panic!("reading {topic}: {e}"),
+            None => {}
+        }
+    }
+    assert!(
+        open.is_empty(),
+        "partitions {open:?} of {topic} not read to their end"
+    );
+    counts
+}
+
+/// Numbers missing from `0..total` and numbers seen more than once, for the message.
+pub fn audit(counts: &BTreeMap<i64, u32>, total: i64) -> (Vec<i64>, Vec<(i64, u32)>) {
+    let missing = (0..total).filter(|s| !counts.contains_key(s)).collect();
+    let twice = counts
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(s, n)| (*s, *n))
+        .collect();
+    (missing, twice)
+}
+
+/// Rows of `table` and distinct `seq` values in it ((0, 0) when it does not exist yet).
+pub async fn table_counts(db: &tokio_postgres::Client, table: &str) -> (i64, i64) {
+    match db
+        .query_one(
+            &format!("SELECT count(*), count(DISTINCT seq) FROM \"{table}\""),
+            &[],
+        )
+        .await
+    {
+        Ok(row) => (row.get(0), row.get(1)),
+        Err(_) => (0, 0),
+    }
 }
