@@ -31,7 +31,15 @@ pub async fn changes(
     }
     let mut restarted = 0;
     for deletion in &plan.delete {
-        delete_pod(client, &inputs.namespace, &deletion.pod, &deletion.uid).await?;
+        let grace = (deletion.reason == DeleteReason::NodeLost).then_some(0);
+        delete_pod_with_grace(
+            client,
+            &inputs.namespace,
+            &deletion.pod,
+            &deletion.uid,
+            grace,
+        )
+        .await?;
         if matches!(
             deletion.reason,
             DeleteReason::Restart | DeleteReason::Stalled
@@ -79,8 +87,21 @@ pub async fn delete_pod(
     name: &str,
     uid: &str,
 ) -> Result<(), Error> {
+    delete_pod_with_grace(client, namespace, name, uid, None).await
+}
+
+/// [`delete_pod`] with a grace period in seconds (`Some(0)`: at once, without the kubelet's
+/// confirmation; `None`: the pod's own).
+pub async fn delete_pod_with_grace(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    uid: &str,
+    grace_period_seconds: Option<u32>,
+) -> Result<(), Error> {
     let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let params = DeleteParams {
+        grace_period_seconds,
         preconditions: (!uid.is_empty()).then(|| Preconditions {
             uid: Some(uid.to_string()),
             resource_version: None,

@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
     EnvVar, EnvVarSource, HTTPGetAction, KeyToPath, ObjectFieldSelector, Pod, PodSecurityContext,
     PodSpec, Probe, ProjectedVolumeSource, SeccompProfile, SecretKeySelector, SecretProjection,
-    SecurityContext, Volume, VolumeMount, VolumeProjection,
+    SecurityContext, Toleration, Volume, VolumeMount, VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -210,8 +210,7 @@ pub fn task_pod(inputs: &TaskInputs, index: i32, hash: &str, restarts: i32) -> P
             automount_service_account_token: Some(service_account.is_some()),
             service_account_name: service_account,
             node_selector: non_empty(inputs.pod.node_selector.clone()),
-            tolerations: (!inputs.pod.tolerations.is_empty())
-                .then(|| inputs.pod.tolerations.clone()),
+            tolerations: Some(tolerations(&inputs.pod.tolerations)),
             affinity: inputs.pod.affinity.clone(),
             priority_class_name: inputs.pod.priority_class_name.clone(),
             security_context: Some(PodSecurityContext {
@@ -356,6 +355,38 @@ fn env(inputs: &TaskInputs, index: i32) -> Vec<EnvVar> {
         env.push(secret(name, key));
     }
     env
+}
+
+/// Taints of a node that stopped answering (or is not ready), which evict a task pod after
+/// [`NODE_LOST_TOLERATION_SECONDS`] unless the template tolerates them itself.
+const NODE_LOST_TAINTS: [&str; 2] = [
+    "node.kubernetes.io/unreachable",
+    "node.kubernetes.io/not-ready",
+];
+
+/// How long a task pod stays bound to a node that stopped answering (Kubernetes' default is
+/// 300 s): a task is replaced about this long after the node is marked unreachable.
+pub const NODE_LOST_TOLERATION_SECONDS: i64 = 30;
+
+/// The template's tolerations, plus [`NODE_LOST_TAINTS`] for
+/// [`NODE_LOST_TOLERATION_SECONDS`] where the template says nothing of them.
+fn tolerations(template: &[Toleration]) -> Vec<Toleration> {
+    let mut tolerations = template.to_vec();
+    for taint in NODE_LOST_TAINTS {
+        let mentioned = template
+            .iter()
+            .any(|t| t.key.as_deref() == Some(taint) || t.key.is_none());
+        if !mentioned {
+            tolerations.push(Toleration {
+                key: Some(taint.to_owned()),
+                operator: Some("Exists".to_owned()),
+                effect: Some("NoExecute".to_owned()),
+                toleration_seconds: Some(NODE_LOST_TOLERATION_SECONDS),
+                ..Toleration::default()
+            });
+        }
+    }
+    tolerations
 }
 
 fn has_tls(secrets: &KafkaSecrets) -> bool {
@@ -525,6 +556,16 @@ mod tests {
         assert_eq!(v["spec"]["automountServiceAccountToken"], true);
         assert_eq!(v["spec"]["nodeSelector"]["disk"], "ssd");
         assert_eq!(v["spec"]["tolerations"][0]["key"], "dedicated");
+        // A node that stops answering evicts the task after 30 s, not Kubernetes' 300 s.
+        for (i, taint) in NODE_LOST_TAINTS.iter().enumerate() {
+            let toleration = &v["spec"]["tolerations"][i + 1];
+            assert_eq!(toleration["key"], *taint);
+            assert_eq!(toleration["effect"], "NoExecute");
+            assert_eq!(
+                toleration["tolerationSeconds"],
+                NODE_LOST_TOLERATION_SECONDS
+            );
+        }
         let c0 = &v["spec"]["containers"][0];
         assert_eq!(c0["image"], "ferry/runner:pinned");
         assert_eq!(c0["resources"]["limits"]["memory"], "256Mi");
@@ -641,5 +682,19 @@ mod tests {
             fixtures::inputs(&fixtures::sink("  tasks: 4\n  state: Stopped")).desired_tasks(),
             0
         );
+    }
+
+    #[test]
+    fn a_template_that_tolerates_the_node_lost_taints_keeps_its_own_seconds() {
+        let own: Vec<Toleration> = serde_yaml::from_str(
+            "[{key: node.kubernetes.io/unreachable, operator: Exists, effect: NoExecute, tolerationSeconds: 600}]",
+        )
+        .unwrap();
+        let all = tolerations(&own);
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].toleration_seconds, Some(600));
+        assert_eq!(all[1].key.as_deref(), Some("node.kubernetes.io/not-ready"));
+        let everything: Vec<Toleration> = serde_yaml::from_str("[{operator: Exists}]").unwrap();
+        assert_eq!(tolerations(&everything).len(), 1);
     }
 }

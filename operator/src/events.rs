@@ -107,6 +107,18 @@ pub fn for_decisions(namespace: &str, decisions: &[Decision]) -> Vec<Note> {
                 ),
                 related: pod_ref(namespace, &pod.0, Some(&pod.1)),
             },
+            Decision::NodeLost { index, pod } => Note {
+                warning: true,
+                reason: "TaskNodeLost",
+                action: "DeletePod",
+                note: format!(
+                    "{}'s node stopped answering and its pod was evicted; the pod is deleted \
+                     without waiting for the node, so that a replacement can start elsewhere \
+                     (a process still running there is fenced by the replacement)",
+                    index.map_or_else(|| "a removed task".to_owned(), |i| format!("task {i}"))
+                ),
+                related: pod_ref(namespace, &pod.0, Some(&pod.1)),
+            },
             Decision::Replacing { index, pod } => Note {
                 warning: false,
                 reason: "ReplacingTask",

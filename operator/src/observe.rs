@@ -36,6 +36,10 @@ pub struct Ended {
     pub finished_at: Option<Timestamp>,
 }
 
+/// Reason of the `DisruptionTarget` condition the taint manager sets on a pod it evicts
+/// (its node has a `NoExecute` taint, such as `node.kubernetes.io/unreachable`).
+pub const TAINT_EVICTION_REASON: &str = "DeletionByTaintManager";
+
 /// The facts about one task pod the reconciler decides on.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TaskPod {
@@ -53,6 +57,11 @@ pub struct TaskPod {
     pub restarts: i32,
     /// The pod is being deleted.
     pub terminating: bool,
+    /// For a pod evicted from a node that stopped answering (the taint manager's
+    /// `DisruptionTarget` condition, reason `DeletionByTaintManager`): when its node's kubelet
+    /// should have confirmed the deletion (the pod's `deletionTimestamp`). A kubelet that is
+    /// gone never does, and the pod's name stays taken.
+    pub eviction_due: Option<Timestamp>,
     /// Pod phase.
     pub phase: PodPhase,
     /// The Ready condition is true.
@@ -151,6 +160,19 @@ impl TaskPod {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0),
             terminating: meta.deletion_timestamp.is_some(),
+            eviction_due: meta
+                .deletion_timestamp
+                .as_ref()
+                .filter(|_| {
+                    status.and_then(|s| s.conditions.as_ref()).is_some_and(|c| {
+                        c.iter().any(|c| {
+                            c.type_ == "DisruptionTarget"
+                                && c.status == "True"
+                                && c.reason.as_deref() == Some(TAINT_EVICTION_REASON)
+                        })
+                    })
+                })
+                .map(|t| t.0),
             phase,
             ready,
             running_since,
@@ -169,6 +191,40 @@ impl TaskPod {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A task pod being deleted, with a `DisruptionTarget` condition of `reason`.
+    fn deleted_pod(reason: &str) -> TaskPod {
+        let pod: Pod = serde_yaml::from_str(&format!(
+            r#"
+metadata:
+  name: orders-task-0
+  uid: u-0
+  deletionTimestamp: "2026-11-22T10:00:30Z"
+  labels: {{ferry.rs/task: "0"}}
+status:
+  phase: Running
+  conditions:
+  - {{type: Ready, status: "False"}}
+  - {{type: DisruptionTarget, status: "True", reason: {reason}, message: "Taint manager: deleting due to NoExecute taint"}}
+"#
+        ))
+        .unwrap();
+        TaskPod::from_pod(&pod)
+    }
+
+    #[test]
+    fn a_pod_the_taint_manager_evicts_is_due_at_its_deletion_timestamp() {
+        let evicted = deleted_pod("DeletionByTaintManager");
+        assert!(evicted.terminating);
+        assert_eq!(
+            evicted.eviction_due,
+            Some("2026-11-22T10:00:30Z".parse().unwrap())
+        );
+        // Preempted or drained pods are deleted on a kubelet that answers: no due time.
+        let preempted = deleted_pod("PreemptionByScheduler");
+        assert!(preempted.terminating);
+        assert_eq!(preempted.eviction_due, None);
+    }
 
     #[test]
     fn reads_a_failed_task_pod() {

@@ -27,7 +27,7 @@ use std::time::Duration;
 use ferry_crds::contract::EXIT_CONFIG_ERROR;
 use ferry_crds::status::{task_phase, TaskFailure, TaskStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use k8s_openapi::jiff::Timestamp;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 use crate::build::{RunState, TaskInputs};
 use crate::names::task_pod_name;
@@ -47,7 +47,15 @@ pub enum DeleteReason {
     Stalled,
     /// It failed with a configuration error and the spec changed since: retried once.
     RetryAfterSpecChange,
+    /// It was evicted from a node that stopped answering, and the node's kubelet did not
+    /// confirm the deletion in time: deleted at once (grace period 0), so that its
+    /// replacement can take the name.
+    NodeLost,
 }
+
+/// How long after an evicted pod's deletion was due (its `deletionTimestamp`) it is deleted
+/// without its kubelet's confirmation.
+pub const NODE_LOST_AFTER: Duration = Duration::from_secs(5);
 
 /// One pod to delete.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,6 +116,14 @@ pub enum Decision {
         /// Task index.
         index: i32,
         /// The replaced pod and its UID.
+        pod: (String, String),
+    },
+    /// A task's pod, evicted from a node that stopped answering, is deleted without waiting
+    /// for that node.
+    NodeLost {
+        /// Task index (`None`: a pod of an index no longer wanted).
+        index: Option<i32>,
+        /// The pod and its UID.
         pod: (String, String),
     },
 }
@@ -176,6 +192,7 @@ pub fn plan(observed: &Observed<'_>) -> Plan {
             _ => {
                 if pod.terminating {
                     plan.terminating += 1;
+                    node_lost(&mut plan, pod, None, observed.now);
                 } else {
                     plan.orphans += 1;
                     plan.delete.push(Deletion {
@@ -227,6 +244,7 @@ pub fn plan(observed: &Observed<'_>) -> Plan {
             Some(pod) if pod.terminating => {
                 unavailable += 1;
                 plan.terminating += 1;
+                node_lost(&mut plan, pod, Some(index), observed.now);
             }
             Some(pod) => {
                 plan.existing += 1;
@@ -296,6 +314,32 @@ pub fn plan(observed: &Observed<'_>) -> Plan {
         }
     }
     plan
+}
+
+/// A pod evicted from a node that stopped answering: deleted at once [`NODE_LOST_AFTER`] past
+/// the time its deletion was due, or a wake-up then.
+fn node_lost(plan: &mut Plan, pod: &TaskPod, index: Option<i32>, now: Timestamp) {
+    let Some(due) = pod.eviction_due else {
+        return;
+    };
+    let at = SignedDuration::try_from(NODE_LOST_AFTER)
+        .ok()
+        .and_then(|d| due.checked_add(d).ok())
+        .unwrap_or(due);
+    if at > now {
+        wake(plan, at, now);
+        return;
+    }
+    plan.delete.push(Deletion {
+        pod: pod.name.clone(),
+        uid: pod.uid.clone(),
+        reason: DeleteReason::NodeLost,
+        hash: pod.hash.clone(),
+    });
+    plan.decisions.push(Decision::NodeLost {
+        index,
+        pod: (pod.name.clone(), pod.uid.clone()),
+    });
 }
 
 fn replace(plan: &mut Plan, pod: &TaskPod, reason: DeleteReason) {
@@ -747,6 +791,36 @@ mod tests {
         pods3[0] = observed_pod(&new, 0, 0, "u0b", &ready(T0));
         let p = run(&new, &pods3, &[], T0);
         assert_eq!(deleted(&p), vec![("orders-task-1", DeleteReason::Replace)]);
+    }
+
+    #[test]
+    fn a_pod_evicted_from_a_lost_node_is_deleted_at_once_when_its_deletion_is_overdue() {
+        let inputs = fixtures::inputs(&fixtures::sink("  tasks: 2"));
+        let mut evicted = observed_pod(&inputs, 0, 0, "u0", &ready(T0));
+        evicted.terminating = true;
+        evicted.eviction_due = Some(T0.parse().unwrap());
+        let other = observed_pod(&inputs, 1, 0, "u1", &ready(T0));
+        let pods = vec![evicted.clone(), other];
+        // Before the due time plus the margin: wait, and wake up then.
+        let early = run(&inputs, &pods, &[], "2026-11-22T10:00:02Z");
+        assert!(early.delete.is_empty(), "{:?}", early.delete);
+        assert_eq!(early.wake_in, Some(Duration::from_secs(3)));
+        assert_eq!(early.terminating, 1);
+        // After: deleted without the kubelet, so the name is free for the replacement.
+        let late = run(&inputs, &pods, &[], "2026-11-22T10:00:05Z");
+        assert_eq!(
+            deleted(&late),
+            vec![("orders-task-0", DeleteReason::NodeLost)]
+        );
+        assert!(late.decisions.contains(&Decision::NodeLost {
+            index: Some(0),
+            pod: ("orders-task-0".into(), "u0".into())
+        }));
+        // A pod being deleted on a node that answers is waited for, as before.
+        let mut deleting = evicted;
+        deleting.eviction_due = None;
+        let p = run(&inputs, &[deleting], &[], "2026-11-22T11:00:00Z");
+        assert!(p.delete.is_empty());
     }
 
     #[test]

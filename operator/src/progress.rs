@@ -130,6 +130,7 @@ mod tests {
             generation: None,
             restarts: 0,
             terminating: false,
+            eviction_due: None,
             phase: PodPhase::Running,
             ready: true,
             running_since: None,
