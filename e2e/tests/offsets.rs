@@ -540,3 +540,61 @@ async fn a_reset_at_creation_sets_the_start_and_a_reset_survives_an_operator_res
     );
     teardown(ns, operator).await;
 }
+
+/// The operator is killed (SIGKILL) in the middle of two resets, at different points: once
+/// when the reset has stopped the tasks, once just after the reset was asked for. Restarted,
+/// it finishes each reset exactly once: every record is read once per pass, never twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_killed_during_a_reset_applies_it_exactly_once() {
+    let (stack, client, ns, mut operator) = setup("offsets-kill").await;
+    let n = ns.name.clone();
+    let bootstrap = stack.kafka_bootstrap.clone();
+    let topic = unique("offsets-kill");
+    create_topic(&bootstrap, &topic, 2).await;
+    let p = producer(&bootstrap);
+    for i in 0..5 {
+        produce_to(&p, &topic, 0, &format!("a{i}")).await;
+        produce_to(&p, &topic, 1, &format!("b{i}")).await;
+    }
+    let out = work_dir("ferry-offsets-kill").join("out.txt");
+    let base = |extra: &str| {
+        sink_yaml(
+            "killed",
+            &bootstrap,
+            &topic,
+            &out,
+            &format!("  converters: {{value: {{string: {{}}}}}}\n{extra}"),
+        )
+    };
+    apply_connector(&client, &n, &base("")).await;
+    wait_lines(&out, 10, "the first pass over the topic").await;
+
+    for (pass, id) in ["kill-when-stopped", "kill-at-once"].iter().enumerate() {
+        let reset = base(&format!("  offsets: {{reset: {{id: {id}, to: Earliest}}}}\n"));
+        apply_connector(&client, &n, &reset).await;
+        if *id == "kill-when-stopped" {
+            wait_for_named("the reset to stop the task", WAIT, || async {
+                task_pods(&client, &n, "killed").await.is_empty().then_some(())
+            })
+            .await
+            .expect("task stopped for the reset");
+        } else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        operator.stop().await;
+        operator = Operator::start(&stack, &n);
+        let c = wait_reset(&client, &n, "killed", id).await;
+        assert_eq!(
+            reset_record(&c).outcome,
+            Some(OffsetResetOutcome::Applied),
+            "{id}"
+        );
+        let expected = 10 * (pass + 2);
+        let got = wait_lines(&out, expected, &format!("the replay of {id}")).await;
+        for i in 0..5 {
+            assert_eq!(count(&got, &format!("a{i}")), pass + 2, "{id}: {got:#?}");
+            assert_eq!(count(&got, &format!("b{i}")), pass + 2, "{id}: {got:#?}");
+        }
+    }
+    teardown(ns, operator).await;
+}
