@@ -9,7 +9,6 @@
 mod operator_support;
 mod runner_support;
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use ferry_crds::status::AutoscalerStatus;
@@ -17,9 +16,7 @@ use ferry_crds::KafkaConnector;
 use ferry_e2e::harness::{wait_for_named, Stack, TestNamespace};
 use kube::Client;
 use operator_support::*;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use runner_support::{create_topic, producer, unique};
 
 const START: Duration = Duration::from_secs(90);
@@ -76,40 +73,6 @@ async fn produce_spread(
     while futures::StreamExt::next(&mut pending).await.is_some() {}
 }
 
-/// The consumer group's committed offset and the log-end offset of every partition.
-fn offsets(
-    bootstrap: &str,
-    group: &str,
-    topic: &str,
-    partitions: i32,
-) -> BTreeMap<i32, (i64, i64)> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition(topic, p);
-    }
-    let committed = consumer
-        .committed_offsets(tpl, Duration::from_secs(10))
-        .expect("committed offsets");
-    (0..partitions)
-        .map(|p| {
-            let c = match committed.find_partition(topic, p).map(|e| e.offset()) {
-                Some(Offset::Offset(o)) => o,
-                _ => 0,
-            };
-            let (_, end) = consumer
-                .fetch_watermarks(topic, p, Duration::from_secs(10))
-                .expect("watermarks");
-            (p, (c, end))
-        })
-        .collect()
-}
-
 fn autoscaler(c: &KafkaConnector) -> Option<AutoscalerStatus> {
     c.status.as_ref()?.autoscaler.clone()
 }
@@ -117,7 +80,7 @@ fn autoscaler(c: &KafkaConnector) -> Option<AutoscalerStatus> {
 async fn committed_total(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> i64 {
     let (b, g, t) = (bootstrap.to_string(), group.to_string(), topic.to_string());
     tokio::task::spawn_blocking(move || {
-        offsets(&b, &g, &t, partitions)
+        group_offsets(&b, &g, &t, partitions)
             .values()
             .map(|(c, _)| c)
             .sum()
@@ -141,9 +104,10 @@ async fn wait_all_committed(
         DRAIN,
         || async {
             let (b, g, t) = (bootstrap.to_string(), group.to_string(), topic.to_string());
-            let offsets = tokio::task::spawn_blocking(move || offsets(&b, &g, &t, partitions))
-                .await
-                .ok()?;
+            let offsets =
+                tokio::task::spawn_blocking(move || group_offsets(&b, &g, &t, partitions))
+                    .await
+                    .ok()?;
             let committed: i64 = offsets.values().map(|(c, _)| c).sum();
             let end: i64 = offsets.values().map(|(_, e)| e).sum();
             assert_eq!(end, produced, "log-end offsets: {offsets:?}");
@@ -155,7 +119,7 @@ async fn wait_all_committed(
         // What the next reader of a failure needs: where each partition stands, what the
         // autoscaler thought and which task pods exist.
         let (b, g, t) = (bootstrap.to_string(), group.to_string(), topic.to_string());
-        let now = tokio::task::spawn_blocking(move || offsets(&b, &g, &t, partitions))
+        let now = tokio::task::spawn_blocking(move || group_offsets(&b, &g, &t, partitions))
             .await
             .ok();
         let c = connector_status(client, namespace, connector).await;

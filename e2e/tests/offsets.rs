@@ -570,11 +570,16 @@ async fn an_operator_killed_during_a_reset_applies_it_exactly_once() {
     wait_lines(&out, 10, "the first pass over the topic").await;
 
     for (pass, id) in ["kill-when-stopped", "kill-at-once"].iter().enumerate() {
-        let reset = base(&format!("  offsets: {{reset: {{id: {id}, to: Earliest}}}}\n"));
+        let reset = base(&format!(
+            "  offsets: {{reset: {{id: {id}, to: Earliest}}}}\n"
+        ));
         apply_connector(&client, &n, &reset).await;
         if *id == "kill-when-stopped" {
             wait_for_named("the reset to stop the task", WAIT, || async {
-                task_pods(&client, &n, "killed").await.is_empty().then_some(())
+                task_pods(&client, &n, "killed")
+                    .await
+                    .is_empty()
+                    .then_some(())
             })
             .await
             .expect("task stopped for the reset");

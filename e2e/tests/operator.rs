@@ -2,6 +2,7 @@
 //! its own namespace and checks what a user sees with kubectl.
 
 mod operator_support;
+mod runner_support;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -856,5 +857,95 @@ async fn the_default_task_pod_template_completes_the_connectors_own() {
         .and_then(|r| r.limits.clone())
         .expect("limits from the default template");
     assert_eq!(limits["memory"].0, "300Mi");
+    teardown(ns, operator).await;
+}
+
+/// The operator is killed (SIGKILL) in the middle of a scale-down from 3 tasks to 1, after
+/// it deleted the first surplus pod. Restarted, it finishes the scale-down without touching
+/// the task that stays, and that task reads every partition to its end: no record is left
+/// behind by the tasks that went away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_killed_during_a_scale_down_finishes_it_and_loses_nothing() {
+    let (stack, client, ns, operator) = setup("op-midscale").await;
+    let n = ns.name.clone();
+    let topic = format!("midscale-{}", random_suffix(6));
+    runner_support::create_topic(&stack.kafka_bootstrap, &topic, 6).await;
+    let producer = runner_support::producer(&stack.kafka_bootstrap);
+    let produce = |from: usize| {
+        let producer = producer.clone();
+        let topic = topic.clone();
+        async move {
+            for i in from..from + 600 {
+                let key = format!("k{i}");
+                producer
+                    .send(
+                        rdkafka::producer::FutureRecord::to(&topic)
+                            .key(&key)
+                            .payload("v"),
+                        Duration::from_secs(10),
+                    )
+                    .await
+                    .map_err(|(e, _)| e)
+                    .expect("delivered");
+            }
+        }
+    };
+    produce(0).await;
+    let body = |tasks: i32| {
+        discard_sink(
+            "s",
+            &topic,
+            &stack.kafka_bootstrap,
+            &format!("  tasks: {tasks}\n  converters: {{key: {{string: {{}}}}, value: {{string: {{}}}}}}"),
+        )
+    };
+    apply_connector(&client, &n, &body(3)).await;
+    let before = uids(&wait_ready_tasks(&client, &n, "s", 3, START).await);
+
+    apply_connector(&client, &n, &body(1)).await;
+    wait_for_named("the first surplus task to go", START, || async {
+        (task_pods(&client, &n, "s").await.len() < 3).then_some(())
+    })
+    .await
+    .unwrap();
+    operator.stop().await;
+    produce(600).await;
+
+    let operator = Operator::start(&stack, &n);
+    wait_for_named("one task left", START, || async {
+        let pods = task_pods(&client, &n, "s").await;
+        (pods.len() == 1 && pods.get(&0).is_some_and(pod_ready)).then_some(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        uids(&task_pods(&client, &n, "s").await).get(&0),
+        before.get(&0),
+        "the task that stays is not restarted"
+    );
+    let group = format!("ferry.{n}.s");
+    let read_everything = wait_for_named("every partition committed to its end", START, || {
+        let (b, g, t) = (stack.kafka_bootstrap.clone(), group.clone(), topic.clone());
+        async move {
+            let offsets = tokio::task::spawn_blocking(move || group_offsets(&b, &g, &t, 6))
+                .await
+                .ok()?;
+            offsets
+                .values()
+                .all(|(committed, end)| committed == end)
+                .then_some(offsets)
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        read_everything.values().map(|(_, end)| end).sum::<i64>(),
+        1200
+    );
+    wait_connector(&client, &n, "s", "Ready with 1 task", START, |c| {
+        condition(c, "Ready").is_some_and(|r| r.0 == "True")
+            && c.status.as_ref().is_some_and(|s| s.replicas == Some(1))
+    })
+    .await;
     teardown(ns, operator).await;
 }
