@@ -29,6 +29,25 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// `transaction.timeout.ms` (60 s), so that a read waiting behind a transaction left open by a
 /// stopped exactly-once task sees it end.
 pub const READ_DEADLINE: Duration = Duration::from_secs(120);
+
+/// Whether a consumer error is the connection's, not the read's: the client retries it by
+/// itself (broker restarting, connection refused or reset, a request timing out).
+fn is_transient(error: &KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as Code;
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            Code::BrokerTransportFailure
+                | Code::AllBrokersDown
+                | Code::NetworkException
+                | Code::RequestTimedOut
+                | Code::OperationTimedOut
+                | Code::NotCoordinator
+                | Code::LeaderNotAvailable
+                | Code::NotLeaderForPartition
+        )
+    )
+}
 /// The consumer group id of readers. They are assigned partitions and never commit, so the
 /// group has no members and holds no offsets.
 const READER_GROUP: &str = "ferry-offsets-reader";
@@ -122,6 +141,29 @@ pub fn read_offsets(
     connector: &str,
     isolation: Isolation,
 ) -> Result<BTreeMap<SourcePartition, SourceOffset>, Error> {
+    // A broker that is restarting fails the metadata or bounds requests at once: read again
+    // until the deadline, as the client would reconnect.
+    let deadline = Instant::now() + READ_DEADLINE;
+    loop {
+        match read_offsets_once(config, topic, namespace, connector, isolation) {
+            Err(Error::Metadata { source, .. } | Error::Bounds { source, .. })
+                if is_transient(&source) && Instant::now() < deadline =>
+            {
+                tracing::warn!(%topic, error = %source, "reading offsets: the broker is unreachable; retrying");
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            result => return result,
+        }
+    }
+}
+
+fn read_offsets_once(
+    config: &ClientConfig,
+    topic: &str,
+    namespace: &str,
+    connector: &str,
+    isolation: Isolation,
+) -> Result<BTreeMap<SourcePartition, SourceOffset>, Error> {
     let metadata_error = |source| Error::Metadata {
         topic: topic.to_string(),
         source,
@@ -183,6 +225,12 @@ pub fn read_offsets(
         }
         let at_end = match consumer.poll(Duration::from_millis(500)) {
             None | Some(Err(KafkaError::PartitionEOF(_))) => true,
+            // The broker went away for a moment: librdkafka reconnects on its own, and the
+            // read goes on until the deadline.
+            Some(Err(e)) if is_transient(&e) => {
+                tracing::warn!(%topic, error = %e, "reading offsets: the broker is unreachable; retrying");
+                false
+            }
             Some(Err(e)) => return Err(read_error(e)),
             Some(Ok(m)) => {
                 if let Some(key) = m.key() {
@@ -301,6 +349,23 @@ impl OffsetsWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_broker_going_away_is_retried_a_missing_topic_is_not() {
+        use rdkafka::types::RDKafkaErrorCode as Code;
+        assert!(is_transient(&KafkaError::MessageConsumption(
+            Code::BrokerTransportFailure
+        )));
+        assert!(is_transient(&KafkaError::MessageConsumption(
+            Code::AllBrokersDown
+        )));
+        assert!(!is_transient(&KafkaError::MessageConsumption(
+            Code::UnknownTopicOrPartition
+        )));
+        assert!(!is_transient(&KafkaError::MessageConsumption(
+            Code::TopicAuthorizationFailed
+        )));
+    }
 
     #[test]
     fn keys_are_scoped_to_the_connector_and_tombstones_delete() {
