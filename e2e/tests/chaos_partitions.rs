@@ -182,44 +182,8 @@ async fn partitions_neither_lose_nor_duplicate_a_record() {
     // Records keep coming for about as long as the partitions last.
     let chaos_ms = u64::from(partitions.max(1)) * 8_500;
     let rate = (total as u64 * 1000 / chaos_ms).clamp(200, 20_000);
-    let write = |name: &str, text: String| {
-        let path = dir.path().join(name);
-        std::fs::write(&path, text).expect("write a connector file");
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-        path
-    };
-    let bootstrap = &stack.kafka_bootstrap;
-    let source_file = write(
-        "source.yaml",
-        format!(
-            r#"apiVersion: ferry.rs/v1alpha1
-kind: KafkaConnector
-metadata: {{name: {topic}-src, namespace: e2e}}
-spec:
-  kafka: {{bootstrapServers: "{bootstrap}"}}
-  delivery: ExactlyOnce
-  source:
-    datagen: {{topic: {topic}, records: {total}, ratePerSecond: {rate}, keys: 50, payloadBytes: 20}}
-  converters: {{value: {{json: {{schemas: true}}}}}}
-"#
-        ),
-    );
-    let sink_file = write(
-        "sink.yaml",
-        format!(
-            r#"apiVersion: ferry.rs/v1alpha1
-kind: KafkaConnector
-metadata: {{name: {topic}-sink, namespace: e2e}}
-spec:
-  kafka: {{bootstrapServers: "{bootstrap}"}}
-  delivery: ExactlyOnce
-  sink:
-    topics: [{topic}]
-    postgres: {{url: {{secretKeyRef: {{name: pg, key: url}}}}, tableNameFormat: "{table}", insertMode: insert, autoCreate: true, batchSize: 500}}
-  converters: {{value: {{json: {{schemas: true}}}}}}
-"#
-        ),
-    );
+    let (source_file, sink_file) =
+        exactly_once_pipeline(dir.path(), &topic, &stack.kafka_bootstrap, total, rate);
     let sink_env = [("FERRY_SINK_DATABASE_URL", stack.postgres_url.as_str())];
     let mut source = Supervised::start(&stack, &source_file, &[], source_uid);
     let mut sink = Supervised::start(&stack, &sink_file, &sink_env, sink_uid);

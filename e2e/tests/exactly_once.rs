@@ -87,43 +87,8 @@ async fn kill_9_neither_loses_nor_duplicates_a_record() {
     // Records keep coming for about as long as the freezes and the kills last.
     let chaos_ms = u64::from(kills.max(1)) * 700 + 3 * FROZEN_FOR.as_millis() as u64;
     let rate = (total as u64 * 1000 / chaos_ms).clamp(500, 20_000);
-    let source_file = dir.path().join("source.yaml");
-    std::fs::write(
-        &source_file,
-        format!(
-            r#"apiVersion: ferry.rs/v1alpha1
-kind: KafkaConnector
-metadata: {{name: {topic}-src, namespace: e2e}}
-spec:
-  kafka: {{bootstrapServers: "{bootstrap}"}}
-  delivery: ExactlyOnce
-  source:
-    datagen: {{topic: {topic}, records: {total}, ratePerSecond: {rate}, keys: 50, payloadBytes: 20}}
-  converters: {{value: {{json: {{schemas: true}}}}}}
-"#,
-            bootstrap = stack.kafka_bootstrap
-        ),
-    )
-    .expect("write source");
-    let sink_file = dir.path().join("sink.yaml");
-    std::fs::write(
-        &sink_file,
-        format!(
-            r#"apiVersion: ferry.rs/v1alpha1
-kind: KafkaConnector
-metadata: {{name: {topic}-sink, namespace: e2e}}
-spec:
-  kafka: {{bootstrapServers: "{bootstrap}"}}
-  delivery: ExactlyOnce
-  sink:
-    topics: [{topic}]
-    postgres: {{url: {{secretKeyRef: {{name: pg, key: url}}}}, tableNameFormat: "{table}", insertMode: insert, autoCreate: true, batchSize: 500}}
-  converters: {{value: {{json: {{schemas: true}}}}}}
-"#,
-            bootstrap = stack.kafka_bootstrap
-        ),
-    )
-    .expect("write sink");
+    let (source_file, sink_file) =
+        exactly_once_pipeline(dir.path(), &topic, &stack.kafka_bootstrap, total, rate);
     let sink_env = [("FERRY_SINK_DATABASE_URL", stack.postgres_url.as_str())];
 
     let started = Instant::now();

@@ -390,20 +390,7 @@ async fn a_connector_author_cannot_obtain_a_secret_they_may_not_read() {
         stack.kafka_bootstrap
     );
     apply_connector(&admin, &namespace, &feeder).await;
-    wait_connector(
-        &admin,
-        &namespace,
-        "feeder",
-        "its records written",
-        CONNECT,
-        |c| {
-            c.status
-                .as_ref()
-                .and_then(|s| s.tasks.as_ref())
-                .is_some_and(|t| t.items.iter().any(|i| i.phase == "Succeeded"))
-        },
-    )
-    .await;
+    wait_task_succeeded(&admin, &namespace, "feeder", CONNECT).await;
     let exfiltrate = json!({
         "kafka": {"bootstrapServers": stack.kafka_bootstrap},
         "sink": {"topics": [topic], "postgres": {

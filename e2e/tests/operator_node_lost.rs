@@ -21,7 +21,7 @@ use ferry_e2e::harness::{random_suffix, wait_for_named, Stack, TestNamespace};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{DeleteParams, PostParams};
 use kube::Api;
-use operator_support::{apply_connector, apply_crd, task_pods, wait_connector, Operator};
+use operator_support::{apply_connector, apply_crd, task_pods, wait_task_succeeded, Operator};
 use serde_json::json;
 
 /// At most this long from the node's death to a ready replacement: the node monitor's grace
@@ -196,20 +196,7 @@ spec:
         "an Event says the node was lost: {reasons:?}"
     );
 
-    wait_connector(
-        &client,
-        &namespace,
-        "lost",
-        "its records written",
-        Duration::from_secs(300),
-        |c| {
-            c.status
-                .as_ref()
-                .and_then(|s| s.tasks.as_ref())
-                .is_some_and(|t| t.items.iter().any(|i| i.phase == "Succeeded"))
-        },
-    )
-    .await;
+    wait_task_succeeded(&client, &namespace, "lost", Duration::from_secs(300)).await;
     let counts = tokio::task::spawn_blocking({
         let (b, t) = (stack.kafka_bootstrap.clone(), topic.clone());
         move || runner_support::committed_sequence_counts(&b, &t)

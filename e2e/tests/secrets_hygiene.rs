@@ -203,13 +203,7 @@ async fn secret_values_never_leave_the_task_process() {
     apply_connector(&client, &n, &feeder).await;
     // Subscribed to a topic that does not exist yet, a consumer would learn of it only at
     // its next metadata refresh: start the sink once the feeder is done.
-    wait_connector(&client, &n, "feeder", "its records written", START, |c| {
-        c.status
-            .as_ref()
-            .and_then(|s| s.tasks.as_ref())
-            .is_some_and(|t| t.items.iter().any(|i| i.phase == "Succeeded"))
-    })
-    .await;
+    wait_task_succeeded(&client, &n, "feeder", START).await;
     let database_sink = format!(
         "metadata: {{name: db-sink}}\nspec:\n  kafka: {{bootstrapServers: '{}'}}\n  sink:\n    topics: [{db_topic}]\n    postgres: {{url: {{secretKeyRef: {{name: kafka-user, key: database-url}}}}}}\n  restartPolicy: {{initialBackoffSeconds: 1, maxBackoffSeconds: 4}}\n",
         stack.kafka_bootstrap

@@ -302,3 +302,22 @@ pub fn group_offsets(
         })
         .collect()
 }
+
+/// Waits (up to `timeout`) until a task of connector `name` has Succeeded (a bounded
+/// source that wrote all its records).
+pub async fn wait_task_succeeded(client: &Client, namespace: &str, name: &str, timeout: Duration) {
+    wait_connector(
+        client,
+        namespace,
+        name,
+        "its records written",
+        timeout,
+        |c| {
+            c.status
+                .as_ref()
+                .and_then(|s| s.tasks.as_ref())
+                .is_some_and(|t| t.items.iter().any(|i| i.phase == "Succeeded"))
+        },
+    )
+    .await;
+}

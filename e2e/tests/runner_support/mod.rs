@@ -521,3 +521,56 @@ pub async fn table_counts(db: &tokio_postgres::Client, table: &str) -> (i64, i64
         Err(_) => (0, 0),
     }
 }
+
+/// The exactly-once pipeline of the chaos tests, written into `dir` (readable by any user):
+/// a transactional `datagen` source of `total` numbered records at `rate` per second into
+/// `topic`, and a `postgres` sink (URL from `FERRY_SINK_DATABASE_URL`) copying them into a
+/// table named after the topic. Returns the source's and the sink's files.
+pub fn exactly_once_pipeline(
+    dir: &Path,
+    topic: &str,
+    bootstrap: &str,
+    total: i64,
+    rate: u64,
+) -> (PathBuf, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let table = topic.replace('-', "_");
+    let write = |name: &str, text: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).expect("write a connector file");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        path
+    };
+    let source = write(
+        "source.yaml",
+        format!(
+            r#"apiVersion: ferry.rs/v1alpha1
+kind: KafkaConnector
+metadata: {{name: {topic}-src, namespace: e2e}}
+spec:
+  kafka: {{bootstrapServers: "{bootstrap}"}}
+  delivery: ExactlyOnce
+  source:
+    datagen: {{topic: {topic}, records: {total}, ratePerSecond: {rate}, keys: 50, payloadBytes: 20}}
+  converters: {{value: {{json: {{schemas: true}}}}}}
+"#
+        ),
+    );
+    let sink = write(
+        "sink.yaml",
+        format!(
+            r#"apiVersion: ferry.rs/v1alpha1
+kind: KafkaConnector
+metadata: {{name: {topic}-sink, namespace: e2e}}
+spec:
+  kafka: {{bootstrapServers: "{bootstrap}"}}
+  delivery: ExactlyOnce
+  sink:
+    topics: [{topic}]
+    postgres: {{url: {{secretKeyRef: {{name: pg, key: url}}}}, tableNameFormat: "{table}", insertMode: insert, autoCreate: true, batchSize: 500}}
+  converters: {{value: {{json: {{schemas: true}}}}}}
+"#
+        ),
+    );
+    (source, sink)
+}
