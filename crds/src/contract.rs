@@ -130,4 +130,105 @@ pub struct TaskProgress {
     pub last_commit_at: Option<String>,
     /// True when work is waiting and nothing was committed for the stall window.
     pub stalled: bool,
+    /// The PostgreSQL replication slot a `postgresCdc` task reads, and the WAL it retains.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication_slot: Option<ReplicationSlotReport>,
+}
+
+/// What a `postgresCdc` task knows of its replication slot. PostgreSQL keeps every WAL
+/// segment from the slot's `restart_lsn` on, whether a task reads the slot or not: a failing
+/// task makes the slot retain more and more of the primary's disk.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicationSlotReport {
+    /// The slot's name.
+    pub slot: String,
+    /// Bytes of WAL the server keeps for the slot (`pg_current_wal_lsn() - restart_lsn`), as
+    /// last measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retained_wal_bytes: Option<u64>,
+    /// RFC 3339 time of that measurement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured_at: Option<String>,
+    /// Why the last attempt to measure failed (e.g. the password is refused), if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measurement_error: Option<String>,
+}
+
+/// Kubernetes keeps at most this many bytes of a termination message.
+pub const TERMINATION_MESSAGE_MAX_BYTES: usize = 4096;
+/// Marks the end of a termination message that carries a [`ReplicationSlotReport`]: the
+/// report follows as one line of JSON.
+const SLOT_REPORT_MARKER: &str = "\nferry.rs/replication-slot: ";
+
+/// The termination message of a task that stopped with `error`: the error, cut on a
+/// character boundary so that the whole message fits in
+/// [`TERMINATION_MESSAGE_MAX_BYTES`], then the slot report if there is one.
+pub fn termination_message(error: &str, slot: Option<&ReplicationSlotReport>) -> String {
+    let trailer = slot
+        .and_then(|r| serde_json::to_string(r).ok())
+        .map(|json| format!("{SLOT_REPORT_MARKER}{json}"))
+        .filter(|t| t.len() < TERMINATION_MESSAGE_MAX_BYTES / 2)
+        .unwrap_or_default();
+    let mut end = error
+        .len()
+        .min(TERMINATION_MESSAGE_MAX_BYTES - trailer.len());
+    while !error.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{trailer}", &error[..end])
+}
+
+/// Splits a termination message written by [`termination_message`] into the error and the
+/// slot report. A message without a (readable) report is all error.
+pub fn parse_termination_message(message: &str) -> (&str, Option<ReplicationSlotReport>) {
+    if let Some((error, json)) = message.rsplit_once(SLOT_REPORT_MARKER) {
+        if let Ok(report) = serde_json::from_str(json.trim()) {
+            return (error, Some(report));
+        }
+    }
+    (message, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report() -> ReplicationSlotReport {
+        ReplicationSlotReport {
+            slot: "ferry_shop_orders".into(),
+            retained_wal_bytes: Some(123_456),
+            measured_at: Some("2026-12-07T03:00:00Z".into()),
+            measurement_error: None,
+        }
+    }
+
+    #[test]
+    fn a_slot_report_survives_the_termination_message() {
+        let message = termination_message("PostgreSQL refused user \"app\"", Some(&report()));
+        assert!(message.len() <= TERMINATION_MESSAGE_MAX_BYTES);
+        let (error, slot) = parse_termination_message(&message);
+        assert_eq!(error, "PostgreSQL refused user \"app\"");
+        assert_eq!(slot, Some(report()));
+    }
+
+    #[test]
+    fn a_long_error_is_cut_and_keeps_the_report() {
+        let long = "é".repeat(3000);
+        let message = termination_message(&long, Some(&report()));
+        assert!(message.len() <= TERMINATION_MESSAGE_MAX_BYTES);
+        let (error, slot) = parse_termination_message(&message);
+        assert!(!error.is_empty() && error.chars().all(|c| c == 'é'));
+        assert_eq!(slot, Some(report()));
+        let plain = termination_message(&long, None);
+        assert!(plain.len() <= TERMINATION_MESSAGE_MAX_BYTES);
+        assert_eq!(parse_termination_message(&plain), (plain.as_str(), None));
+    }
+
+    #[test]
+    fn a_message_without_a_readable_report_is_all_error() {
+        let text = "failed\nferry.rs/replication-slot: {not json";
+        assert_eq!(parse_termination_message(text), (text, None));
+        assert_eq!(parse_termination_message("exit"), ("exit", None));
+    }
 }

@@ -22,9 +22,21 @@ pub mod condition_type {
     /// `status.lag` and `status.offsets`, autoscaling from lag and offsets resets depend on.
     /// Shown once the operator has tried to read them.
     pub const OFFSETS_READABLE: &str = "OffsetsReadable";
+    /// `postgresCdc` sources: whether a running task reads the connector's replication slot
+    /// and confirms what Kafka stored. While it is `False`, PostgreSQL keeps every WAL
+    /// segment from the slot's position on, and the primary's disk fills
+    /// (`status.replicationSlot.retainedWalBytes`).
+    pub const REPLICATION_SLOT_ADVANCING: &str = "ReplicationSlotAdvancing";
 
     /// Every condition type, in the order they are shown.
-    pub const ALL: &[&str] = &[READY, PROGRESSING, DEGRADED, STALLED, OFFSETS_READABLE];
+    pub const ALL: &[&str] = &[
+        READY,
+        PROGRESSING,
+        DEGRADED,
+        STALLED,
+        OFFSETS_READABLE,
+        REPLICATION_SLOT_ADVANCING,
+    ];
 }
 
 /// Reasons of the conditions (`CamelCase`, as Kubernetes expects).
@@ -68,6 +80,16 @@ pub mod reason {
     /// the lag is not shown, the autoscaler has no lag to go by and offsets resets cannot be
     /// applied. The message quotes the Kafka (or Secret) error.
     pub const OFFSETS_UNREADABLE: &str = "OffsetsUnreadable";
+    /// ReplicationSlotAdvancing=True: every task runs and reads the replication slot.
+    pub const SLOT_READ: &str = "SlotRead";
+    /// ReplicationSlotAdvancing=False: a task failed (the message quotes its error, and the
+    /// WAL the slot retains while nobody reads it).
+    pub const TASK_FAILING: &str = "TaskFailing";
+    /// ReplicationSlotAdvancing=False: the connector is paused or stopped, and its slot keeps
+    /// WAL meanwhile.
+    pub const NOT_RUNNING: &str = "NotRunning";
+    /// ReplicationSlotAdvancing=Unknown: the task is starting.
+    pub const TASK_STARTING: &str = "TaskStarting";
 }
 
 /// Observed state of a connector, written by the operator.
@@ -119,6 +141,29 @@ pub struct KafkaConnectorStatus {
     /// The autoscaler's last decision (`spec.autoscaling`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autoscaler: Option<AutoscalerStatus>,
+    /// `postgresCdc` sources: the replication slot and the WAL it retains on the server, as
+    /// the task last measured it (condition `ReplicationSlotAdvancing`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication_slot: Option<ReplicationSlotStatus>,
+}
+
+/// The replication slot of a `postgresCdc` connector.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicationSlotStatus {
+    /// The slot's name.
+    pub name: String,
+    /// Bytes of WAL PostgreSQL keeps for the slot (from its `restart_lsn` to the server's
+    /// current position) at `measuredAt`. It grows while no task reads the slot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retained_wal_bytes: Option<i64>,
+    /// When a task last measured `retainedWalBytes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured_at: Option<Time>,
+    /// Why the latest attempt to measure failed (e.g. the password is refused); empty when
+    /// it worked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measurement_error: Option<String>,
 }
 
 /// What the connector as a whole is doing.

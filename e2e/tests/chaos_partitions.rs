@@ -221,8 +221,10 @@ async fn partitions_neither_lose_nor_duplicate_a_record() {
     }
     let chaos = started.elapsed();
 
-    // The source finishes its records; the sink catches up.
-    let deadline = Instant::now() + Duration::from_secs(240);
+    // The source finishes its records; the sink catches up. A long run may leave many of its
+    // records to after the partitions: allow the time they take at `rate`.
+    let finish = Duration::from_secs(240).max(Duration::from_millis(total as u64 * 1000 / rate));
+    let deadline = Instant::now() + finish;
     let mut rows = table_counts(&db, &table).await;
     while (!source.done || rows.0 < total) && Instant::now() < deadline {
         supervise(&mut source, &mut sink, Duration::from_millis(500)).await;

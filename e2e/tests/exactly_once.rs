@@ -178,8 +178,11 @@ async fn kill_9_neither_loses_nor_duplicates_a_record() {
     }
     let chaos = started.elapsed();
 
-    // The source finishes its share and exits 0; the sink catches up.
-    let source_exit = tokio::time::timeout(Duration::from_secs(180), source.child.wait())
+    // The source finishes its share and exits 0; the sink catches up. A long run may leave
+    // most of its records to after the kills: allow twice the time they take at `rate`.
+    let finish =
+        Duration::from_secs(180).max(Duration::from_millis(2 * total as u64 * 1000 / rate));
+    let source_exit = tokio::time::timeout(finish, source.child.wait())
         .await
         .unwrap_or_else(|_| panic!("the source did not finish:\n{}", source.log_tail()))
         .expect("source exit");
@@ -188,7 +191,7 @@ async fn kill_9_neither_loses_nor_duplicates_a_record() {
         "source exit {source_exit}:\n{}",
         source.log_tail()
     );
-    let deadline = Instant::now() + Duration::from_secs(180);
+    let deadline = Instant::now() + finish;
     let mut rows = table_counts(&db, &table).await;
     while rows.0 < total && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(500)).await;

@@ -874,6 +874,7 @@ async fn alerts_and_dashboard_read_only_metrics_that_ferry_exports() {
         "FerryOperatorNoLeader",
         "FerryTasksFailing",
         "FerryTasksRestarting",
+        "FerryReplicationSlotNotAdvancing",
         "FerryTasksStalled",
         "FerryTaskNoProgress",
         "FerryConnectorLagGrowing",

@@ -105,6 +105,17 @@ pub struct TaskInputs {
     pub plugin_secrets: Vec<(String, SecretKey)>,
     /// Restart backoff.
     pub backoff: Backoff,
+    /// `postgresCdc` sources: the replication slot the tasks read.
+    pub replication_slot: Option<SlotIdentity>,
+}
+
+/// A replication slot, as the status names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlotIdentity {
+    /// The slot's name.
+    pub name: String,
+    /// Where it is: `host:port/database`.
+    pub server: String,
 }
 
 impl TaskInputs {

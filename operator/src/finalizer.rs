@@ -73,6 +73,7 @@ pub fn forget_named(ctx: &Context, namespace: &str, name: &str) {
     ctx.metrics
         .set_tasks(&format!("{namespace}/{name}"), BTreeMap::new());
     ctx.metrics.forget_offsets(namespace, name);
+    ctx.metrics.set_replication_slot(namespace, name, None);
 }
 
 /// Stops the tasks of a deleted connector, then deletes its offsets. Returns the action to

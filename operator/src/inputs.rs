@@ -7,7 +7,7 @@ use ferry_crds::names::{API_GROUP, API_VERSION, KIND};
 use ferry_crds::KafkaConnector;
 use kube::Resource;
 
-use crate::build::{KafkaSecrets, RunState, SecretKey, TaskInputs};
+use crate::build::{KafkaSecrets, RunState, SecretKey, SlotIdentity, TaskInputs};
 use crate::context::Settings;
 use crate::error::Error;
 use crate::restart::Backoff;
@@ -86,6 +86,10 @@ pub fn task_inputs(
             sasl_password: sasl.map(|s| key(&s.password.secret_key_ref)),
         },
         plugin_secrets: plugin_secrets(spec, key),
+        replication_slot: crate::replication_slot::cdc_source(connector).map(|cdc| SlotIdentity {
+            name: cdc.slot_name(&namespace, &name),
+            server: format!("{}:{}/{}", cdc.host, cdc.port(), cdc.database),
+        }),
         backoff: Backoff {
             initial: Duration::from_secs(u64::from(policy.initial_backoff_seconds)),
             max: Duration::from_secs(u64::from(policy.max_backoff_seconds)),

@@ -35,6 +35,7 @@ pub mod replication_slot;
 pub mod report;
 pub mod restart;
 pub mod server;
+pub mod slot_status;
 pub mod status;
 pub mod status_writer;
 pub mod task_template;

@@ -12,6 +12,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+use ferry_crds::status::ReplicationSlotStatus;
+
 /// Label set `{result}` of `ferry_operator_reconciles_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
@@ -45,6 +47,7 @@ pub struct Metrics {
     tasks_by_connector: Mutex<HashMap<String, BTreeMap<String, i64>>>,
     offsets: OffsetMetrics,
     autoscaler: AutoscalerMetrics,
+    slots: SlotMetrics,
 }
 
 impl Default for Metrics {
@@ -101,8 +104,10 @@ impl Metrics {
         );
         let offsets = OffsetMetrics::register(&mut registry);
         let autoscaler = AutoscalerMetrics::register(&mut registry);
+        let slots = SlotMetrics::register(&mut registry);
         Metrics {
             autoscaler,
+            slots,
             offsets,
             registry,
             reconciles,
@@ -168,6 +173,50 @@ impl Metrics {
         self.tasks.clear();
         for (state, count) in totals {
             self.tasks.get_or_create(&StateLabels { state }).set(count);
+        }
+    }
+
+    /// Sets the replication slot gauges of a `postgresCdc` connector from its status: whether
+    /// a task reads the slot (condition `ReplicationSlotAdvancing`) and the WAL it retains;
+    /// `None` forgets the connector's slot.
+    pub fn set_replication_slot(
+        &self,
+        namespace: &str,
+        connector: &str,
+        slot: Option<(&ReplicationSlotStatus, bool)>,
+    ) {
+        let Ok(mut known) = self.slots.known.lock() else {
+            return;
+        };
+        let key = format!("{namespace}/{connector}");
+        let labels = slot.map(|(s, _)| SlotLabels {
+            namespace: namespace.into(),
+            connector: connector.into(),
+            slot: s.name.clone(),
+        });
+        if let Some(old) = known.get(&key).filter(|old| Some(*old) != labels.as_ref()) {
+            self.slots.advancing.remove(old);
+            self.slots.retained.remove(old);
+        }
+        match (slot, labels) {
+            (Some((status, advancing)), Some(labels)) => {
+                self.slots
+                    .advancing
+                    .get_or_create(&labels)
+                    .set(i64::from(advancing));
+                match status.retained_wal_bytes {
+                    Some(bytes) => {
+                        self.slots.retained.get_or_create(&labels).set(bytes);
+                    }
+                    None => {
+                        self.slots.retained.remove(&labels);
+                    }
+                }
+                known.insert(key, labels);
+            }
+            _ => {
+                known.remove(&key);
+            }
         }
     }
 
@@ -343,6 +392,49 @@ impl OffsetMetrics {
     }
 }
 
+/// Label set `{namespace, connector, slot}` of the `ferry_operator_replication_slot_*` gauges.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SlotLabels {
+    /// The connector's namespace.
+    pub namespace: String,
+    /// The connector's name.
+    pub connector: String,
+    /// The replication slot's name.
+    pub slot: String,
+}
+
+/// The replication slots of `postgresCdc` connectors, from their status.
+struct SlotMetrics {
+    advancing: Family<SlotLabels, Gauge>,
+    retained: Family<SlotLabels, Gauge>,
+    /// The labels set for each `namespace/connector`, to forget a renamed slot.
+    known: Mutex<HashMap<String, SlotLabels>>,
+}
+
+impl SlotMetrics {
+    fn register(registry: &mut Registry) -> Self {
+        let m = SlotMetrics {
+            advancing: Family::default(),
+            retained: Family::default(),
+            known: Mutex::new(HashMap::new()),
+        };
+        registry.register(
+            "replication_slot_advancing",
+            "1 while every task of a postgresCdc connector runs and reads its replication slot; \
+             0 while none does (a task failed, is starting, or the connector is paused or \
+             stopped) and PostgreSQL keeps WAL for the slot",
+            m.advancing.clone(),
+        );
+        registry.register(
+            "replication_slot_retained_wal_bytes",
+            "Bytes of WAL PostgreSQL keeps for a postgresCdc connector's replication slot, as \
+             its task last measured (status.replicationSlot.retainedWalBytes)",
+            m.retained.clone(),
+        );
+        m
+    }
+}
+
 /// Label set `{namespace, connector}` of the `ferry_operator_autoscaler_*` gauges and of
 /// `ferry_operator_source_offset_partitions`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -504,6 +596,45 @@ impl AutoscalerMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replication_slot_gauges_follow_the_status_and_are_forgotten() {
+        let m = Metrics::new();
+        let slot = ReplicationSlotStatus {
+            name: "ferry_shop_orders".into(),
+            retained_wal_bytes: Some(4096),
+            ..ReplicationSlotStatus::default()
+        };
+        m.set_replication_slot("shop", "orders", Some((&slot, false)));
+        let text = m.encode().unwrap();
+        let labels = r#"{namespace="shop",connector="orders",slot="ferry_shop_orders"}"#;
+        assert!(
+            text.contains(&format!(
+                "ferry_operator_replication_slot_advancing{labels} 0"
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "ferry_operator_replication_slot_retained_wal_bytes{labels} 4096"
+            )),
+            "{text}"
+        );
+        let renamed = ReplicationSlotStatus {
+            name: "other".into(),
+            ..ReplicationSlotStatus::default()
+        };
+        m.set_replication_slot("shop", "orders", Some((&renamed, true)));
+        let text = m.encode().unwrap();
+        assert!(!text.contains("ferry_shop_orders"), "{text}");
+        assert!(text.contains(r#"ferry_operator_replication_slot_advancing{namespace="shop",connector="orders",slot="other"} 1"#), "{text}");
+        assert!(
+            !text.contains("replication_slot_retained_wal_bytes{"),
+            "{text}"
+        );
+        m.set_replication_slot("shop", "orders", None);
+        assert!(!m.encode().unwrap().contains("slot=\""));
+    }
 
     #[test]
     fn exposes_the_documented_names() {

@@ -1,6 +1,7 @@
 //! What the operator reads from a task pod (pure): its index, configuration hash, restart
 //! bookkeeping, phase, readiness and how its process ended.
 
+use ferry_crds::contract::{parse_termination_message, ReplicationSlotReport};
 use k8s_openapi::api::core::v1::{ContainerStateTerminated, Pod};
 use k8s_openapi::jiff::Timestamp;
 
@@ -30,6 +31,9 @@ pub struct Ended {
     pub reason: String,
     /// The termination message (the runner's last fatal error).
     pub message: String,
+    /// What the task measured of its replication slot before it stopped (`postgresCdc`),
+    /// from the end of the termination message.
+    pub replication_slot: Option<ReplicationSlotReport>,
     /// When the process started.
     pub started_at: Option<Timestamp>,
     /// When the process ended.
@@ -106,13 +110,18 @@ impl TaskPod {
             .and_then(|c| c.state.as_ref())
             .and_then(|s| s.terminated.as_ref());
         let ended = match (phase, terminated) {
-            (PodPhase::Failed | PodPhase::Succeeded, Some(t)) => Some(Ended {
-                exit_code: Some(t.exit_code),
-                reason: t.reason.clone().unwrap_or_else(|| "Error".to_string()),
-                message: t.message.clone().unwrap_or_default().trim().to_string(),
-                started_at: t.started_at.as_ref().map(|t| t.0),
-                finished_at: t.finished_at.as_ref().map(|t| t.0),
-            }),
+            (PodPhase::Failed | PodPhase::Succeeded, Some(t)) => {
+                let (message, replication_slot) =
+                    parse_termination_message(t.message.as_deref().unwrap_or_default());
+                Some(Ended {
+                    exit_code: Some(t.exit_code),
+                    reason: t.reason.clone().unwrap_or_else(|| "Error".to_string()),
+                    message: message.trim().to_string(),
+                    replication_slot,
+                    started_at: t.started_at.as_ref().map(|t| t.0),
+                    finished_at: t.finished_at.as_ref().map(|t| t.0),
+                })
+            }
             // A pod that failed without its container ending (evicted, deadline exceeded, ...).
             (PodPhase::Failed | PodPhase::Succeeded, None) => Some(Ended {
                 exit_code: None,
@@ -120,6 +129,7 @@ impl TaskPod {
                     .and_then(|s| s.reason.clone())
                     .unwrap_or_else(|| "PodFailed".to_string()),
                 message: status.and_then(|s| s.message.clone()).unwrap_or_default(),
+                replication_slot: None,
                 started_at: status.and_then(|s| s.start_time.as_ref()).map(|t| t.0),
                 finished_at: None,
             }),

@@ -24,7 +24,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use ferry_crds::contract::EXIT_CONFIG_ERROR;
+use ferry_crds::contract::{ReplicationSlotReport, EXIT_CONFIG_ERROR};
 use ferry_crds::status::{task_phase, TaskFailure, TaskStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
@@ -153,6 +153,8 @@ pub struct Plan {
     pub config_error: Option<(i32, String)>,
     /// Why tasks that are not ready are waiting, by index (from their pods).
     pub waiting: BTreeMap<i32, String>,
+    /// What failed tasks measured of their replication slot before they stopped, by index.
+    pub slot_reports: BTreeMap<i32, ReplicationSlotReport>,
 }
 
 /// Everything [`plan`] decides on.
@@ -387,6 +389,9 @@ fn failed_task(
             .iter()
             .all(|p| p.index != task.index || p.pod != pod.name);
     task.last_failure = Some(failure.clone());
+    if let Some(report) = &ended.replication_slot {
+        plan.slot_reports.insert(task.index, report.clone());
+    }
 
     if ended.exit_code == Some(EXIT_CONFIG_ERROR) {
         task.restarts = pod.restarts;

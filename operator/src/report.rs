@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use ferry_crds::status::condition_type;
 use ferry_crds::{KafkaConnector, KafkaConnectorStatus};
 use k8s_openapi::jiff::Timestamp;
 use kube::Resource;
@@ -54,10 +55,26 @@ pub async fn report(ctx: &Arc<Context>, reconciled: &Reconciled<'_>) -> Result<(
         &format!("{}/{}", reconciled.inputs.namespace, reconciled.inputs.name),
         phase_counts(&next),
     );
+    ctx.metrics.set_replication_slot(
+        &reconciled.inputs.namespace,
+        &reconciled.inputs.name,
+        next.replication_slot
+            .as_ref()
+            .map(|slot| (slot, slot_advancing(&next))),
+    );
     if ctx.settings.read_progress {
         offsets_refresh::refresh_offsets_in_background(ctx, connector);
     }
     Ok(())
+}
+
+/// Whether the status says a task reads the replication slot
+/// (`ReplicationSlotAdvancing=True`).
+pub fn slot_advancing(status: &KafkaConnectorStatus) -> bool {
+    status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == condition_type::REPLICATION_SLOT_ADVANCING && c.status == "True")
 }
 
 /// The main part of the status (pure): built from the plan and the readings of the pods the

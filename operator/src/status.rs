@@ -15,6 +15,7 @@ use crate::build::{RunState, TaskInputs};
 use crate::conditions::{self, Desired, Status};
 use crate::names::task_selector;
 use crate::plan::Plan;
+use crate::slot_status::{slot_status, SlotInputs};
 
 /// What a running task said about its progress.
 #[derive(Clone, Debug, PartialEq)]
@@ -256,6 +257,15 @@ pub fn build(
         )
     };
 
+    let slot = slot_status(&SlotInputs {
+        inputs,
+        tasks: &tasks,
+        config_error: plan.config_error.is_some(),
+        readings,
+        failure_reports: &plan.slot_reports,
+        previous: previous.and_then(|p| p.replication_slot.as_ref()),
+    });
+    let (replication_slot, slot_condition) = slot.unzip();
     let offsets_readable = offsets_condition(previous.and_then(|p| p.offsets.as_ref()));
     let lag_known = offsets_readable
         .as_ref()
@@ -274,6 +284,7 @@ pub fn build(
             [ready_condition, progressing, degraded, stalled_condition]
                 .into_iter()
                 .chain(offsets_readable)
+                .chain(slot_condition)
                 .collect(),
             inputs.generation,
             now,
@@ -288,6 +299,7 @@ pub fn build(
         offset_reset: None,
         offsets: None,
         autoscaler: None,
+        replication_slot,
     }
 }
 
@@ -359,7 +371,8 @@ fn saturating_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-fn describe_failure(task: &ferry_crds::status::TaskStatus) -> String {
+/// A task's last failure in words: reason, exit code and message.
+pub(crate) fn describe_failure(task: &ferry_crds::status::TaskStatus) -> String {
     match &task.last_failure {
         Some(f) => {
             let code = f

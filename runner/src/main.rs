@@ -82,7 +82,7 @@ fn main() -> anyhow::Result<()> {
                 contract::EXIT_OK
             };
             if code != contract::EXIT_OK {
-                ferry_runner::termination::write_termination_message(&e.to_string());
+                ferry_runner::termination::write_termination_message(&e.to_string(), None);
             }
             let _ = e.print();
             std::process::exit(code);

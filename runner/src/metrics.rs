@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use prometheus_client::metrics::counter::Counter;
@@ -11,6 +11,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+
+use ferry_crds::contract::ReplicationSlotReport;
 
 use crate::error_handling::Stage;
 
@@ -73,6 +75,8 @@ pub struct TaskMetrics {
     batch_duration: Histogram,
     lag: Gauge,
     source_backlog_bytes: Gauge,
+    retained_wal_bytes: Family<Vec<(String, String)>, Gauge>,
+    replication_slot: Mutex<Option<ReplicationSlotReport>>,
     last_commit: Gauge<f64, AtomicU64>,
     state: AtomicU8,
     ready: AtomicU8,
@@ -167,6 +171,13 @@ impl TaskMetrics {
              (postgresCdc: WAL between the server's position and the slot's confirmed position)",
             source_backlog_bytes.clone(),
         );
+        let retained_wal_bytes = Family::<Vec<(String, String)>, Gauge>::default();
+        registry.register(
+            "replication_slot_retained_wal_bytes",
+            "Bytes of WAL PostgreSQL keeps for this task's replication slot (postgresCdc: \
+             between the server's position and the slot's restart_lsn), as last measured",
+            retained_wal_bytes.clone(),
+        );
         let last_commit = Gauge::<f64, AtomicU64>::default();
         registry.register(
             "last_commit_timestamp_seconds",
@@ -184,6 +195,8 @@ impl TaskMetrics {
             batch_duration,
             lag,
             source_backlog_bytes,
+            retained_wal_bytes,
+            replication_slot: Mutex::new(None),
             last_commit,
             state: AtomicU8::new(RunState::Starting as u8),
             ready: AtomicU8::new(0),
@@ -261,6 +274,24 @@ impl TaskMetrics {
     pub fn set_source_backlog_bytes(&self, bytes: u64) {
         self.source_backlog_bytes
             .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
+    /// Records what the task knows of its replication slot (`postgresCdc`), for `/progress`,
+    /// the termination message and `ferry_task_replication_slot_retained_wal_bytes`.
+    pub fn set_replication_slot(&self, report: ReplicationSlotReport) {
+        if let Some(bytes) = report.retained_wal_bytes {
+            self.retained_wal_bytes
+                .get_or_create(&vec![("slot".to_string(), report.slot.clone())])
+                .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        }
+        if let Ok(mut slot) = self.replication_slot.lock() {
+            *slot = Some(report);
+        }
+    }
+
+    /// What the task last knew of its replication slot, if it reads one.
+    pub fn replication_slot(&self) -> Option<ReplicationSlotReport> {
+        self.replication_slot.lock().ok().and_then(|s| s.clone())
     }
 
     /// Records a successful commit of offsets (also progress).
@@ -358,6 +389,7 @@ impl TaskMetrics {
                 self.since_progress(),
                 stall_after,
             ),
+            replication_slot: self.replication_slot(),
         }
     }
 }

@@ -38,21 +38,29 @@ pub fn load_for_run(args: &RunArgs) -> Result<TaskConfig, TaskError> {
 /// Runs the task; returns the process exit code. The last fatal error is written to the
 /// termination-message file.
 pub async fn run(args: RunArgs) -> i32 {
-    let result = run_inner(&args).await;
+    let mut metrics = None;
+    let result = run_inner(&args, &mut metrics).await;
     match result {
         Ok(()) => ferry_crds::contract::EXIT_OK,
         Err(e) => {
             let message = e.to_string();
             tracing::error!(exit_code = e.exit_code(), "{message}");
-            write_termination_message(&message);
+            let slot = metrics.and_then(|m| m.replication_slot());
+            write_termination_message(&message, slot.as_ref());
             e.exit_code()
         }
     }
 }
 
-async fn run_inner(args: &RunArgs) -> Result<(), TaskError> {
+/// Runs the task; `metrics_out` receives its metrics once they exist (the termination
+/// message quotes the replication slot they hold).
+async fn run_inner(
+    args: &RunArgs,
+    metrics_out: &mut Option<Arc<TaskMetrics>>,
+) -> Result<(), TaskError> {
     let cfg = Arc::new(load_for_run(args)?);
     let metrics = TaskMetrics::new(&cfg.namespace, &cfg.name, cfg.share.index);
+    *metrics_out = Some(metrics.clone());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let admin = crate::admin::serve(
         args.admin_addr,

@@ -140,7 +140,9 @@ pub async fn run(
         .into_iter()
         .filter_map(|p| stored.get(&p).map(|o| (p, o.clone())))
         .collect();
-    task.start(mine).await.map_err(TaskError::plugin_start)?;
+    let started = task.start(mine).await.map_err(TaskError::plugin_start);
+    measure_slot_on_failure(&started, task.as_mut(), &metrics).await;
+    started?;
     // Under exactly-once, offsets go out in the task's own transactions.
     // A source has no dead letter queue (validation refuses one).
     let failures = FailureRouter::new(cfg.errors.clone(), metrics.clone(), None);
@@ -388,6 +390,7 @@ pub async fn run(
             }
         }
         tracing::info!("source task stopped; its last transaction is finished");
+        measure_slot_on_failure(&outcome, task.as_mut(), &metrics).await;
         return outcome;
     }
     let flushed = tokio::task::block_in_place(|| producer.flush(Duration::from_secs(30)));
@@ -410,6 +413,7 @@ pub async fn run(
         }
     }
     tracing::info!("source task stopped; offsets stored");
+    measure_slot_on_failure(&outcome, task.as_mut(), &metrics).await;
     outcome
 }
 
@@ -528,9 +532,7 @@ impl Transactions<'_> {
         task: &mut dyn SourceTask,
         again: bool,
     ) -> Result<(), TaskError> {
-        if let Some(bytes) = task.backlog_bytes() {
-            self.metrics.set_source_backlog_bytes(bytes);
-        }
+        publish_source_figures(task, self.metrics);
         // Acknowledged records first, then those still in flight: the latest offset wins.
         let mut offsets = acked.latest.clone();
         for (p, o) in in_flight.iter().filter_map(|f| f.partition.as_ref()) {
@@ -615,6 +617,30 @@ impl Transactions<'_> {
     }
 }
 
+/// Publishes what the plugin knows of the external system's backlog and replication slot.
+fn publish_source_figures(task: &dyn SourceTask, metrics: &TaskMetrics) {
+    if let Some(bytes) = task.backlog_bytes() {
+        metrics.set_source_backlog_bytes(bytes);
+    }
+    if let Some(report) = task.replication_slot() {
+        metrics.set_replication_slot(report);
+    }
+}
+
+/// Before a task stops on `outcome`'s error: measures its replication slot once more, for the
+/// termination message (a slot nobody reads keeps WAL on the server).
+async fn measure_slot_on_failure<T>(
+    outcome: &Result<T, TaskError>,
+    task: &mut dyn SourceTask,
+    metrics: &TaskMetrics,
+) {
+    if outcome.is_err() {
+        if let Some(report) = task.measure_replication_slot().await {
+            metrics.set_replication_slot(report);
+        }
+    }
+}
+
 /// Stores the acknowledged offsets and tells the plugin they are stored.
 async fn flush_offsets(
     store: &KafkaOffsetStore,
@@ -622,9 +648,7 @@ async fn flush_offsets(
     metrics: &TaskMetrics,
     task: &mut dyn SourceTask,
 ) -> Result<(), TaskError> {
-    if let Some(bytes) = task.backlog_bytes() {
-        metrics.set_source_backlog_bytes(bytes);
-    }
+    publish_source_figures(task, metrics);
     if acked.latest.is_empty() {
         return Ok(());
     }

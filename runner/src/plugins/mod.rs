@@ -15,6 +15,7 @@ pub mod postgres_cdc;
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
+use ferry_crds::contract::ReplicationSlotReport;
 use ferry_crds::plugins::{SinkPlugin, SourcePlugin};
 
 use crate::config_error::ConfigError;
@@ -110,6 +111,19 @@ pub trait SourceTask: Send {
     /// Bytes of change log the external system keeps for this task and the task has not
     /// confirmed (`ferry_task_source_backlog_bytes`), when the plugin knows it.
     fn backlog_bytes(&self) -> Option<u64> {
+        None
+    }
+
+    /// What the task last measured of the replication slot it reads (`postgresCdc`), for
+    /// `/progress` and the metrics. Default: none.
+    fn replication_slot(&self) -> Option<ReplicationSlotReport> {
+        None
+    }
+
+    /// Measures the replication slot again, now: called when the task is about to stop on
+    /// an error, so that the termination message says how much WAL the slot retains while
+    /// nothing reads it. Falls back to the last measurement, with why measuring failed.
+    async fn measure_replication_slot(&mut self) -> Option<ReplicationSlotReport> {
         None
     }
 }

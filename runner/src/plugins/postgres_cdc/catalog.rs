@@ -197,19 +197,32 @@ pub async fn slot_position(
     Ok(Some(lsn.and_then(|l| parse_lsn(&l))))
 }
 
-/// Bytes of WAL between the server's position and the slot's confirmed position.
-pub async fn slot_backlog(client: &Client, slot: &str) -> Result<Option<u64>, CdcError> {
+/// How much WAL a replication slot holds, in bytes from the server's current position.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlotWal {
+    /// Back to the slot's confirmed position (`confirmed_flush_lsn`): changes not yet
+    /// confirmed as stored in Kafka.
+    pub unconfirmed: Option<u64>,
+    /// Back to the slot's `restart_lsn`: the WAL the server must keep for the slot.
+    pub retained: Option<u64>,
+}
+
+/// The WAL slot `slot` holds; `None` when the slot does not exist.
+pub async fn slot_wal(client: &Client, slot: &str) -> Result<Option<SlotWal>, CdcError> {
     let row = client
         .query_opt(
-            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::int8 \
+            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::int8, \
+             pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::int8 \
              FROM pg_replication_slots WHERE slot_name = $1",
             &[&slot],
         )
         .await
         .map_err(|e| CdcError::query("reading the slot's position", &e))?;
-    Ok(row
-        .and_then(|r| r.get::<_, Option<i64>>(0))
-        .map(|b| u64::try_from(b).unwrap_or(0)))
+    let bytes = |b: Option<i64>| b.map(|b| u64::try_from(b).unwrap_or(0));
+    Ok(row.map(|r| SlotWal {
+        unconfirmed: bytes(r.get(0)),
+        retained: bytes(r.get(1)),
+    }))
 }
 
 /// The columns and primary key of `schema.table`, resolved against `types`.

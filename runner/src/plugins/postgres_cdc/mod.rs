@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use ferry_crds::contract;
+use ferry_crds::contract::{self, ReplicationSlotReport};
 use ferry_crds::plugins::postgres_cdc::SnapshotMode;
 use ferry_crds::plugins::PostgresCdcSource;
 use pgwire_replication::{Lsn, ReplicationClient, ReplicationConfig, ReplicationEvent};
@@ -48,6 +48,8 @@ const FIELD: &str = "spec.source.postgresCdc";
 const PG_EPOCH_OFFSET_MS: i64 = 946_684_800_000;
 /// How long a poll waits for the first change.
 const IDLE_WAIT: Duration = Duration::from_millis(500);
+/// How long a stopping task tries to measure its slot.
+const MEASURE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why the connector cannot go on.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +61,15 @@ pub enum CdcError {
         /// Field under `spec.source.postgresCdc`.
         field: String,
         /// What is wrong and how to fix it.
+        message: String,
+    },
+    /// The server refused the credentials. Retried with backoff: a restarted task reads the
+    /// Secret again, so a rotated password is picked up without editing the connector.
+    #[error("{FIELD}.{field}: {message}")]
+    Refused {
+        /// Field under `spec.source.postgresCdc` naming the credential.
+        field: String,
+        /// The server's answer and what to do.
         message: String,
     },
     /// The database is unreachable or failed; a later attempt may work.
@@ -90,6 +101,7 @@ impl From<CdcError> for PluginError {
             CdcError::Config { field, message } => {
                 PluginError::Config(ConfigError::new(format!("{FIELD}.{field}"), message))
             }
+            e @ CdcError::Refused { .. } => PluginError::Retriable(e.to_string()),
             CdcError::Unavailable(m) => PluginError::Retriable(m),
             CdcError::Fatal(m) => PluginError::Fatal(m),
         }
@@ -214,6 +226,8 @@ pub struct PostgresCdcTask {
     last_heartbeat: Instant,
     last_backlog_check: Option<Instant>,
     backlog: Option<u64>,
+    /// The slot's retained WAL, as last measured (or why measuring failed).
+    slot_report: Option<ReplicationSlotReport>,
 }
 
 impl PostgresCdcTask {
@@ -243,6 +257,7 @@ impl PostgresCdcTask {
             last_heartbeat: Instant::now(),
             last_backlog_check: None,
             backlog: None,
+            slot_report: None,
         }
     }
 
@@ -273,14 +288,18 @@ impl PostgresCdcTask {
                     if *c == tokio_postgres::error::SqlState::INVALID_PASSWORD
                         || *c == tokio_postgres::error::SqlState::INVALID_AUTHORIZATION_SPECIFICATION =>
                 {
-                    CdcError::config(
-                        "password",
-                        format!(
-                            "PostgreSQL refused user {:?}: {}",
+                    CdcError::Refused {
+                        field: "password".into(),
+                        message: format!(
+                            "PostgreSQL refused user {:?}: {}. The task is restarted with \
+                             backoff and reads the Secret again each time (a rotated password \
+                             is picked up without editing the connector); meanwhile the \
+                             replication slot {:?} keeps WAL on the server",
                             self.spec.user(),
-                            catalog::db_message(&e)
+                            catalog::db_message(&e),
+                            self.slot
                         ),
-                    )
+                    }
                 }
                 Some(c) if *c == tokio_postgres::error::SqlState::INVALID_CATALOG_NAME => {
                     CdcError::config("database", catalog::db_message(&e))
@@ -775,11 +794,34 @@ impl PostgresCdcTask {
         }
         self.last_backlog_check = Some(Instant::now());
         if let Some(client) = &self.client {
-            match catalog::slot_backlog(client, &self.slot).await {
-                Ok(b) => self.backlog = b,
-                Err(e) => tracing::debug!(error = %e, "cannot read the slot's backlog"),
+            let measured = catalog::slot_wal(client, &self.slot).await;
+            if let Ok(Some(wal)) = &measured {
+                self.backlog = wal.unconfirmed;
             }
+            self.note_slot(measured);
         }
+    }
+
+    /// Records a measurement of the slot (or why it failed, keeping the last figure).
+    fn note_slot(&mut self, measured: Result<Option<catalog::SlotWal>, CdcError>) {
+        let last = self.slot_report.take();
+        self.slot_report = Some(match measured {
+            Ok(wal) => ReplicationSlotReport {
+                slot: self.slot.clone(),
+                retained_wal_bytes: wal.and_then(|w| w.retained),
+                measured_at: Some(jiff::Timestamp::now().to_string()),
+                measurement_error: wal
+                    .is_none()
+                    .then(|| format!("the slot {:?} does not exist", self.slot)),
+            },
+            Err(e) => ReplicationSlotReport {
+                measurement_error: Some(e.to_string()),
+                ..last.unwrap_or_else(|| ReplicationSlotReport {
+                    slot: self.slot.clone(),
+                    ..ReplicationSlotReport::default()
+                })
+            },
+        });
     }
 }
 
@@ -945,6 +987,29 @@ impl SourceTask for PostgresCdcTask {
 
     fn backlog_bytes(&self) -> Option<u64> {
         self.backlog
+    }
+
+    fn replication_slot(&self) -> Option<ReplicationSlotReport> {
+        self.slot_report.clone()
+    }
+
+    async fn measure_replication_slot(&mut self) -> Option<ReplicationSlotReport> {
+        // The task's own connection may be what failed: measure over a new one, in bounded
+        // time (the task is stopping).
+        let measured = match tokio::time::timeout(MEASURE_TIMEOUT, async {
+            let client = self.connect().await?;
+            catalog::slot_wal(&client, &self.slot).await
+        })
+        .await
+        {
+            Ok(measured) => measured,
+            Err(_) => Err(CdcError::Unavailable(format!(
+                "PostgreSQL did not answer within {} s",
+                MEASURE_TIMEOUT.as_secs()
+            ))),
+        };
+        self.note_slot(measured);
+        self.slot_report.clone()
     }
 }
 
