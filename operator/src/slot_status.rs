@@ -179,7 +179,7 @@ fn retained_text(status: &ReplicationSlotStatus) -> String {
         _ => "; how much WAL it retains has not been measured".to_string(),
     };
     match &status.measurement_error {
-        Some(e) => format!("{measured}; measuring it failed since: {e}"),
+        Some(e) => format!("{measured}; measuring it again failed: {e}"),
         None => measured,
     }
 }
@@ -320,7 +320,7 @@ spec:
         assert!(c.message.contains("4.0 KiB (4096 bytes)"), "{}", c.message);
         assert!(
             c.message
-                .contains("measuring it failed since: PostgreSQL refused user"),
+                .contains("measuring it again failed: PostgreSQL refused user"),
             "{}",
             c.message
         );
