@@ -359,6 +359,10 @@ mod tests {
         assert!(is_transient(&KafkaError::MessageConsumption(
             Code::AllBrokersDown
         )));
+        // What fetch_watermarks returns while a restarted broker recovers the partition.
+        assert!(is_transient(&KafkaError::MetadataFetch(
+            Code::NotLeaderForPartition
+        )));
         assert!(!is_transient(&KafkaError::MessageConsumption(
             Code::UnknownTopicOrPartition
         )));
