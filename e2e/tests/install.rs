@@ -798,7 +798,18 @@ async fn alerts_and_dashboard_read_only_metrics_that_ferry_exports() {
             lag: 1,
         }],
     );
+    let slot = ferry_crds::status::ReplicationSlotStatus {
+        name: "ferry_shop_cdc".into(),
+        retained_wal_bytes: Some(1),
+        ..Default::default()
+    };
+    operator.set_replication_slot("shop", "cdc", Some((&slot, false)));
     let task = ferry_runner::metrics::TaskMetrics::new("shop", "orders", 0);
+    task.set_replication_slot(ferry_crds::contract::ReplicationSlotReport {
+        slot: "ferry_shop_cdc".into(),
+        retained_wal_bytes: Some(1),
+        ..Default::default()
+    });
     task.records_in(ferry_runner::metrics::PipelineStage::Read, 1);
     task.records_out(1);
     task.filtered();

@@ -10,12 +10,14 @@
 //! task process's environment; the sink's failure names the database only the URL holds),
 //! then searches for the username and the password in everything a user or a log collector
 //! sees: the connectors' status, the namespace's Events, its ConfigMaps, the pod objects
-//! (specs, termination messages), the operator's log and the task pods' logs and
-//! termination-message files. Nothing may match. It also checks that task pods reach
-//! credentials only through `secretKeyRef`, run as a non-root user with a read-only root
-//! filesystem, and that their ServiceAccount has no API access.
+//! (specs, termination messages), the operator's log, the task pods' logs and
+//! termination-message files, what the running tasks serve on `/metrics` and `/progress`,
+//! and the records (payloads and headers) in the test's topics. Nothing may match. It also
+//! checks that task pods reach credentials only through `secretKeyRef`, run as a non-root
+//! user with a read-only root filesystem, and that their ServiceAccount has no API access.
 
 mod operator_support;
+mod runner_support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::MetadataExt;
@@ -233,6 +235,8 @@ async fn secret_values_never_leave_the_task_process() {
     let mut pods_seen: BTreeMap<String, Pod> = BTreeMap::new();
     let started = Instant::now();
     let mut failures: BTreeMap<&str, Vec<TaskFailure>> = BTreeMap::new();
+    // What each running task serves on its admin port (`/metrics`, `/progress`).
+    let mut served: Vec<(String, Vec<u8>)> = Vec::new();
     let failing = ["sasl-source", "db-sink"];
     let all_failed = |f: &BTreeMap<&str, Vec<TaskFailure>>| {
         failing
@@ -249,6 +253,15 @@ async fn secret_values_never_leave_the_task_process() {
             let dir = pods_dir.join(&uid);
             files_containing(&dir, &password, &mut file_hits);
             files_containing(&dir, &username, &mut file_hits);
+            if let Some(ip) = pod.status.as_ref().and_then(|s| s.pod_ip.clone()) {
+                let admin = format!("{ip}:{}", contract::ADMIN_PORT);
+                for path in [contract::METRICS_PATH, contract::PROGRESS_PATH] {
+                    if let Some((200, body)) = runner_support::http_get(&admin, path).await {
+                        let name = pod.metadata.name.clone().unwrap_or_default();
+                        served.push((format!("{path} of task pod {name}"), body.into_bytes()));
+                    }
+                }
+            }
             pods_seen.insert(uid, pod);
         }
         for name in failing {
@@ -302,6 +315,38 @@ async fn secret_values_never_leave_the_task_process() {
         assert!(out.status.success(), "kubectl {args:?}: {}", text(&out));
         sources.push((format!("kubectl {}", what.join(" ")), out.stdout));
     }
+    assert!(
+        served
+            .iter()
+            .any(|(what, _)| what.starts_with(contract::METRICS_PATH)),
+        "no task pod served {}",
+        contract::METRICS_PATH
+    );
+    sources.extend(served);
+    // The records in Kafka, payloads and headers: the database sink's input and the topic
+    // the SASL connectors were given.
+    let mut records_read = 0;
+    for t in [&db_topic, &topic] {
+        for r in runner_support::read_topic(
+            &stack.kafka_bootstrap,
+            t,
+            usize::MAX,
+            Duration::from_secs(5),
+        ) {
+            records_read += 1;
+            let mut bytes = r.key.unwrap_or_default();
+            bytes.extend(r.value.unwrap_or_default());
+            for (name, value) in r.headers {
+                bytes.extend(name.into_bytes());
+                bytes.extend(value.unwrap_or_default());
+            }
+            sources.push((format!("record {t}/{}@{}", r.partition, r.offset), bytes));
+        }
+    }
+    assert!(
+        records_read >= 5,
+        "{records_read} records read back from Kafka"
+    );
     let log = operator.log.clone();
     operator.stop().await;
     let operator_log = std::fs::read(&log).expect("read the operator log");
