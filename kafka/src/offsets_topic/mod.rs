@@ -283,16 +283,30 @@ pub fn offset_records(
 
 /// Creates the offsets topic (one partition, compacted) unless it exists.
 pub async fn ensure_offsets_topic(config: &ClientConfig, topic: &str) -> Result<(), Error> {
-    ensure_topic(
-        config,
-        TopicRequest {
-            name: topic,
-            partitions: 1,
-            replication_factor: None,
-            config: &[("cleanup.policy", "compact")],
-        },
-    )
-    .await
+    // A broker that is restarting (recovering its logs) times the request out: ask again
+    // until the deadline, as for the read.
+    let deadline = Instant::now() + READ_DEADLINE;
+    loop {
+        let created = ensure_topic(
+            config,
+            TopicRequest {
+                name: topic,
+                partitions: 1,
+                replication_factor: None,
+                config: &[("cleanup.policy", "compact")],
+            },
+        )
+        .await;
+        match created {
+            Err(Error::CreateTopic { source, .. })
+                if is_transient(&source) && Instant::now() < deadline =>
+            {
+                tracing::warn!(%topic, error = %source, "creating the offsets topic: the broker does not answer; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            result => return result,
+        }
+    }
 }
 
 /// Writes offsets and tombstones into the offsets topic with an idempotent producer.
