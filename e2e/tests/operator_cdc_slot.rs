@@ -21,46 +21,6 @@ use tokio_postgres::NoTls;
 /// The stack's role that logs in with a password (`e2e/stack`).
 const ROLE: &str = "ferry_e2e_password";
 
-/// Drops the test's slot and database, passed or not.
-struct Cleanup {
-    url: String,
-    name: String,
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let (url, name) = (self.url.clone(), self.name.clone());
-        let statements = [
-            format!("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = '{name}' AND active"),
-            format!("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '{name}'"),
-            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-        ];
-        let cleanup = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async move {
-                let Ok((client, conn)) = tokio_postgres::connect(&url, NoTls).await else {
-                    return;
-                };
-                tokio::spawn(conn);
-                for sql in &statements {
-                    for _ in 0..20 {
-                        if client.batch_execute(sql).await.is_ok() {
-                            break;
-                        }
-                        tokio::time::sleep(Duration::from_millis(250)).await;
-                    }
-                }
-            });
-        });
-        let _ = cleanup.join();
-    }
-}
-
 /// Waits until the connector's `ReplicationSlotAdvancing` condition has `status` and `reason`
 /// and `accept` holds; returns the connector.
 async fn wait_slot(
@@ -129,7 +89,7 @@ async fn a_stuck_slot_is_reported_with_its_wal_and_a_rotated_password_is_picked_
             .await
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
-    let _cleanup = Cleanup {
+    let _cleanup = runner_support::CdcDatabaseCleanup {
         url: stack.postgres_url.clone(),
         name: db.clone(),
     };

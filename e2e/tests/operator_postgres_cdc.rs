@@ -16,47 +16,6 @@ use operator_support::*;
 use runner_support::read_topic;
 use tokio_postgres::NoTls;
 
-/// Drops the test's database and slot, passed or not.
-struct Cleanup {
-    url: String,
-    name: String,
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        let url = self.url.clone();
-        let statements = [
-            format!("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = '{name}' AND active"),
-            format!("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '{name}'"),
-            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-        ];
-        let cleanup = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async move {
-                let Ok((client, conn)) = tokio_postgres::connect(&url, NoTls).await else {
-                    return;
-                };
-                tokio::spawn(conn);
-                for sql in &statements {
-                    for _ in 0..20 {
-                        if client.batch_execute(sql).await.is_ok() {
-                            break;
-                        }
-                        tokio::time::sleep(Duration::from_millis(250)).await;
-                    }
-                }
-            });
-        });
-        let _ = cleanup.join();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cdc_connector_runs_one_task_with_its_secret() {
     let stack = Stack::from_env().expect("the local stack");
@@ -76,7 +35,7 @@ async fn a_cdc_connector_runs_one_task_with_its_secret() {
         .batch_execute(&format!("CREATE DATABASE {db}"))
         .await
         .expect("create database");
-    let _cleanup = Cleanup {
+    let _cleanup = runner_support::CdcDatabaseCleanup {
         url: stack.postgres_url.clone(),
         name: db.clone(),
     };

@@ -574,3 +574,47 @@ spec:
     );
     (source, sink)
 }
+
+/// Drops a CDC test's database and its replication slot of the same name, passed or not.
+pub struct CdcDatabaseCleanup {
+    /// The stack's PostgreSQL URL.
+    pub url: String,
+    /// The database's (and the slot's) name.
+    pub name: String,
+}
+
+impl Drop for CdcDatabaseCleanup {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        let url = self.url.clone();
+        let statements = [
+            format!("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = '{name}' AND active"),
+            format!("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '{name}'"),
+            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        ];
+        let cleanup = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                let Ok((client, conn)) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await
+                else {
+                    return;
+                };
+                tokio::spawn(conn);
+                for sql in &statements {
+                    for _ in 0..20 {
+                        if client.batch_execute(sql).await.is_ok() {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                    }
+                }
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
